@@ -1,0 +1,145 @@
+"""Finding and loading a spec's ``entrypoint`` (``path/to/file.py:function`` or ``pkg.mod:fn``)."""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib
+import importlib.util
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sweeper.errors import SpecError, SweeperError
+
+if TYPE_CHECKING:
+    from sweeper.spec import Spec
+
+__all__ = ["check_entrypoint", "load_entrypoint"]
+
+_FORMS = "'path/to/file.py:function' or 'package.module:function'"
+
+
+def _split(spec: Spec) -> tuple[str, str]:
+    target, sep, function = spec.entrypoint.rpartition(":")
+    if not sep or not target or not function.isidentifier():
+        raise SpecError(
+            f"entrypoint must be {_FORMS}, got {spec.entrypoint!r}",
+            file=_file(spec),
+            field="entrypoint",
+        )
+    return target, function
+
+
+def _file(spec: Spec) -> str | None:
+    return str(spec.source) if spec.source else None
+
+
+def _is_path(target: str) -> bool:
+    return target.endswith(".py") or "/" in target or "\\" in target
+
+
+def _defined_names(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return names
+
+
+def check_entrypoint(spec: Spec) -> None:
+    """Check that the entry point's file or module exists and defines the function.
+
+    Python files are read, not imported, so validation never imports the framework.
+
+    Raises:
+        SpecError: Naming the ``entrypoint`` field.
+    """
+    target, function = _split(spec)
+    if not _is_path(target):
+        with _on_path(spec.base_dir):
+            try:
+                found = importlib.util.find_spec(target)
+            except (ImportError, ValueError):
+                found = None
+        if found is None:
+            raise SpecError(
+                f"entrypoint module must be importable, got {target!r}",
+                file=_file(spec),
+                field="entrypoint",
+                hint=f"check the name or install the package; a file is written as {_FORMS}",
+            )
+        return
+    path = spec.resolve(target)
+    if not path.is_file():
+        raise SpecError(
+            f"entrypoint file must exist, got {target!r} ({path} is missing)",
+            file=_file(spec),
+            field="entrypoint",
+            hint=f"relative paths are relative to {spec.base_dir}",
+        )
+    try:
+        names = _defined_names(path)
+    except SyntaxError as exc:
+        raise SpecError(
+            f"entrypoint file must be valid Python, got a syntax error at line {exc.lineno}",
+            file=_file(spec),
+            field="entrypoint",
+        ) from None
+    if function not in names:
+        close = difflib.get_close_matches(function, sorted(names), n=1)
+        raise SpecError(
+            f"entrypoint function must be defined in {target}, got {function!r}",
+            file=_file(spec),
+            field="entrypoint",
+            hint=f"did you mean {close[0]!r}?" if close else None,
+        )
+
+
+class _on_path:
+    """Put a directory first on ``sys.path`` for the block (the user's code imports siblings)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = str(directory)
+
+    def __enter__(self) -> None:
+        sys.path.insert(0, self.directory)
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            sys.path.remove(self.directory)
+        except ValueError:
+            pass
+
+
+_CACHE: dict[tuple[str, float], Callable[..., Any]] = {}
+
+
+def load_entrypoint(spec: Spec) -> Callable[..., Any]:
+    """Import the entry point and return its function (in the trial's process)."""
+    target, function = _split(spec)
+    if _is_path(target):
+        path = spec.resolve(target)
+        # Ray reuses trial actors; import each file once per process unless it changed.
+        key = (str(path), path.stat().st_mtime)
+        if key not in _CACHE:
+            module_name = f"_sweeper_entry_{abs(hash(key))}"
+            loader_spec = importlib.util.spec_from_file_location(module_name, path)
+            if loader_spec is None or loader_spec.loader is None:
+                raise SweeperError(f"cannot import entrypoint file {path}")
+            module = importlib.util.module_from_spec(loader_spec)
+            sys.modules[module_name] = module
+            if str(path.parent) not in sys.path:
+                sys.path.insert(0, str(path.parent))
+            loader_spec.loader.exec_module(module)
+            _CACHE[key] = getattr(module, function)
+        return _CACHE[key]
+    if str(spec.base_dir) not in sys.path:
+        sys.path.insert(0, str(spec.base_dir))
+    return getattr(importlib.import_module(target), function)

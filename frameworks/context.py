@@ -1,0 +1,97 @@
+"""What a training function sees of its trial: parameters, directories and ``report``."""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = ["TrialContext"]
+
+# Result key listing the metrics this report really holds: Tune adds keys of its own, and the
+# objective may be carried forward from an earlier report.
+REPORTED_KEY = "_sweeper_reported"
+
+
+class TrialContext:
+    """The handle a training function gets as its second argument.
+
+    Attributes:
+        params: The trial's parameters: sampled values and the spec's constants.
+        trial: The trial's name, e.g. ``trial-0007``; MLflow's child run carries it too.
+        sweep: The sweep's id, e.g. ``digits-mlp-20261122-101500``.
+        data_dir: Where the trial's input data is, or ``None`` when the spec names none.
+        output_dir: Where to write models, logs and anything else worth keeping.
+        checkpoint_dir: Where to write checkpoints.
+        gpu_ids: The GPUs Ray assigned to this trial (also in ``CUDA_VISIBLE_DEVICES``).
+        seed: A seed for this trial, derived from ``search.seed``, or ``None``.
+    """
+
+    def __init__(
+        self,
+        *,
+        params: Mapping[str, Any],
+        trial: str,
+        sweep: str,
+        output_dir: Path,
+        checkpoint_dir: Path,
+        data_dir: Path | None,
+        gpu_ids: list[str],
+        seed: int | None,
+        metric: str,
+        reporter: Callable[[dict[str, Any]], None],
+    ) -> None:
+        self.params = dict(params)
+        self.trial = trial
+        self.sweep = sweep
+        self.output_dir = output_dir
+        self.checkpoint_dir = checkpoint_dir
+        self.data_dir = data_dir
+        self.gpu_ids = list(gpu_ids)
+        self.seed = seed
+        self._metric = metric
+        self._reporter = reporter
+        self._step = 0
+        self._objective: float | None = None
+
+    @property
+    def step(self) -> int:
+        """The step of the last report (0 before the first)."""
+        return self._step
+
+    def report(self, step: int | None = None, **metrics: Any) -> None:
+        """Record metrics for one step (an epoch, an iteration).
+
+        Args:
+            step: The step these metrics belong to; defaults to the previous step plus one.
+            **metrics: Metric names and numbers, e.g. ``val_accuracy=0.97``.
+
+        Raises:
+            TypeError: If a metric value is not a real number.
+        """
+        if step is None:
+            step = self._step + 1
+        if not isinstance(step, numbers.Integral) or isinstance(step, bool) or step < 0:
+            raise TypeError(f"report() step must be a non-negative integer, got {step!r}")
+        result: dict[str, Any] = {}
+        for name, value in metrics.items():
+            result[name] = self._number(name, value)
+        self._step = int(step)
+        result[REPORTED_KEY] = list(result)
+        if self._metric in result:
+            self._objective = result[self._metric]
+        elif self._objective is not None:
+            # Tune's schedulers and searchers read the sweep's metric from every result; carry
+            # the last value forward rather than dropping reports that only hold other metrics.
+            result[self._metric] = self._objective
+        result["step"] = self._step
+        self._reporter(result)
+
+    @staticmethod
+    def _number(name: str, value: Any) -> float:
+        if hasattr(value, "item") and callable(value.item):
+            value = value.item()  # numpy and torch scalars
+        if not isinstance(value, numbers.Real) or isinstance(value, bool):
+            raise TypeError(f"report() metric {name!r} must be a real number, got {value!r}")
+        return float(value)

@@ -1,0 +1,32 @@
+"""The ``python`` adapter: any Python function, no framework set-up."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from frameworks._entrypoint import check_entrypoint, load_entrypoint
+from frameworks.base import FrameworkAdapter
+
+if TYPE_CHECKING:
+    from frameworks.context import TrialContext
+
+__all__ = ["PythonAdapter"]
+
+
+class PythonAdapter(FrameworkAdapter):
+    """Calls ``entrypoint(params, ctx)``; a returned mapping of numbers is a last report."""
+
+    name: ClassVar[str] = "python"
+
+    def validate(self) -> None:
+        check_entrypoint(self.spec)
+
+    def run(self, params: dict[str, Any], ctx: TrialContext) -> None:
+        self.prepare(ctx)
+        function = load_entrypoint(self.spec)
+        final = function(params, ctx)
+        if isinstance(final, dict) and final:
+            ctx.report(step=ctx.step + 1, **final)
+
+    def prepare(self, ctx: TrialContext) -> None:
+        """Set the framework up for this trial before the training function runs."""

@@ -1,0 +1,39 @@
+"""The ``pytorch`` adapter: a Python training function that uses PyTorch."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, ClassVar
+
+from frameworks.python import PythonAdapter
+from sweeper.errors import SweeperError
+
+if TYPE_CHECKING:
+    from frameworks.context import TrialContext
+
+__all__ = ["PyTorchAdapter"]
+
+
+class PyTorchAdapter(PythonAdapter):
+    """Calls ``entrypoint(params, ctx)`` after seeding PyTorch and sizing its thread pool.
+
+    The trial's GPUs are the ones in ``CUDA_VISIBLE_DEVICES`` (Ray sets it), so
+    ``torch.device("cuda")`` is the trial's first GPU.
+    """
+
+    name: ClassVar[str] = "pytorch"
+    extra: ClassVar[str | None] = "pytorch"
+
+    def prepare(self, ctx: TrialContext) -> None:
+        try:
+            import torch
+        except ImportError:
+            raise SweeperError(
+                'framework pytorch needs PyTorch; install it with: pip install "sweeper[pytorch]"'
+            ) from None
+        # Ray reuses a trial's process for the next trial: reset what PyTorch keeps globally.
+        cpus = int(self.spec.resources.cpus) or 1
+        torch.set_num_threads(max(1, cpus))
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cpus)))
+        if ctx.seed is not None:
+            torch.manual_seed(ctx.seed)

@@ -1,0 +1,134 @@
+"""The function Ray Tune runs for each trial, in the trial's actor process."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections import deque
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sweeper.errors import TrialError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from sweeper.spec import Spec
+
+__all__ = ["TrialNamer", "TrialPlan", "run_trial"]
+
+LOG_FILE = "trial.log"
+PARAMS_FILE = "params.json"
+_TAIL_LINES = 20
+
+
+class TrialNamer:
+    """Names Tune's trials ``trial-0001``, ``trial-0002``, ... in the order they are created.
+
+    Tune numbers trials in each trial's ``experiment_tag`` (from 0 for its own grid and random
+    search, from 1 for searchers such as Optuna's); its trial ids are random for the latter.
+    Tune deep-copies this object per trial, so it must hold no state.
+    """
+
+    def __init__(self, first: int) -> None:
+        self.offset = 1 - first
+
+    def __call__(self, trial: Any) -> str:
+        return f"trial-{int(trial.experiment_tag.split('_', 1)[0]) + self.offset:04d}"
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """What every trial of a sweep shares; shipped to the actors once through Ray."""
+
+    spec: Spec
+    sweep: str
+    sweep_dir: Path
+
+    def trial_dir(self, name: str) -> Path:
+        return self.sweep_dir / "trials" / name
+
+
+@contextmanager
+def _log_to(path: Path) -> Iterator[None]:
+    """Send the process's stdout and stderr (Python and C level) to ``path`` for the block."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "ab", buffering=0) as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def tail(path: Path, lines: int = _TAIL_LINES) -> str:
+    """The last ``lines`` lines of a text file ('' if it is missing)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return "".join(deque(handle, maxlen=lines)).rstrip()
+    except OSError:
+        return ""
+
+
+def _seed(spec: Spec, name: str) -> int | None:
+    base = spec.search.seed
+    return None if base is None else base + int(name.rsplit("-", 1)[-1])
+
+
+def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
+    """Run one trial: build its context and directories, then hand over to the adapter."""
+    import json
+
+    import ray
+    from ray import tune
+
+    from frameworks.context import TrialContext
+    from frameworks.registry import get_adapter_class
+
+    spec = plan.spec
+    name = tune.get_context().get_trial_name()
+    trial_dir = plan.trial_dir(name)
+    output_dir = trial_dir / "output"
+    checkpoint_dir = trial_dir / "checkpoints"
+    for directory in (output_dir, checkpoint_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    params = {**spec.constants, **config}
+    (trial_dir / PARAMS_FILE).write_text(json.dumps(params, indent=2, default=str) + "\n")
+    ctx = TrialContext(
+        params=params,
+        trial=name,
+        sweep=plan.sweep,
+        output_dir=output_dir,
+        checkpoint_dir=checkpoint_dir,
+        data_dir=spec.resolve(spec.data) if spec.data else None,
+        gpu_ids=[str(g) for g in ray.get_gpu_ids()],
+        seed=_seed(spec, name),
+        metric=spec.search.metric,
+        reporter=tune.report,
+    )
+    adapter = get_adapter_class(spec.framework)(spec)
+    log_path = trial_dir / LOG_FILE
+    try:
+        with _log_to(log_path):
+            try:
+                adapter.run(params, ctx)
+            except BaseException:
+                traceback.print_exc()
+                raise
+    except Exception as exc:
+        # The last log lines travel with the error, so the driver can show why without the file.
+        raise TrialError(
+            f"{name} failed: {type(exc).__name__}: {exc}\n--- last lines of {log_path} ---\n"
+            f"{tail(log_path)}"
+        ) from None

@@ -1,0 +1,128 @@
+"""The ``sweeper`` command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from sweeper.errors import SweeperError
+
+__all__ = ["main"]
+
+_SPEC = click.Path(path_type=Path, dir_okay=False)
+_CONFIG = click.option(
+    "--config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Settings file (default: ./sweeper.toml).",
+)
+
+
+def _fail(error: SweeperError) -> None:
+    click.echo(f"error: {' '.join(str(error).split())}" if "\n" not in str(error) else
+               f"error: {str(error).splitlines()[0]}", err=True)
+    sys.exit(error.exit_code)
+
+
+class _Group(click.Group):
+    """Turns every :class:`SweeperError` into one line on stderr and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except SweeperError as error:
+            _fail(error)
+        return None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sweeper")
+def main() -> None:
+    """Hyperparameter sweeps on Ray Tune, with Optuna search and MLflow tracking."""
+
+
+@main.command()
+@click.argument("spec", type=_SPEC)
+@_CONFIG
+@click.option("--address", help="Ray cluster to use (ray://HOST:10001 or auto) instead of a local Ray.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the best trials.")
+def run(spec: Path, config: Path | None, address: str | None, quiet: bool) -> None:
+    """Run the sweep that SPEC (an experiment.yml) describes.
+
+    Exits 0 when every trial completed, 1 when a trial failed or the sweep could not run,
+    2 when SPEC or the settings are invalid.
+    """
+    from sweeper.settings import load_settings
+    from sweeper.spec import load_spec
+
+    loaded = load_spec(spec)
+    settings = load_settings(config)
+    from sweeper.sweep import run as run_sweep
+
+    result = run_sweep(loaded, settings, address=address, echo=None if quiet else click.echo)
+    if quiet:
+        best = result.best
+        if best is not None:
+            click.echo(f"best {best['trial']}: {loaded.search.metric}={best[loaded.search.metric]}")
+    total = len(result.results)
+    if result.failed:
+        click.echo(
+            f"error: {result.failed} of {total} trials failed; their logs are in "
+            f"{result.sweep_dir / 'trials'}",
+            err=True,
+        )
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("spec", type=_SPEC)
+def validate(spec: Path) -> None:
+    """Check SPEC without running anything."""
+    from sweeper.spec import load_spec
+
+    loaded = load_spec(spec)
+    click.echo(f"{spec}: valid ({loaded.trial_count()} trials, {loaded.framework})")
+
+
+@main.command()
+@click.argument("spec", type=_SPEC)
+def plan(spec: Path) -> None:
+    """Print SPEC's search space and trial count (and a grid's trials) without training."""
+    from sweeper._space import grid_points
+    from sweeper.spec import load_spec
+
+    loaded = load_spec(spec)
+    search = loaded.search
+    method = f"optuna ({loaded.sampler})" if search.method == "optuna" else search.method
+    click.echo(f"sweep {loaded.name}: {method}, {search.mode} {search.metric}")
+    click.echo(f"trials: {loaded.trial_count()}, concurrency: {search.concurrency or 'as resources allow'}")
+    res = loaded.resources
+    click.echo(f"per trial: {res.cpus:g} cpus, {res.gpus:g} gpus"
+               + (f", memory {res.memory}" if res.memory else ""))
+    click.echo("parameters:")
+    width = max((len(n) for n in loaded.space), default=0)
+    for name, param in loaded.space.items():
+        click.echo(f"  {name:<{width}}  {param.describe()}")
+    if search.method == "grid":
+        click.echo("grid:")
+        for i, point in enumerate(grid_points(loaded), 1):
+            values = ", ".join(f"{k}={v}" for k, v in point.items())
+            click.echo(f"  trial-{i:04d}  {values}")
+
+
+@main.command()
+@_CONFIG
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=5000, show_default=True, help="Port to listen on.")
+def ui(config: Path | None, host: str, port: int) -> None:
+    """Start the MLflow UI on the configured tracking store."""
+    import subprocess
+
+    from sweeper.settings import load_settings
+
+    settings = load_settings(config)
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri",
+               settings.mlflow.tracking_uri, "--host", host, "--port", str(port)]
+    click.echo(f"MLflow UI on http://{host}:{port} for {settings.mlflow.tracking_uri}")
+    sys.exit(subprocess.call(command))

@@ -1,0 +1,72 @@
+"""The results of a sweep as a pandas DataFrame, its CSV file and the best-trials table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from sweeper._recorder import TrialRecord
+    from sweeper.spec import Spec
+
+__all__ = ["RESULTS_FILE", "best_trials", "results_frame"]
+
+RESULTS_FILE = "results.csv"
+
+
+def _iso(stamp: float | None) -> str | None:
+    if stamp is None:
+        return None
+    return datetime.fromtimestamp(stamp, tz=timezone.utc).isoformat(timespec="seconds")
+
+
+def results_frame(spec: Spec, records: Iterable[TrialRecord]) -> pd.DataFrame:
+    """One row per trial: state, final and best metric, params, every metric's last value.
+
+    Params are ``params.<name>`` and metrics ``metrics.<name>`` columns, as in
+    ``mlflow.search_runs``.
+    """
+    metric = spec.search.metric
+    rows = []
+    for record in sorted(records, key=lambda r: r.name):
+        row = {
+            "trial": record.name,
+            "state": record.state,
+            metric: record.metrics.get(metric),
+            f"best_{metric}": record.best,
+            "steps": record.steps,
+            "duration_s": round(record.duration, 3),
+        }
+        row.update({f"params.{k}": v for k, v in record.params.items()})
+        row.update({f"metrics.{k}": v for k, v in record.metrics.items()})
+        row.update(
+            started=_iso(record.started),
+            ended=_iso(record.ended),
+            error=record.error,
+            mlflow_run_id=record.run_id,
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def best_trials(spec: Spec, frame: pd.DataFrame, count: int = 5) -> pd.DataFrame:
+    """The ``count`` best trials by their final metric (completed trials first)."""
+    metric = spec.search.metric
+    if frame.empty or metric not in frame:
+        return frame.head(0)
+    ranked = frame[frame["state"] == "completed"].dropna(subset=[metric])
+    ranked = ranked.sort_values(metric, ascending=spec.search.mode == "min")
+    return ranked.head(count)
+
+
+def write_results(frame: pd.DataFrame, sweep_dir: Path) -> Path:
+    """Write the results CSV atomically (a crash never leaves half a file)."""
+    path = sweep_dir / RESULTS_FILE
+    partial = path.with_suffix(".csv.partial")
+    frame.to_csv(partial, index=False)
+    partial.replace(path)
+    return path

@@ -1,0 +1,131 @@
+"""Project settings: ``sweeper.toml``, built-in defaults and ``SWEEPER_*`` overrides.
+
+Lookup order: the ``--config`` file, else ``./sweeper.toml``, else the built-in defaults. An
+environment variable ``SWEEPER_<SECTION>_<KEY>`` (e.g. ``SWEEPER_MLFLOW_TRACKING_URI``) then
+overrides that single key.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sweeper.errors import ConfigError
+
+__all__ = ["Settings", "load_settings"]
+
+DEFAULT_FILE = "sweeper.toml"
+ENV_PREFIX = "SWEEPER_"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RaySettings(_Section):
+    """``[ray]``: where trials run."""
+
+    address: str = ""
+    num_cpus: int | None = Field(None, ge=1)
+    num_gpus: int | None = Field(None, ge=0)
+
+
+class MlflowSettings(_Section):
+    """``[mlflow]``: where params and metrics are recorded."""
+
+    tracking_uri: str = "sqlite:///mlflow.db"
+    experiment: str = ""
+
+
+class ResultsSettings(_Section):
+    """``[results]``: where each sweep's folder is written."""
+
+    dir: str = "results"
+
+
+class S3Settings(_Section):
+    """``[s3]``: the S3-compatible endpoint for ``s3://`` URIs."""
+
+    endpoint_url: str = ""
+    region: str = ""
+    addressing_style: str = Field("auto", pattern="^(auto|path|virtual)$")
+
+
+class LimitsSettings(_Section):
+    """``[limits]``: caps that apply to every sweep."""
+
+    max_concurrency: int | None = Field(None, ge=1)
+
+
+class Settings(_Section):
+    """All of ``sweeper.toml``; every key has a default."""
+
+    ray: RaySettings = Field(default_factory=RaySettings)
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    results: ResultsSettings = Field(default_factory=ResultsSettings)
+    s3: S3Settings = Field(default_factory=S3Settings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+
+    source: str | None = Field(None, exclude=True)
+
+
+def _env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        rest = name[len(ENV_PREFIX):].lower()
+        for section, model in Settings.model_fields.items():
+            annotation = model.annotation
+            if not (isinstance(annotation, type) and issubclass(annotation, _Section)):
+                continue
+            if rest.startswith(section + "_"):
+                key = rest[len(section) + 1:]
+                if key not in annotation.model_fields:
+                    raise ConfigError(
+                        f"{name} must name a key of [{section}] "
+                        f"({', '.join(annotation.model_fields)}), got {key!r}",
+                        file="environment",
+                        field=name,
+                    )
+                # Empty optional numbers mean "unset", as in a blank line of sweeper.toml.
+                data.setdefault(section, {})[key] = value if value != "" else None
+                break
+    return data
+
+
+def load_settings(
+    config: str | Path | None = None, *, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Load settings from ``config`` (or ``./sweeper.toml``), defaults and the environment.
+
+    Raises:
+        ConfigError: If the file is unreadable or a key or value is invalid.
+    """
+    environ = os.environ if environ is None else environ
+    path = Path(config) if config is not None else Path(DEFAULT_FILE)
+    data: dict[str, Any] = {}
+    file = None
+    if config is not None and not path.is_file():
+        raise ConfigError(f"config file must exist, got {str(path)!r}", field="--config")
+    if path.is_file():
+        file = str(path)
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config must be valid TOML, got {exc}", file=file) from None
+    data = _env_overrides(data, environ)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        from sweeper.spec._loader import translate_error
+
+        raise translate_error(
+            exc, file=file or "environment", root=Settings, error_cls=ConfigError
+        ) from None
+    settings.source = file
+    return settings

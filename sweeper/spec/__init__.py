@@ -1,0 +1,28 @@
+"""The experiment spec: loading, validating and the parsed search space."""
+
+from sweeper.spec._loader import load_spec, parse_spec
+from sweeper.spec._model import Resources, Search, Spec
+from sweeper.spec._parameters import (
+    Choice,
+    Constant,
+    IntRange,
+    LogUniform,
+    Parameter,
+    Uniform,
+    grid_values,
+)
+
+__all__ = [
+    "Choice",
+    "Constant",
+    "IntRange",
+    "LogUniform",
+    "Parameter",
+    "Resources",
+    "Search",
+    "Spec",
+    "Uniform",
+    "grid_values",
+    "load_spec",
+    "parse_spec",
+]

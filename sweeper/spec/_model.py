@@ -1,0 +1,254 @@
+"""The experiment spec (``experiment.yml``) as pydantic models."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from sweeper.spec._parameters import (
+    Constant,
+    Parameter,
+    ParameterError,
+    grid_values,
+    parse_parameter,
+)
+
+__all__ = ["Resources", "Search", "Spec"]
+
+SAMPLERS = ("tpe", "cmaes", "random", "gp", "qmc")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+_PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+
+
+def _invalid(message: str, field: str | None = None, hint: str | None = None) -> Exception:
+    """A validation error whose text sweeper chose (see ``_loader``) rather than pydantic."""
+    return PydanticCustomError("sweeper", message, {"field": field, "hint": hint})
+
+
+def parse_memory(value: Any) -> int:
+    """Bytes from an integer or a string such as ``2GiB``, ``512MB`` or ``1Gb`` (1 GB = 1000 MB)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    match = _MEMORY.match(str(value)) if isinstance(value, str) else None
+    if not match or float(match.group(1)) <= 0:
+        raise ValueError(value)
+    unit = (match.group(2) or "").lower()
+    base = 1024 if "i" in unit else 1000
+    power = "bkmgt".index(unit[0]) if unit else 0
+    return int(float(match.group(1)) * base**power)
+
+
+class _Block(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Resources(_Block):
+    """What one trial holds while it runs; Ray queues trials until it is free."""
+
+    gpus: float = Field(0, ge=0)
+    cpus: float = Field(1, gt=0)
+    memory: int | str | None = None
+
+    @field_validator("gpus")
+    @classmethod
+    def _whole_gpus_above_one(cls, value: float) -> float:
+        if value > 1 and value != int(value):
+            raise _invalid(
+                f"resources.gpus must be a fraction up to 1 or a whole number, got {value:g}",
+                hint="Ray shares a GPU between trials only below 1 GPU each",
+            )
+        return value
+
+    @field_validator("memory")
+    @classmethod
+    def _memory_size(cls, value: int | str | None) -> int | str | None:
+        if value is not None:
+            try:
+                parse_memory(value)
+            except ValueError:
+                raise _invalid(
+                    f"resources.memory must be a size such as 2GiB or 512MB, got {value!r}"
+                ) from None
+        return value
+
+    @property
+    def memory_bytes(self) -> int | None:
+        """``memory`` in bytes, or ``None`` when the spec sets no limit."""
+        return None if self.memory is None else parse_memory(self.memory)
+
+
+class Search(_Block):
+    """How trials are chosen and judged."""
+
+    method: Literal["grid", "random", "optuna"]
+    sampler: Literal["tpe", "cmaes", "random", "gp", "qmc"] | None = None
+    metric: str = Field(min_length=1)
+    mode: Literal["min", "max"]
+    trials: int | None = Field(None, ge=1)
+    concurrency: int | None = Field(None, ge=1)
+    seed: int | None = None
+
+    @model_validator(mode="after")
+    def _sampler_only_for_optuna(self) -> Search:
+        if self.sampler is not None and self.method != "optuna":
+            raise _invalid(
+                f"search.sampler must not be set for method {self.method}, got {self.sampler!r}",
+                "search.sampler",
+                "samplers belong to method: optuna",
+            )
+        if self.trials is None and self.method != "grid":
+            raise _invalid(
+                f"search.trials must be set for method {self.method}, got nothing",
+                "search.trials",
+                "add e.g. trials: 20",
+            )
+        return self
+
+
+class Spec(_Block):
+    """A validated experiment spec.
+
+    Build one with :func:`sweeper.spec.load_spec`, which also resolves paths and names the file in
+    errors. ``space`` holds the parsed ``parameters``.
+    """
+
+    name: str
+    description: str = ""
+    framework: str
+    entrypoint: str = Field(min_length=1)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    search: Search
+    resources: Resources = Field(default_factory=Resources)
+    data: str | None = None
+    results: str | None = None
+
+    _space: dict[str, Parameter] = PrivateAttr(default_factory=dict)
+    _source: Path | None = PrivateAttr(default=None)
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @field_validator("name")
+    @classmethod
+    def _valid_name(cls, value: str) -> str:
+        if not _NAME.match(value):
+            raise _invalid(
+                f"name must be 1-64 letters, digits, '.', '_' or '-', got {value!r}",
+                hint="it names the sweep's folder and MLflow experiment",
+            )
+        return value
+
+    @field_validator("parameters", mode="before")
+    @classmethod
+    def _mapping(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        return value
+
+    @model_validator(mode="after")
+    def _parse_space(self) -> Spec:
+        space: dict[str, Parameter] = {}
+        for name, raw in self.parameters.items():
+            if not isinstance(name, str) or not _PARAM_NAME.match(name):
+                raise _invalid(
+                    f"parameter names must be identifiers (letters, digits, _), got {name!r}",
+                    f"parameters.{name}",
+                    "they become flags, environment variables and MLflow params",
+                )
+            try:
+                space[name] = parse_parameter(name, raw)
+            except ParameterError as exc:
+                raise _invalid(exc.message, exc.field, exc.hint) from None
+        if self.search.method == "grid":
+            size = 1
+            for name, param in space.items():
+                values = grid_values(param)
+                if values is None:
+                    raise _invalid(
+                        f"parameters.{name} must have grid values for method grid, "
+                        f"got {param.describe()}",
+                        f"parameters.{name}",
+                        "list them with {choice: [...]} or add a step",
+                    )
+                size *= len(values)
+            if self.search.trials is not None and self.search.trials != size:
+                raise _invalid(
+                    f"search.trials must equal the grid's size {size} for method grid, "
+                    f"got {self.search.trials}",
+                    "search.trials",
+                    "leave trials out for a grid",
+                )
+        if self.search.method == "optuna" and not self.dimensions_of(space):
+            raise _invalid(
+                "parameters must include a search dimension for method optuna, got constants only",
+                "parameters",
+                "add e.g. lr: {loguniform: [1.0e-4, 1.0e-1]}",
+            )
+        self._space = space
+        return self
+
+    @staticmethod
+    def dimensions_of(space: dict[str, Parameter]) -> dict[str, Parameter]:
+        return {k: v for k, v in space.items() if not isinstance(v, Constant)}
+
+    @property
+    def space(self) -> dict[str, Parameter]:
+        """Every parameter, parsed: constants and search dimensions."""
+        return dict(self._space)
+
+    @property
+    def dimensions(self) -> dict[str, Parameter]:
+        """The parameters that vary between trials."""
+        return self.dimensions_of(self._space)
+
+    @property
+    def constants(self) -> dict[str, Any]:
+        """The parameters every trial gets unchanged."""
+        return {k: v.value for k, v in self._space.items() if isinstance(v, Constant)}
+
+    @property
+    def source(self) -> Path | None:
+        """The file this spec was read from, if any."""
+        return self._source
+
+    @property
+    def base_dir(self) -> Path:
+        """The directory relative paths in the spec are resolved against."""
+        return self._base_dir
+
+    @property
+    def sampler(self) -> str | None:
+        """The Optuna sampler in use (``tpe`` by default for method optuna)."""
+        if self.search.method != "optuna":
+            return None
+        return self.search.sampler or "tpe"
+
+    def grid_size(self) -> int | None:
+        """How many trials a grid search runs, or ``None`` for other methods."""
+        if self.search.method != "grid":
+            return None
+        size = 1
+        for param in self._space.values():
+            size *= len(grid_values(param) or [])
+        return size
+
+    def trial_count(self) -> int:
+        """How many trials the sweep runs."""
+        grid = self.grid_size()
+        return grid if grid is not None else int(self.search.trials or 0)
+
+    def resolve(self, path: str) -> Path:
+        """An absolute path for a path written in the spec."""
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else (self._base_dir / candidate).resolve()

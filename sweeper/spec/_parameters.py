@@ -1,0 +1,238 @@
+"""Search dimensions and constants of an experiment spec's ``parameters`` block.
+
+A parameter is either a constant (any YAML scalar or list, or ``{value: ...}`` for a mapping) or a
+search dimension written as a one-key mapping::
+
+    lr: {loguniform: [1.0e-4, 1.0e-1]}
+    hidden: {choice: [32, 64, 128]}
+    dropout: {uniform: [0.0, 0.5], step: 0.1}
+    layers: {int: [1, 4]}
+    batch: {int: [16, 256], log: true}
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass
+from typing import Any, Union
+
+__all__ = [
+    "Choice",
+    "Constant",
+    "IntRange",
+    "LogUniform",
+    "Parameter",
+    "ParameterError",
+    "Uniform",
+    "grid_values",
+    "parse_parameter",
+]
+
+_KINDS = ("choice", "uniform", "loguniform", "int", "value")
+_MODIFIERS = ("step", "log")
+
+
+class ParameterError(ValueError):
+    """A parameter entry is malformed; ``field`` is relative to the spec's root."""
+
+    def __init__(self, message: str, field: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class Constant:
+    """A value passed unchanged to every trial."""
+
+    value: Any
+
+    def describe(self) -> str:
+        return repr(self.value)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One of a list of values (categorical)."""
+
+    values: tuple[Any, ...]
+
+    def describe(self) -> str:
+        return "choice(" + ", ".join(repr(v) for v in self.values) + ")"
+
+
+@dataclass(frozen=True)
+class Uniform:
+    """A float drawn uniformly from ``[low, high]``, optionally on a ``step`` grid."""
+
+    low: float
+    high: float
+    step: float | None = None
+
+    def describe(self) -> str:
+        step = f", step={self.step:g}" if self.step else ""
+        return f"uniform({self.low:g}, {self.high:g}{step})"
+
+
+@dataclass(frozen=True)
+class LogUniform:
+    """A positive float drawn uniformly in log space from ``[low, high]``."""
+
+    low: float
+    high: float
+
+    def describe(self) -> str:
+        return f"loguniform({self.low:g}, {self.high:g})"
+
+
+@dataclass(frozen=True)
+class IntRange:
+    """An integer from ``low`` to ``high`` inclusive, every ``step``, optionally log-scaled."""
+
+    low: int
+    high: int
+    step: int = 1
+    log: bool = False
+
+    def describe(self) -> str:
+        extra = f", step={self.step}" if self.step != 1 else ""
+        extra += ", log" if self.log else ""
+        return f"int({self.low}, {self.high}{extra})"
+
+
+Parameter = Union[Constant, Choice, Uniform, LogUniform, IntRange]
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _bounds(name: str, kind: str, raw: Any, *, integer: bool) -> tuple[float, float]:
+    field = f"parameters.{name}.{kind}"
+    what = "two integers" if integer else "two numbers"
+    if not isinstance(raw, (list, tuple)) or len(raw) != 2:
+        raise ParameterError(
+            f"{field} must be [low, high] with {what}, got {raw!r}",
+            field,
+            f"write e.g. {{{kind}: [1, 10]}}",
+        )
+    ok = (lambda v: isinstance(v, int) and not isinstance(v, bool)) if integer else _is_number
+    if not all(ok(v) for v in raw):
+        raise ParameterError(f"{field} must be [low, high] with {what}, got {raw!r}", field)
+    low, high = raw
+    if low >= high:
+        raise ParameterError(
+            f"{field} must have low < high, got {raw!r}", field, "swap the bounds or use a constant"
+        )
+    return low, high
+
+
+def parse_parameter(name: str, raw: Any) -> Parameter:
+    """Turn one ``parameters`` entry of a spec into a :data:`Parameter`.
+
+    Raises:
+        ParameterError: If the entry is malformed.
+    """
+    if not isinstance(raw, dict):
+        return Constant(raw)
+    field = f"parameters.{name}"
+    for key in raw:
+        if key not in _KINDS + _MODIFIERS:
+            close = difflib.get_close_matches(str(key), _KINDS + _MODIFIERS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else (
+                "for a constant mapping write {value: {...}}"
+            )
+            raise ParameterError(
+                f"{field} key must be one of {', '.join(_KINDS + _MODIFIERS)}, got {key!r}",
+                f"{field}.{key}",
+                hint,
+            )
+    kinds = [k for k in raw if k in _KINDS]
+    if len(kinds) != 1:
+        raise ParameterError(
+            f"{field} must have exactly one of {', '.join(_KINDS)}, got {kinds or 'none'}",
+            field,
+            "write e.g. {loguniform: [1.0e-4, 1.0e-1]} or {choice: [32, 64]}",
+        )
+    kind = kinds[0]
+    value = raw[kind]
+    step = raw.get("step")
+    log = raw.get("log", False)
+    allowed_mods = {"choice": (), "value": (), "uniform": ("step",), "loguniform": (),
+                    "int": ("step", "log")}[kind]
+    for mod in _MODIFIERS:
+        if mod in raw and mod not in allowed_mods:
+            hint = {
+                ("log", "uniform"): "use loguniform for a log-scaled float",
+                ("step", "loguniform"): "a log scale has no step; list values with {choice: [...]}",
+            }.get((mod, kind))
+            raise ParameterError(
+                f"{field}.{mod} must not be used with {kind}, got {raw[mod]!r}",
+                f"{field}.{mod}",
+                hint,
+            )
+    if kind == "value":
+        return Constant(value)
+    if kind == "choice":
+        if not isinstance(value, (list, tuple)) or not value:
+            raise ParameterError(
+                f"{field}.choice must be a non-empty list, got {value!r}",
+                f"{field}.choice",
+                "write e.g. {choice: [32, 64, 128]}",
+            )
+        return Choice(tuple(value))
+    if not isinstance(log, bool):
+        raise ParameterError(f"{field}.log must be true or false, got {log!r}", f"{field}.log")
+    if kind == "int":
+        low, high = _bounds(name, kind, value, integer=True)
+        if step is None:
+            step = 1
+        if not isinstance(step, int) or isinstance(step, bool) or step < 1:
+            raise ParameterError(
+                f"{field}.step must be a positive integer, got {step!r}", f"{field}.step"
+            )
+        if log and low < 1:
+            raise ParameterError(
+                f"{field}.int must have low >= 1 when log is true, got {value!r}", f"{field}.int"
+            )
+        if log and step != 1:
+            raise ParameterError(
+                f"{field}.step must be 1 when log is true, got {step!r}",
+                f"{field}.step",
+                "Optuna and Ray Tune cannot combine a step with a log scale",
+            )
+        return IntRange(int(low), int(high), step, log)
+    low, high = _bounds(name, kind, value, integer=False)
+    if kind == "loguniform" and low <= 0:
+        raise ParameterError(
+            f"{field}.loguniform must have low > 0, got {value!r}",
+            f"{field}.loguniform",
+            "a log scale needs positive bounds; use uniform to include 0",
+        )
+    if step is not None and (not _is_number(step) or step <= 0 or step > high - low):
+        raise ParameterError(
+            f"{field}.step must be a number in (0, {high - low:g}], got {step!r}", f"{field}.step"
+        )
+    if kind == "loguniform":
+        return LogUniform(float(low), float(high))
+    return Uniform(float(low), float(high), None if step is None else float(step))
+
+
+def grid_values(param: Parameter) -> list[Any] | None:
+    """The values a grid search visits for ``param``, or ``None`` if it is continuous.
+
+    Constants are not dimensions of the grid and return a one-element list.
+    """
+    if isinstance(param, Constant):
+        return [param.value]
+    if isinstance(param, Choice):
+        return list(param.values)
+    if isinstance(param, IntRange):
+        return list(range(param.low, param.high + 1, param.step))
+    if isinstance(param, LogUniform) or param.step is None:
+        return None
+    count = int(math.floor((param.high - param.low) / param.step + 1e-9)) + 1
+    # Round away float noise such as 0.30000000000000004 so values print and log cleanly.
+    return [round(param.low + i * param.step, 12) for i in range(count)]

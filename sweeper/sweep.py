@@ -1,0 +1,270 @@
+"""Running a sweep: the spec's trials on Ray Tune, tracked in MLflow, results on disk."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from sweeper._console import TrialPrinter, best_table
+from sweeper._recorder import SweepRecorder
+from sweeper._space import searcher_for, tune_space
+from sweeper._trial import TrialNamer, TrialPlan, run_trial
+from sweeper.errors import SweepError
+from sweeper.results import best_trials, results_frame, write_results
+from sweeper.settings import Settings, load_settings
+from sweeper.spec import Spec, load_spec
+
+__all__ = ["SweepResult", "run"]
+
+SPEC_FILE = "spec.yml"
+
+
+@dataclass
+class SweepResult:
+    """A finished sweep.
+
+    Attributes:
+        sweep: The sweep's id (its folder's name and the MLflow parent run's name).
+        sweep_dir: The sweep's folder: ``results.csv``, ``spec.yml`` and ``trials/<trial>/``.
+        spec: The spec it ran.
+        results: One row per trial (see :func:`sweeper.results.results_frame`).
+        parent_run_id: The MLflow parent run.
+        tracking_uri: The MLflow tracking store.
+    """
+
+    sweep: str
+    sweep_dir: Path
+    spec: Spec
+    results: pd.DataFrame
+    parent_run_id: str | None
+    tracking_uri: str
+
+    @property
+    def best(self) -> pd.Series | None:
+        """The best completed trial's row, or ``None``."""
+        ranked = best_trials(self.spec, self.results, 1)
+        return None if ranked.empty else ranked.iloc[0]
+
+    @property
+    def failed(self) -> int:
+        """How many trials failed."""
+        return int((self.results["state"] == "failed").sum()) if not self.results.empty else 0
+
+
+def _sweep_dir(root: Path, name: str) -> tuple[str, Path]:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    sweep, n = f"{name}-{stamp}", 1
+    while (root / sweep).exists():
+        n += 1
+        sweep = f"{name}-{stamp}-{n}"
+    path = root / sweep
+    path.mkdir(parents=True)
+    return sweep, path
+
+
+@contextmanager
+def _ray(settings: Settings, address: str | None) -> Iterator[str]:
+    """Connect to the configured cluster, start a local Ray, or reuse one already up."""
+    import ray
+
+    if ray.is_initialized():
+        yield "the Ray instance already running in this process"
+        return
+    address = address or settings.ray.address or None
+    options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
+    try:
+        if address:
+            ray.init(address=address, **options)
+            where = f"Ray cluster at {address}"
+        else:
+            # "local" always starts a fresh instance, never one found on the machine.
+            ray.init(
+                address="local",
+                num_cpus=settings.ray.num_cpus,
+                num_gpus=settings.ray.num_gpus,
+                include_dashboard=False,
+                **options,
+            )
+            where = "a local Ray"
+    except Exception as exc:
+        raise SweepError(
+            f"Ray must start or be reachable, got {type(exc).__name__}: {exc} "
+            f"(sweeper.toml: ray.address = {address or ''!r})"
+        ) from None
+    try:
+        yield where
+    finally:
+        ray.shutdown()
+
+
+def _spec_text(spec: Spec) -> str:
+    if spec.source and spec.source.is_file():
+        return spec.source.read_text(encoding="utf-8")
+    return yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False)
+
+
+def _concurrency(spec: Spec, settings: Settings) -> int | None:
+    caps = [c for c in (spec.search.concurrency, settings.limits.max_concurrency) if c]
+    return min(caps) if caps else None
+
+
+def _tuner(spec: Spec, plan: TrialPlan, recorder: SweepRecorder, concurrency: int | None) -> Any:
+    from ray import tune
+
+    resources: dict[str, float] = {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus}
+    if spec.resources.memory_bytes:
+        resources["memory"] = spec.resources.memory_bytes
+    trainable = tune.with_resources(tune.with_parameters(run_trial, plan=plan), resources)
+    method = spec.search.method
+    namer = TrialNamer(first=1 if method == "optuna" else 0)
+    return tune.Tuner(
+        trainable,
+        param_space=tune_space(spec),
+        tune_config=tune.TuneConfig(
+            metric=spec.search.metric,
+            mode=spec.search.mode,
+            search_alg=searcher_for(spec),
+            num_samples=1 if method == "grid" else spec.trial_count(),
+            max_concurrent_trials=concurrency,
+            # A new actor per trial costs a process start; trials of a sweep share resources,
+            # so reuse them (adapters reset framework state per trial).
+            reuse_actors=True,
+            trial_name_creator=namer,
+            trial_dirname_creator=namer,
+        ),
+        run_config=tune.RunConfig(
+            name="tune",
+            storage_path=str(plan.sweep_dir),
+            callbacks=[recorder],
+            verbose=0,
+            failure_config=tune.FailureConfig(max_failures=0),
+        ),
+    )
+
+
+def run(
+    spec: Spec | str | Path,
+    settings: Settings | None = None,
+    *,
+    address: str | None = None,
+    echo: Callable[[str], None] | None = print,
+) -> SweepResult:
+    """Run a sweep to its end and return its results.
+
+    Args:
+        spec: A validated spec or the path of an ``experiment.yml``.
+        settings: Project settings; by default ``./sweeper.toml`` and ``SWEEPER_*``.
+        address: A Ray cluster to use instead of ``settings.ray.address``.
+        echo: Where progress lines go (``None``: silent).
+
+    Raises:
+        SpecError: If the spec is invalid (nothing is started).
+        SweepError: If Ray or MLflow cannot be used.
+    """
+    spec = spec if isinstance(spec, Spec) else load_spec(spec)
+    settings = settings or load_settings()
+    say = echo or (lambda line: None)
+    from sweeper.tracking import Tracker
+
+    root = spec.resolve(spec.results or settings.results.dir)
+    tracker = Tracker(settings.mlflow.tracking_uri, settings.mlflow.experiment or spec.name)
+    sweep, sweep_dir = _sweep_dir(root, spec.name)
+    (sweep_dir / SPEC_FILE).write_text(_spec_text(spec), encoding="utf-8")
+    tags = {"sweeper.sweep": sweep, "sweeper.spec": spec.name}
+    parent = tracker.start_sweep(
+        sweep,
+        params=_sweep_params(spec),
+        tags={**tags, "sweeper.dir": str(sweep_dir), "mlflow.note.content": spec.description},
+    )
+    concurrency = _concurrency(spec, settings)
+    recorder = SweepRecorder(spec, tracker, tags, TrialPrinter(spec, say))
+    plan = TrialPlan(spec=spec, sweep=sweep, sweep_dir=sweep_dir)
+    # Tune's default per-trial loggers write JSON, CSV and TensorBoard files for every result;
+    # sweeper records results itself, so they only cost time.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    # sweeper prints its own progress; Tune's new console output ignores verbose=0.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    started = time.time()
+    status = "FAILED"
+    try:
+        with _ray(settings, address) as where:
+            say(
+                f"sweep {sweep}: {spec.trial_count()} trials, {_method(spec)}, "
+                f"concurrency {concurrency or 'as resources allow'}, on {where}"
+            )
+            say(f"results: {sweep_dir}")
+            say(f"MLflow: {settings.mlflow.tracking_uri} experiment {tracker.experiment!r} "
+                f"run {parent}")
+            _tuner(spec, plan, recorder, concurrency).fit()
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        tracker.flush()
+        recorder.finish()
+        frame = results_frame(spec, recorder.records.values())
+        if frame.empty or not (frame["state"] == "completed").any():
+            status = "FAILED" if status == "FINISHED" else status
+        csv = write_results(frame, sweep_dir)
+        tracker.end_sweep(
+            status,
+            metrics=_sweep_metrics(spec, frame, time.time() - started),
+            tags=_best_tags(spec, frame),
+            artifacts=[csv, sweep_dir / SPEC_FILE],
+        )
+    result = SweepResult(sweep, sweep_dir, spec, frame, parent, settings.mlflow.tracking_uri)
+    say("")
+    say("best trials:")
+    say(best_table(spec, best_trials(spec, frame)))
+    say(f"results table: {sweep_dir / 'results.csv'}")
+    return result
+
+
+def _method(spec: Spec) -> str:
+    return f"optuna ({spec.sampler})" if spec.search.method == "optuna" else spec.search.method
+
+
+def _sweep_params(spec: Spec) -> dict[str, Any]:
+    search = spec.search.model_dump(exclude_none=True)
+    params = {f"search.{k}": v for k, v in search.items()}
+    params.update(
+        framework=spec.framework,
+        entrypoint=spec.entrypoint,
+        **{f"resources.{k}": v for k, v in spec.resources.model_dump(exclude_none=True).items()},
+        **{f"space.{k}": p.describe() for k, p in spec.space.items()},
+    )
+    if spec.search.method == "optuna":
+        params["search.sampler"] = spec.sampler
+    return params
+
+
+def _sweep_metrics(spec: Spec, frame: pd.DataFrame, wall: float) -> dict[str, float]:
+    states = frame["state"].value_counts().to_dict() if not frame.empty else {}
+    metrics = {
+        "trials_completed": float(states.get("completed", 0)),
+        "trials_failed": float(states.get("failed", 0)),
+        "wall_time_s": wall,
+    }
+    best = best_trials(spec, frame, 1)
+    if not best.empty:
+        metrics[f"best_{spec.search.metric}"] = float(best.iloc[0][spec.search.metric])
+    return metrics
+
+
+def _best_tags(spec: Spec, frame: pd.DataFrame) -> dict[str, str]:
+    best = best_trials(spec, frame, 1)
+    return {} if best.empty else {"sweeper.best_trial": str(best.iloc[0]["trial"])}

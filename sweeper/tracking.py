@@ -1,0 +1,199 @@
+"""MLflow tracking: one parent run per sweep, one child run per trial, written in batches.
+
+Ray ships an ``MLflowLoggerCallback``, but it makes one blocking MLflow call per metric on Tune's
+event loop, which makes tracking the slowest part of a sweep of short trials. This tracker queues
+every write and a single background thread sends them with ``log_batch``.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from sweeper.errors import SweepError
+
+__all__ = ["Tracker"]
+
+logger = logging.getLogger(__name__)
+
+_BATCH = 1000  # MLflow's limit of metrics per log_batch call
+_PARAM_LENGTH = 6000  # MLflow's limit of a param value's length
+_STOP = object()
+
+
+def _param(value: Any) -> str:
+    return str(value)[:_PARAM_LENGTH]
+
+
+class Tracker:
+    """Records a sweep in MLflow from the driver, off Tune's event loop.
+
+    Args:
+        tracking_uri: Any MLflow tracking URI (``sqlite:///mlflow.db``, ``http://host:5000``).
+        experiment: The MLflow experiment's name; created if missing.
+    """
+
+    def __init__(self, tracking_uri: str, experiment: str) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.tracking_uri = tracking_uri
+        self.experiment = experiment
+        self._client = MlflowClient(tracking_uri=tracking_uri)
+        try:
+            found = self._client.get_experiment_by_name(experiment)
+            self.experiment_id = (
+                found.experiment_id if found else self._client.create_experiment(experiment)
+            )
+        except Exception as exc:
+            raise SweepError(
+                f"MLflow tracking store must be reachable, got {type(exc).__name__}: {exc} "
+                f"(sweeper.toml: mlflow.tracking_uri = {tracking_uri!r})"
+            ) from None
+        self.parent_run_id: str | None = None
+        self._runs: dict[str, str] = {}  # trial name -> MLflow run id
+        self._queue: queue.Queue[Any] = queue.Queue()
+        self._thread = threading.Thread(target=self._work, name="sweeper-mlflow", daemon=True)
+        self._failed = False
+
+    def start_sweep(self, name: str, params: dict[str, Any], tags: dict[str, str]) -> str:
+        """Create the parent run (synchronously, so its id is known) and start the writer."""
+        run = self._client.create_run(self.experiment_id, run_name=name, tags=tags)
+        self.parent_run_id = run.info.run_id
+        self._log_params(self.parent_run_id, params)
+        self._thread.start()
+        return self.parent_run_id
+
+    def start_trial(self, trial: str, params: dict[str, Any], tags: dict[str, str]) -> None:
+        """Queue the creation of a trial's child run with its params."""
+        self._put(self._create_child, trial, params, tags)
+
+    def log_metrics(self, trial: str, metrics: dict[str, float], step: int) -> None:
+        """Queue one step's metrics of a trial."""
+        from mlflow.entities import Metric
+
+        stamp = int(time.time() * 1000)
+        entries = [Metric(k, float(v), stamp, step) for k, v in metrics.items()]
+        self._queue.put(("metrics", trial, entries))
+
+    def end_trial(self, trial: str, status: str, tags: dict[str, str] | None = None) -> None:
+        """Queue the end of a trial's child run (``FINISHED``, ``FAILED`` or ``KILLED``)."""
+        self._put(self._end_child, trial, status, tags or {})
+
+    def end_sweep(
+        self,
+        status: str,
+        metrics: dict[str, float],
+        tags: dict[str, str],
+        artifacts: list[Path],
+    ) -> None:
+        """Flush every queued write, then close the parent run with a summary."""
+        self.flush()
+        if self.parent_run_id is None:
+            return
+        run_id = self.parent_run_id
+        self._guard(self._client.log_batch, run_id, metrics=[
+            self._metric(k, v) for k, v in metrics.items()
+        ], tags=[self._tag(k, v) for k, v in tags.items()])
+        for path in artifacts:
+            if path.exists():
+                self._guard(self._client.log_artifact, run_id, str(path))
+        self._guard(self._client.set_terminated, run_id, status)
+
+    def flush(self) -> None:
+        """Send every queued write and stop the writer thread."""
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join()
+
+    def run_id(self, trial: str) -> str | None:
+        """The child run id of a trial, once the writer created it."""
+        return self._runs.get(trial)
+
+    # -- writer thread -------------------------------------------------------------------------
+
+    def _put(self, function: Callable[..., None], *args: Any) -> None:
+        self._queue.put(("call", function, args))
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            pending: dict[str, list[Any]] = {}
+            stop = False
+            # Drain what is queued now: consecutive metrics of a run go out in one request.
+            while True:
+                if item is _STOP:
+                    stop = True
+                elif item[0] == "metrics":
+                    pending.setdefault(item[1], []).extend(item[2])
+                else:
+                    self._flush(pending)
+                    item[1](*item[2])
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            self._flush(pending)
+            if stop:
+                return
+
+    def _flush(self, pending: dict[str, list[Any]]) -> None:
+        for trial, metrics in pending.items():
+            run_id = self._runs.get(trial)
+            if run_id is None:
+                continue
+            for i in range(0, len(metrics), _BATCH):
+                self._guard(self._client.log_batch, run_id, metrics=metrics[i : i + _BATCH])
+        pending.clear()
+
+    def _create_child(self, trial: str, params: dict[str, Any], tags: dict[str, str]) -> None:
+        tags = {**tags, "mlflow.parentRunId": self.parent_run_id or ""}
+        run = self._guard(
+            self._client.create_run, self.experiment_id, run_name=trial, tags=tags
+        )
+        if run is not None:
+            self._runs[trial] = run.info.run_id
+            self._log_params(run.info.run_id, params)
+
+    def _end_child(self, trial: str, status: str, tags: dict[str, str]) -> None:
+        run_id = self._runs.get(trial)
+        if run_id is None:
+            return
+        if tags:
+            self._guard(
+                self._client.log_batch, run_id, tags=[self._tag(k, v) for k, v in tags.items()]
+            )
+        self._guard(self._client.set_terminated, run_id, status)
+
+    def _log_params(self, run_id: str, params: dict[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        entries = [Param(k, _param(v)) for k, v in params.items()]
+        for i in range(0, len(entries), 100):
+            self._guard(self._client.log_batch, run_id, params=entries[i : i + 100])
+
+    @staticmethod
+    def _metric(key: str, value: float) -> Any:
+        from mlflow.entities import Metric
+
+        return Metric(key, float(value), int(time.time() * 1000), 0)
+
+    @staticmethod
+    def _tag(key: str, value: str) -> Any:
+        from mlflow.entities import RunTag
+
+        return RunTag(key, _param(value))
+
+    def _guard(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        # A tracking hiccup must not end a sweep whose trials are fine: warn once, go on.
+        try:
+            return function(*args, **kwargs)
+        except Exception as exc:
+            if not self._failed:
+                logger.warning("MLflow write failed (%s: %s); the sweep goes on", type(exc).__name__, exc)
+                self._failed = True
+            return None
