@@ -19,7 +19,7 @@ from sweeper._console import TrialPrinter, best_table
 from sweeper._recorder import SweepRecorder
 from sweeper._space import searcher_for, tune_space
 from sweeper._trial import TrialNamer, TrialPlan, run_trial
-from sweeper.errors import SweepError
+from sweeper.errors import SweepError, SweeperError
 from sweeper.results import best_trials, results_frame, write_results
 from sweeper.settings import Settings, load_settings
 from sweeper.spec import Spec, load_spec
@@ -208,7 +208,12 @@ def run(
             say(f"results: {sweep_dir}")
             say(f"MLflow: {settings.mlflow.tracking_uri} experiment {tracker.experiment!r} "
                 f"run {parent}")
-            _tuner(spec, plan, recorder, concurrency).fit()
+            try:
+                _tuner(spec, plan, recorder, concurrency).fit()
+            except SweeperError:
+                raise
+            except Exception as exc:
+                raise SweepError(f"Ray Tune stopped the sweep: {type(exc).__name__}: {exc}") from exc
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"
