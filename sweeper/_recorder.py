@@ -6,16 +6,19 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ray import cloudpickle
 from ray.tune import Callback
 
 from frameworks.context import REPORTED_KEY
+from sweeper._trial import ERROR_FILE
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
 
-    from sweeper.spec import Spec
+    from sweeper._trial import TrialPlan
     from sweeper.tracking import Tracker
 
 __all__ = ["SweepRecorder", "TrialRecord"]
@@ -41,39 +44,44 @@ class TrialRecord:
         return (self.ended or time.time()) - self.started
 
 
-def _error_text(trial: Trial) -> str:
+def _error_text(trial: Trial, error_file: Path) -> str:
     """The trial's error as sweeper raised it, without Ray's wrapping and traceback."""
+    if error_file.is_file():
+        return error_file.read_text(encoding="utf-8", errors="replace").strip()
+    # No file from the trial: its process died before it could write one. Tune keeps what Ray
+    # saw in the trial's local folder (its storage copy is synced only later).
+    pickled = Path(trial.local_path or "", trial.run_metadata.pickled_error_filename or "")
     try:
-        error = trial.get_pickled_error() or trial.get_error()
-    except Exception:  # a missing or unreadable error file
-        error = None
-    cause = getattr(error, "cause", None) or error
-    text = str(cause) if cause is not None else "the trial's process died"
-    return text.strip()
+        with open(pickled, "rb") as handle:
+            error = cloudpickle.load(handle)
+    except Exception:
+        return "the trial's process died without an error message"
+    return str(getattr(error, "cause", None) or error).strip()
 
 
 class SweepRecorder(Callback):
     """Keeps a :class:`TrialRecord` per trial and fans events out to MLflow and the console.
 
     Args:
-        spec: The sweep's spec.
+        plan: The sweep's plan (spec and folders).
         tracker: Where metrics and runs go (``None``: no tracking).
         on_event: Called as ``on_event(kind, record)`` for ``start``, ``end``.
     """
 
     def __init__(
         self,
-        spec: Spec,
+        plan: TrialPlan,
         tracker: Tracker | None,
         tags: dict[str, str],
         on_event: Callable[[str, TrialRecord], None] | None = None,
     ) -> None:
-        self.spec = spec
+        self.plan = plan
+        self.spec = plan.spec
         self.tracker = tracker
         self.tags = tags
         self.on_event = on_event
         self.records: dict[str, TrialRecord] = {}
-        self._maximize = spec.search.mode == "max"
+        self._maximize = self.spec.search.mode == "max"
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its callbacks into the experiment state; the live tracker (a thread) and
@@ -113,7 +121,8 @@ class SweepRecorder(Callback):
         self._end(trial, "completed", "FINISHED")
 
     def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
-        self._end(trial, "failed", "FAILED", _error_text(trial))
+        error_file = self.plan.trial_dir(str(trial)) / ERROR_FILE
+        self._end(trial, "failed", "FAILED", _error_text(trial, error_file))
 
     def _end(self, trial: Trial, state: str, status: str, error: str | None = None) -> None:
         record = self.records.get(str(trial))

@@ -87,12 +87,18 @@ def _sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     return samplers[name](seed=seed)
 
 
-def searcher_for(spec: Spec) -> Searcher | BasicVariantGenerator:
-    """The Tune search algorithm for the spec: Optuna's, or Tune's own grid/random one."""
+def searcher_for(spec: Spec, concurrency: int | None = None) -> Searcher | BasicVariantGenerator:
+    """The Tune search algorithm for the spec: Optuna's, or Tune's own grid/random one.
+
+    Tune applies ``max_concurrent_trials`` to searchers only, so Tune's own generator gets the
+    cap (and the seed, which TuneConfig has no place for) directly.
+    """
     if spec.search.method != "optuna":
         from ray.tune.search import BasicVariantGenerator
 
-        return BasicVariantGenerator(random_state=spec.search.seed)
+        return BasicVariantGenerator(
+            max_concurrent=concurrency or 0, random_state=spec.search.seed
+        )
     from ray.tune.search.optuna import OptunaSearch
 
     space = {name: _optuna_distribution(p) for name, p in spec.dimensions.items()}

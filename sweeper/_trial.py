@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 __all__ = ["TrialNamer", "TrialPlan", "run_trial"]
 
 LOG_FILE = "trial.log"
+ERROR_FILE = "error.txt"
 PARAMS_FILE = "params.json"
 _TAIL_LINES = 20
 
@@ -127,8 +128,10 @@ def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
                 traceback.print_exc()
                 raise
     except Exception as exc:
-        # The last log lines travel with the error, so the driver can show why without the file.
-        raise TrialError(
+        # The last log lines travel with the error, so the driver can show why without the log.
+        error = TrialError(
             f"{name} failed: {type(exc).__name__}: {exc}\n--- last lines of {log_path} ---\n"
             f"{tail(log_path)}"
-        ) from None
+        )
+        (trial_dir / ERROR_FILE).write_text(str(error) + "\n", encoding="utf-8")
+        raise error from None

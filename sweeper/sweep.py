@@ -107,6 +107,22 @@ def _ray(settings: Settings, address: str | None) -> Iterator[str]:
         ray.shutdown()
 
 
+@contextmanager
+def _quiet_tune() -> Iterator[None]:
+    """Hold back Tune's end-of-run log lines (failed trials, its own result files).
+
+    sweeper reports each trial itself; Tune's lines would repeat them with tracebacks, and warn
+    about the per-trial result files sweeper turned off.
+    """
+    tune_logger = logging.getLogger("ray.tune")
+    level = tune_logger.level
+    tune_logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        tune_logger.setLevel(level)
+
+
 def _spec_text(spec: Spec) -> str:
     if spec.source and spec.source.is_file():
         return spec.source.read_text(encoding="utf-8")
@@ -133,9 +149,9 @@ def _tuner(spec: Spec, plan: TrialPlan, recorder: SweepRecorder, concurrency: in
         tune_config=tune.TuneConfig(
             metric=spec.search.metric,
             mode=spec.search.mode,
-            search_alg=searcher_for(spec),
+            search_alg=searcher_for(spec, concurrency),
             num_samples=1 if method == "grid" else spec.trial_count(),
-            max_concurrent_trials=concurrency,
+            max_concurrent_trials=concurrency if method == "optuna" else None,
             # A new actor per trial costs a process start; trials of a sweep share resources,
             # so reuse them (adapters reset framework state per trial).
             reuse_actors=True,
@@ -187,13 +203,15 @@ def run(
         tags={**tags, "sweeper.dir": str(sweep_dir), "mlflow.note.content": spec.description},
     )
     concurrency = _concurrency(spec, settings)
-    recorder = SweepRecorder(spec, tracker, tags, TrialPrinter(spec, say))
     plan = TrialPlan(spec=spec, sweep=sweep, sweep_dir=sweep_dir)
+    recorder = SweepRecorder(plan, tracker, tags, TrialPrinter(spec, say))
     # Tune's default per-trial loggers write JSON, CSV and TensorBoard files for every result;
     # sweeper records results itself, so they only cost time.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     # sweeper prints its own progress; Tune's new console output ignores verbose=0.
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    # Reports may hold other metrics before the first value of the sweep's (see TrialContext).
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -209,7 +227,8 @@ def run(
             say(f"MLflow: {settings.mlflow.tracking_uri} experiment {tracker.experiment!r} "
                 f"run {parent}")
             try:
-                _tuner(spec, plan, recorder, concurrency).fit()
+                with _quiet_tune():
+                    _tuner(spec, plan, recorder, concurrency).fit()
             except SweeperError:
                 raise
             except Exception as exc:

@@ -1,0 +1,45 @@
+"""Training functions the sweep tests run (framework ``python``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+
+def quadratic(params, ctx):
+    """Maximum 0 at x=2, y=-1."""
+    ctx.report(step=1, score=-((params["x"] - 2.0) ** 2) - (params["y"] + 1.0) ** 2)
+
+
+def record(params, ctx):
+    """Note the GPUs and the time window this trial held them, then report."""
+    started = time.time()
+    time.sleep(params.get("sleep", 0.5))
+    note = {
+        "trial": ctx.trial,
+        "cuda": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "gpu_ids": ctx.gpu_ids,
+        "start": started,
+        "end": time.time(),
+        "params": params,
+    }
+    (ctx.output_dir / "note.json").write_text(json.dumps(note))
+    ctx.report(step=1, score=float(params.get("x", 0)))
+
+
+def epochs(params, ctx):
+    """Report a curve over ``epochs`` steps, with the objective only every other step."""
+    for step in range(1, params["epochs"] + 1):
+        metrics = {"loss": 1.0 / step}
+        if step % 2 == 0 or step == params["epochs"]:
+            metrics["score"] = params["x"] * step
+        ctx.report(step=step, **metrics)
+
+
+def fails(params, ctx):
+    """Fail when x is 2, after printing something worth seeing in the error."""
+    ctx.report(step=1, score=float(params["x"]))
+    if params["x"] == 2:
+        print("about to fail: x is 2")
+        raise RuntimeError("x must not be 2")

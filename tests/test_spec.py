@@ -1,0 +1,834 @@
+"""``load_spec``: good specs, and one exact one-line message for every rule a spec can break."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from frameworks.registry import available
+from sweeper.errors import SpecError, SweeperError
+from sweeper.spec import (
+    Choice,
+    Constant,
+    IntRange,
+    LogUniform,
+    Resources,
+    Uniform,
+    load_spec,
+    parse_spec,
+)
+
+TRAIN = "def train(params, ctx):\n    return {'loss': params['lr']}\n\n\ndef helper():\n    pass\n"
+
+# The example of the README: an Optuna (TPE) sweep of a Python function.
+README = """\
+name: digits-demo
+description: MLP on the 8x8 digits, 12 Optuna trials
+framework: python
+entrypoint: train.py:train
+resources: {gpus: 0, cpus: 1}
+search: {method: optuna, sampler: tpe, metric: val_accuracy, mode: max, trials: 12,
+         concurrency: 2, seed: 0}
+parameters:
+  lr: {loguniform: [1.0e-4, 1.0e-1]}
+  hidden: {choice: [32, 64, 128]}
+  dropout: {uniform: [0.0, 0.5]}
+  epochs: 10
+"""
+
+HEAD = """\
+name: demo
+framework: python
+entrypoint: train.py:train
+"""
+OPTUNA = (
+    HEAD
+    + """\
+search: {method: optuna, metric: loss, mode: min, trials: 5}
+parameters:
+  lr: {loguniform: [1.0e-4, 1.0e-1]}
+"""
+)
+GRID = (
+    HEAD
+    + """\
+search: {method: grid, metric: loss, mode: min}
+parameters:
+  lr: {choice: [0.1, 0.01, 0.001]}
+  layers: {int: [1, 4]}
+  dropout: {uniform: [0.0, 0.5], step: 0.1}
+  epochs: 10
+  optimizer: {value: {name: adam}}
+"""
+)
+
+
+@pytest.fixture
+def project(in_tmp: Path) -> Path:
+    """A temporary project folder (the cwd) with ``train.py`` defining ``train``."""
+    (in_tmp / "train.py").write_text(TRAIN, encoding="utf-8")
+    return in_tmp
+
+
+def spec_error(write_spec, text: str) -> tuple[SpecError, str]:
+    """Load ``text`` as a spec file; return the :class:`SpecError` and the file's path."""
+    path = write_spec(text)
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    return info.value, str(path)
+
+
+# --- Good specs --------------------------------------------------------------------------------
+
+
+def test_readme_example(project: Path, write_spec) -> None:
+    path = write_spec(README)
+    spec = load_spec(path)
+    assert spec.name == "digits-demo"
+    assert spec.description == "MLP on the 8x8 digits, 12 Optuna trials"
+    assert spec.framework == "python"
+    assert spec.entrypoint == "train.py:train"
+    assert spec.search.method == "optuna"
+    assert spec.sampler == "tpe"
+    assert spec.search.metric == "val_accuracy"
+    assert spec.search.mode == "max"
+    assert spec.search.trials == 12
+    assert spec.search.concurrency == 2
+    assert spec.search.seed == 0
+    assert spec.trial_count() == 12
+    assert spec.grid_size() is None
+    assert spec.resources == Resources(gpus=0, cpus=1)
+    assert spec.resources.memory_bytes is None
+    assert spec.space == {
+        "lr": LogUniform(1.0e-4, 1.0e-1),
+        "hidden": Choice((32, 64, 128)),
+        "dropout": Uniform(0.0, 0.5),
+        "epochs": Constant(10),
+    }
+    assert list(spec.dimensions) == ["lr", "hidden", "dropout"]
+    assert spec.constants == {"epochs": 10}
+    assert spec.source == path.resolve()
+    assert spec.base_dir == project.resolve()
+    assert spec.data is None and spec.results is None
+
+
+def test_optuna_sampler_defaults_to_tpe(project: Path, write_spec) -> None:
+    spec = load_spec(write_spec(OPTUNA))
+    assert spec.search.sampler is None
+    assert spec.sampler == "tpe"
+
+
+@pytest.mark.parametrize("sampler", ["tpe", "cmaes", "random", "gp", "qmc"])
+def test_every_optuna_sampler(project: Path, write_spec, sampler: str) -> None:
+    text = OPTUNA.replace("method: optuna", f"method: optuna, sampler: {sampler}")
+    assert load_spec(write_spec(text)).sampler == sampler
+
+
+def test_random(project: Path, write_spec) -> None:
+    text = (
+        HEAD
+        + """\
+search: {method: random, metric: acc, mode: max, trials: 7, seed: 3}
+parameters:
+  lr: {loguniform: [1.0e-4, 1.0e-1]}
+  layers: {int: [1, 4], step: 1}
+  batch: {int: [16, 256], log: true}
+"""
+    )
+    spec = load_spec(write_spec(text))
+    assert spec.search.method == "random"
+    assert spec.sampler is None
+    assert spec.trial_count() == 7
+    assert spec.grid_size() is None
+    assert spec.space["batch"] == IntRange(16, 256, 1, True)
+
+
+def test_grid(project: Path, write_spec) -> None:
+    spec = load_spec(write_spec(GRID))
+    assert spec.search.method == "grid"
+    assert spec.sampler is None
+    # 3 learning rates x 4 layer counts x 6 dropouts; constants are not dimensions.
+    assert spec.grid_size() == 3 * 4 * 6
+    assert spec.trial_count() == 72
+    assert list(spec.dimensions) == ["lr", "layers", "dropout"]
+    assert spec.constants == {"epochs": 10, "optimizer": {"name": "adam"}}
+    assert spec.space["dropout"] == Uniform(0.0, 0.5, 0.1)
+
+
+def test_grid_with_trials_equal_to_its_size(project: Path, write_spec) -> None:
+    text = GRID.replace("method: grid", "method: grid, trials: 72")
+    assert load_spec(write_spec(text)).trial_count() == 72
+
+
+def test_grid_of_constants_only_is_one_trial(project: Path, write_spec) -> None:
+    text = HEAD + "search: {method: grid, metric: loss, mode: min}\nparameters: {epochs: 3}\n"
+    spec = load_spec(write_spec(text))
+    assert spec.dimensions == {}
+    assert spec.trial_count() == 1
+
+
+def test_empty_parameters_block(project: Path, write_spec) -> None:
+    text = HEAD + "search: {method: random, metric: loss, mode: min, trials: 2}\nparameters:\n"
+    spec = load_spec(write_spec(text))
+    assert spec.parameters == {}
+    assert spec.space == {}
+
+
+def test_optional_blocks(project: Path, write_spec) -> None:
+    (project / "data").mkdir()
+    text = OPTUNA + (
+        "resources: {gpus: 0.5, cpus: 2, memory: 2GiB}\ndata: data\nresults: out/results\n"
+    )
+    spec = load_spec(write_spec(text))
+    assert spec.resources.gpus == 0.5
+    assert spec.resources.cpus == 2
+    assert spec.resources.memory_bytes == 2 * 1024**3
+    assert spec.resolve(spec.data) == (project / "data").resolve()
+    assert spec.resolve("out/results") == (project / "out" / "results").resolve()
+    assert spec.resolve("/abs/path") == Path("/abs/path")
+
+
+@pytest.mark.parametrize("gpus", [0, 0.25, 1, 2, 4.0])
+def test_gpus_fraction_or_whole(project: Path, write_spec, gpus: float) -> None:
+    spec = load_spec(write_spec(OPTUNA + f"resources: {{gpus: {gpus}}}\n"))
+    assert spec.resources.gpus == gpus
+
+
+def test_module_entrypoint(project: Path, write_spec) -> None:
+    spec = load_spec(write_spec(OPTUNA.replace("train.py:train", "train:train")))
+    assert spec.entrypoint == "train:train"
+
+
+def test_entrypoint_in_a_subfolder(project: Path, write_spec) -> None:
+    (project / "src").mkdir()
+    (project / "src" / "model.py").write_text("from x import fit as run\n", encoding="utf-8")
+    spec = load_spec(write_spec(OPTUNA.replace("train.py:train", "src/model.py:run")))
+    assert spec.entrypoint == "src/model.py:run"
+
+
+def test_base_dir_resolves_paths(tmp_path: Path, write_spec) -> None:
+    """Relative paths resolve against ``base_dir`` rather than the cwd when it is given."""
+    (tmp_path / "train.py").write_text(TRAIN, encoding="utf-8")
+    spec = load_spec(write_spec(OPTUNA), base_dir=tmp_path)
+    assert spec.base_dir == tmp_path.resolve()
+
+
+def test_name_of_64_characters(project: Path, write_spec) -> None:
+    spec = load_spec(write_spec(OPTUNA.replace("name: demo", "name: " + "a" * 64)))
+    assert spec.name == "a" * 64
+
+
+# --- Errors: the error type --------------------------------------------------------------------
+
+
+def test_spec_error_type(project: Path, write_spec) -> None:
+    error, _ = spec_error(write_spec, OPTUNA.replace("mode: min", "mode: up"))
+    assert isinstance(error, ValueError)
+    assert isinstance(error, SweeperError)
+    assert error.exit_code == 2
+    assert SpecError.exit_code == 2
+
+
+def test_spec_error_format() -> None:
+    error = SpecError("x must be y, got 1", file="a.yml", field="x", hint="try 2")
+    assert str(error) == "x must be y, got 1 (a.yml: x); try 2"
+    assert str(SpecError("x must be y, got 1")) == "x must be y, got 1"
+    assert str(SpecError("x must be y, got 1", field="x")) == "x must be y, got 1 (x)"
+    assert str(SpecError("m", file="a.yml", hint="h")) == "m (a.yml); h"
+
+
+# --- Errors: unknown and missing keys ----------------------------------------------------------
+
+TOP_KEYS = "name, description, framework, entrypoint, parameters, search, resources, data, results"
+
+
+def test_unknown_top_level_key(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA + "descripton: hello\n")
+    assert str(error) == (
+        f"keys must be one of {TOP_KEYS}, got 'descripton' ({file}: descripton); "
+        "did you mean 'description'?"
+    )
+    assert error.field == "descripton"
+    assert error.hint == "did you mean 'description'?"
+
+
+def test_unknown_top_level_key_without_close_match(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA + "zzz: 1\n")
+    assert str(error) == f"keys must be one of {TOP_KEYS}, got 'zzz' ({file}: zzz); remove it"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a misspelt required key (serach:) is reported as 'search must be set, got nothing' "
+    "without naming the typo: pydantic's 'missing' error comes before 'extra_forbidden'",
+)
+def test_misspelt_search_suggests_search(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA.replace("search:", "serach:"))
+    assert str(error) == (
+        f"keys must be one of {TOP_KEYS}, got 'serach' ({file}: serach); did you mean 'search'?"
+    )
+
+
+def test_unknown_key_inside_search(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA.replace("trials: 5", "trials: 5, trails: 3"))
+    assert str(error) == (
+        "search keys must be one of method, sampler, metric, mode, trials, concurrency, seed, "
+        f"got 'trails' ({file}: search.trails); did you mean 'trials'?"
+    )
+    assert error.field == "search.trails"
+
+
+def test_unknown_key_inside_resources(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA + "resources: {gpu: 1}\n")
+    assert str(error) == (
+        f"resources keys must be one of gpus, cpus, memory, got 'gpu' ({file}: resources.gpu); "
+        "did you mean 'gpus'?"
+    )
+
+
+def test_unknown_framework(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA.replace("framework: python", "framework: pyton"))
+    names = available()
+    assert "python" in names and "pytorch" in names
+    assert str(error) == (
+        f"framework must be one of {', '.join(names)}, got 'pyton' ({file}: framework); "
+        "did you mean 'python'?"
+    )
+    assert error.field == "framework"
+
+
+def test_unknown_framework_without_close_match(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA.replace("framework: python", "framework: zzz"))
+    assert str(error) == (
+        f"framework must be one of {', '.join(available())}, got 'zzz' ({file}: framework)"
+    )
+    assert error.hint is None
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "field"),
+    [
+        ("name: demo\n", "", "name"),
+        ("framework: python\n", "", "framework"),
+        ("entrypoint: train.py:train\n", "", "entrypoint"),
+        ("metric: loss, ", "", "search.metric"),
+        ("method: optuna, ", "", "search.method"),
+        ("mode: min, ", "", "search.mode"),
+    ],
+)
+def test_missing_required_field(project: Path, write_spec, old: str, new: str, field: str) -> None:
+    error, file = spec_error(write_spec, OPTUNA.replace(old, new))
+    assert str(error) == f"{field} must be set, got nothing ({file}: {field})"
+    assert error.field == field
+
+
+def test_missing_search_block(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, HEAD)
+    assert str(error) == f"search must be set, got nothing ({file}: search)"
+
+
+# --- Errors: values ----------------------------------------------------------------------------
+
+
+def test_bad_method(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA.replace("method: optuna", "method: bayes"))
+    assert str(error) == (
+        f"search.method must be one of grid, random, optuna, got 'bayes' ({file}: search.method)"
+    )
+
+
+def test_bad_method_suggests_a_close_one(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA.replace("method: optuna", "method: gird"))
+    assert str(error) == (
+        f"search.method must be one of grid, random, optuna, got 'gird' ({file}: search.method); "
+        "did you mean 'grid'?"
+    )
+
+
+def test_bad_mode(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA.replace("mode: min", "mode: minimize"))
+    assert (
+        str(error) == f"search.mode must be one of min, max, got 'minimize' ({file}: search.mode)"
+    )
+
+
+def test_bad_sampler(project: Path, write_spec) -> None:
+    error, file = spec_error(
+        write_spec, OPTUNA.replace("method: optuna", "method: optuna, sampler: tps")
+    )
+    assert str(error) == (
+        f"search.sampler must be one of tpe, cmaes, random, gp, qmc, got 'tps' "
+        f"({file}: search.sampler); did you mean 'tpe'?"
+    )
+
+
+def test_sampler_with_method_random(project: Path, write_spec) -> None:
+    text = OPTUNA.replace("method: optuna", "method: random, sampler: tpe")
+    error, file = spec_error(write_spec, text)
+    assert str(error) == (
+        f"search.sampler must not be set for method random, got 'tpe' ({file}: search.sampler); "
+        "samplers belong to method: optuna"
+    )
+    assert error.field == "search.sampler"
+    assert error.hint == "samplers belong to method: optuna"
+
+
+def test_sampler_with_method_grid(project: Path, write_spec) -> None:
+    text = GRID.replace("method: grid", "method: grid, sampler: cmaes")
+    error, file = spec_error(write_spec, text)
+    assert str(error) == (
+        f"search.sampler must not be set for method grid, got 'cmaes' ({file}: search.sampler); "
+        "samplers belong to method: optuna"
+    )
+
+
+@pytest.mark.parametrize("method", ["random", "optuna"])
+def test_trials_required(project: Path, write_spec, method: str) -> None:
+    text = OPTUNA.replace("method: optuna", f"method: {method}").replace(", trials: 5", "")
+    error, file = spec_error(write_spec, text)
+    assert str(error) == (
+        f"search.trials must be set for method {method}, got nothing ({file}: search.trials); "
+        "add e.g. trials: 20"
+    )
+    assert error.field == "search.trials"
+
+
+@pytest.mark.parametrize(
+    ("trials", "message"),
+    [
+        ("0", "must be >= 1, got 0"),
+        ("many", "must be an integer, got 'many'"),
+        ("2.5", "must be an integer, got 2.5"),
+    ],
+)
+def test_bad_trials(project: Path, write_spec, trials: str, message: str) -> None:
+    error, file = spec_error(write_spec, OPTUNA.replace("trials: 5", f"trials: {trials}"))
+    assert str(error) == f"search.trials {message} ({file}: search.trials)"
+
+
+def test_concurrency_zero(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA.replace("trials: 5", "trials: 5, concurrency: 0"))
+    assert str(error) == f"search.concurrency must be >= 1, got 0 ({file}: search.concurrency)"
+
+
+def test_empty_metric(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA.replace("metric: loss", "metric: ''"))
+    assert str(error) == f"search.metric must not be empty, got '' ({file}: search.metric)"
+
+
+def test_search_must_be_a_mapping(project: Path, write_spec) -> None:
+    text = HEAD + "search: [grid]\n"
+    error, file = spec_error(write_spec, text)
+    assert str(error) == f"search must be a mapping, got ['grid'] ({file}: search)"
+
+
+def test_parameters_must_be_a_mapping(project: Path, write_spec) -> None:
+    text = HEAD + "search: {method: grid, metric: loss, mode: min}\nparameters: [1, 2]\n"
+    error, file = spec_error(write_spec, text)
+    assert str(error) == f"parameters must be a mapping, got [1, 2] ({file}: parameters)"
+
+
+def test_grid_over_continuous_dimension(project: Path, write_spec) -> None:
+    text = GRID.replace(
+        "dropout: {uniform: [0.0, 0.5], step: 0.1}", "dropout: {uniform: [0.0, 0.5]}"
+    )
+    error, file = spec_error(write_spec, text)
+    assert str(error) == (
+        "parameters.dropout must have grid values for method grid, got uniform(0, 0.5) "
+        f"({file}: parameters.dropout); list them with {{choice: [...]}} or add a step"
+    )
+    assert "choice" in error.hint and "step" in error.hint
+
+
+def test_grid_over_loguniform(project: Path, write_spec) -> None:
+    text = OPTUNA.replace("method: optuna", "method: grid").replace(", trials: 5", "")
+    error, file = spec_error(write_spec, text)
+    assert str(error) == (
+        "parameters.lr must have grid values for method grid, got loguniform(0.0001, 0.1) "
+        f"({file}: parameters.lr); list them with {{choice: [...]}} or add a step"
+    )
+
+
+def test_grid_trials_must_equal_grid_size(project: Path, write_spec) -> None:
+    text = GRID.replace("method: grid", "method: grid, trials: 10")
+    error, file = spec_error(write_spec, text)
+    assert str(error) == (
+        "search.trials must equal the grid's size 72 for method grid, got 10 "
+        f"({file}: search.trials); leave trials out for a grid"
+    )
+
+
+def test_optuna_with_constants_only(project: Path, write_spec) -> None:
+    text = OPTUNA.replace("lr: {loguniform: [1.0e-4, 1.0e-1]}", "lr: 0.1")
+    error, file = spec_error(write_spec, text)
+    assert str(error) == (
+        "parameters must include a search dimension for method optuna, got constants only "
+        f"({file}: parameters); add e.g. lr: {{loguniform: [1.0e-4, 1.0e-1]}}"
+    )
+
+
+def test_optuna_without_parameters(project: Path, write_spec) -> None:
+    text = HEAD + "search: {method: optuna, metric: loss, mode: min, trials: 5}\n"
+    error, _ = spec_error(write_spec, text)
+    assert error.field == "parameters"
+    assert error.message.endswith("got constants only")
+
+
+@pytest.mark.parametrize("name", ["my sweep", "-demo", "a" * 65, "démo", "a/b"])
+def test_bad_name(project: Path, write_spec, name: str) -> None:
+    error, file = spec_error(write_spec, OPTUNA.replace("name: demo", f"name: '{name}'"))
+    assert str(error) == (
+        f"name must be 1-64 letters, digits, '.', '_' or '-', got {name!r} ({file}: name); "
+        "it names the sweep's folder and MLflow experiment"
+    )
+
+
+def test_name_must_be_a_string(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA.replace("name: demo", "name: 42"))
+    assert str(error) == f"name must be a string, got 42 ({file}: name)"
+
+
+@pytest.mark.parametrize("name", ["learning-rate", "1x", "a.b"])
+def test_bad_parameter_name(project: Path, write_spec, name: str) -> None:
+    error, file = spec_error(write_spec, OPTUNA + f"  {name}: 3\n")
+    assert str(error) == (
+        f"parameter names must be identifiers (letters, digits, _), got {name!r} "
+        f"({file}: parameters.{name}); they become flags, environment variables and MLflow params"
+    )
+
+
+def test_bad_parameter_is_reported_with_the_file(project: Path, write_spec) -> None:
+    """A :class:`ParameterError` reaches the user as a SpecError naming file and field."""
+    text = OPTUNA.replace("{loguniform: [1.0e-4, 1.0e-1]}", "{loguniform: [0, 1]}")
+    error, file = spec_error(write_spec, text)
+    assert str(error) == (
+        f"parameters.lr.loguniform must have low > 0, got [0, 1] ({file}: parameters.lr.loguniform)"
+        "; a log scale needs positive bounds; use uniform to include 0"
+    )
+
+
+def test_misspelt_dimension_kind(project: Path, write_spec) -> None:
+    text = OPTUNA.replace("{loguniform:", "{loguniform:").replace("loguniform", "loguniformm")
+    error, file = spec_error(write_spec, text)
+    assert str(error) == (
+        "parameters.lr key must be one of choice, uniform, loguniform, int, value, step, log, "
+        f"got 'loguniformm' ({file}: parameters.lr.loguniformm); did you mean 'loguniform'?"
+    )
+
+
+# --- Errors: resources -------------------------------------------------------------------------
+
+
+def test_fractional_gpus_above_one(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA + "resources: {gpus: 1.5}\n")
+    assert str(error) == (
+        f"resources.gpus must be a fraction up to 1 or a whole number, got 1.5 "
+        f"({file}: resources.gpus); Ray shares a GPU between trials only below 1 GPU each"
+    )
+    assert error.field == "resources.gpus"
+
+
+def test_negative_gpus(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA + "resources: {gpus: -1}\n")
+    assert str(error) == f"resources.gpus must be >= 0.0, got -1 ({file}: resources.gpus)"
+
+
+def test_gpus_not_a_number(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA + "resources: {gpus: one}\n")
+    assert str(error) == f"resources.gpus must be a number, got 'one' ({file}: resources.gpus)"
+
+
+@pytest.mark.parametrize("memory", ["lots", "0GiB", "-1GiB", "1XB", "''", "0"])
+def test_bad_memory(project: Path, write_spec, memory: str) -> None:
+    error, file = spec_error(write_spec, OPTUNA + f"resources: {{memory: {memory}}}\n")
+    shown = {"''": "''", "0": "0"}.get(memory, repr(memory))
+    assert str(error) == (
+        f"resources.memory must be a size such as 2GiB or 512MB, got {shown} "
+        f"({file}: resources.memory)"
+    )
+
+
+@pytest.mark.parametrize("cpus", ["0", "-2"])
+def test_cpus_must_be_positive(project: Path, write_spec, cpus: str) -> None:
+    error, file = spec_error(write_spec, OPTUNA + f"resources: {{cpus: {cpus}}}\n")
+    assert str(error) == f"resources.cpus must be > 0.0, got {cpus} ({file}: resources.cpus)"
+
+
+@pytest.mark.parametrize(
+    ("memory", "expected"),
+    [
+        ("2GiB", 2 * 1024**3),
+        ("512MB", 512 * 10**6),
+        ("1Gb", 10**9),
+        ("1gb", 10**9),
+        ("2 GiB", 2 * 1024**3),
+        ("1.5GiB", 3 * 1024**3 // 2),
+        ("1KiB", 1024),
+        ("1k", 1000),
+        ("1m", 10**6),
+        ("1TiB", 1024**4),
+        ("1T", 10**12),
+        ("3b", 3),
+        ("100", 100),
+        (1024, 1024),
+        (2**40, 2**40),
+        (None, None),
+    ],
+)
+def test_memory_bytes(memory: str | int | None, expected: int | None) -> None:
+    assert Resources(memory=memory).memory_bytes == expected
+
+
+def test_memory_bytes_from_a_spec(project: Path, write_spec) -> None:
+    spec = load_spec(write_spec(OPTUNA + "resources: {memory: 512MB}\n"))
+    assert spec.resources.memory == "512MB"
+    assert spec.resources.memory_bytes == 512_000_000
+
+
+def test_resources_defaults() -> None:
+    resources = Resources()
+    assert (resources.gpus, resources.cpus, resources.memory) == (0, 1, None)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="memory '0.5' passes validation but memory_bytes is 0 (int() truncates)",
+)
+def test_memory_below_one_byte_is_rejected_or_rounded_up() -> None:
+    try:
+        resources = Resources(memory="0.5")
+    except ValueError:
+        return
+    assert resources.memory_bytes >= 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="memory: true (YAML yes/true) is coerced by pydantic to the integer 1: one byte",
+)
+def test_memory_true_is_rejected(project: Path, write_spec) -> None:
+    spec_error(write_spec, OPTUNA + "resources: {memory: true}\n")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="memory: 1.5 is reported at field 'resources.memory.int' (pydantic's union branch)",
+)
+def test_fractional_memory_names_the_memory_field(project: Path, write_spec) -> None:
+    error, _ = spec_error(write_spec, OPTUNA + "resources: {memory: 1.5}\n")
+    assert error.field == "resources.memory"
+
+
+# --- Errors: entrypoint ------------------------------------------------------------------------
+
+FORMS = "'path/to/file.py:function' or 'package.module:function'"
+
+
+@pytest.mark.parametrize("entrypoint", ["train.py", "train.py:", ":train", "train.py:1fn"])
+def test_entrypoint_form(project: Path, write_spec, entrypoint: str) -> None:
+    text = OPTUNA.replace("entrypoint: train.py:train", f"entrypoint: '{entrypoint}'")
+    error, file = spec_error(write_spec, text)
+    assert str(error) == (f"entrypoint must be {FORMS}, got {entrypoint!r} ({file}: entrypoint)")
+    assert error.field == "entrypoint"
+
+
+def test_entrypoint_empty(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA.replace("train.py:train", "''"))
+    assert str(error) == f"entrypoint must not be empty, got '' ({file}: entrypoint)"
+
+
+def test_entrypoint_file_missing(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA.replace("train.py:train", "missing.py:train"))
+    base = project.resolve()
+    assert str(error) == (
+        f"entrypoint file must exist, got 'missing.py' ({base / 'missing.py'} is missing) "
+        f"({file}: entrypoint); relative paths are relative to {base}"
+    )
+
+
+def test_entrypoint_function_missing(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA.replace("train.py:train", "train.py:trian"))
+    assert str(error) == (
+        f"entrypoint function must be defined in train.py, got 'trian' ({file}: entrypoint); "
+        "did you mean 'train'?"
+    )
+    assert error.hint == "did you mean 'train'?"
+
+
+def test_entrypoint_function_missing_without_close_match(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA.replace("train.py:train", "train.py:zzz"))
+    assert str(error) == (
+        f"entrypoint function must be defined in train.py, got 'zzz' ({file}: entrypoint)"
+    )
+
+
+def test_entrypoint_syntax_error(project: Path, write_spec) -> None:
+    (project / "broken.py").write_text("import os\n\ndef train(:\n    pass\n", encoding="utf-8")
+    error, file = spec_error(write_spec, OPTUNA.replace("train.py:train", "broken.py:train"))
+    assert str(error) == (
+        f"entrypoint file must be valid Python, got a syntax error at line 3 ({file}: entrypoint)"
+    )
+
+
+def test_entrypoint_file_is_not_imported(project: Path, write_spec) -> None:
+    """Validation reads the file: code that would fail at import time is not run."""
+    (project / "heavy.py").write_text(
+        "import no_such_framework_xyz\nraise SystemExit(3)\n\ndef train(params, ctx):\n    pass\n",
+        encoding="utf-8",
+    )
+    spec = load_spec(write_spec(OPTUNA.replace("train.py:train", "heavy.py:train")))
+    assert spec.entrypoint == "heavy.py:train"
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "train = make()\n",
+        "from lib import train\n",
+        "import train\n",
+        "class train:\n    pass\n",
+        "async def train(params, ctx):\n    pass\n",
+    ],
+)
+def test_entrypoint_names_defined_other_ways(project: Path, write_spec, source: str) -> None:
+    (project / "alt.py").write_text(source, encoding="utf-8")
+    load_spec(write_spec(OPTUNA.replace("train.py:train", "alt.py:train")))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="an annotated assignment (train: Callable = make()) is not seen as a definition",
+)
+def test_entrypoint_defined_by_annotated_assignment(project: Path, write_spec) -> None:
+    (project / "alt.py").write_text("train: object = object()\n", encoding="utf-8")
+    load_spec(write_spec(OPTUNA.replace("train.py:train", "alt.py:train")))
+
+
+def test_module_entrypoint_not_importable(project: Path, write_spec) -> None:
+    text = OPTUNA.replace("train.py:train", "no_such_pkg_xyz.mod:train")
+    error, file = spec_error(write_spec, text)
+    assert str(error) == (
+        f"entrypoint module must be importable, got 'no_such_pkg_xyz.mod' ({file}: entrypoint); "
+        f"check the name or install the package; a file is written as {FORMS}"
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="for a module entrypoint (pkg.mod:fn) only the module is checked, not the function",
+)
+def test_module_entrypoint_function_missing(project: Path, write_spec) -> None:
+    spec_error(write_spec, OPTUNA.replace("train.py:train", "train:nope"))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="entrypoint errors name the resolved spec path (spec.source); every other error "
+    "names the path as given to load_spec",
+)
+def test_entrypoint_error_names_the_file_like_other_errors(project: Path, write_spec) -> None:
+    write_spec(OPTUNA.replace("train.py:train", "train.py:trian"))
+    with pytest.raises(SpecError) as entry:
+        load_spec("experiment.yml")
+    write_spec(OPTUNA.replace("mode: min", "mode: up"))
+    with pytest.raises(SpecError) as schema:
+        load_spec("experiment.yml")
+    assert schema.value.file == "experiment.yml"
+    assert entry.value.file == schema.value.file
+
+
+# --- Errors: data and results ------------------------------------------------------------------
+
+
+def test_data_path_missing(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA + "data: nowhere/\n")
+    assert str(error) == (
+        f"data must be an existing path, got 'nowhere/' ({file}: data); "
+        f"relative paths are relative to {project.resolve()}"
+    )
+
+
+def test_data_file_exists(project: Path, write_spec) -> None:
+    (project / "data.csv").write_text("a,b\n", encoding="utf-8")
+    assert load_spec(write_spec(OPTUNA + "data: data.csv\n")).data == "data.csv"
+
+
+@pytest.mark.parametrize("key", ["data", "results"])
+def test_object_storage_not_supported_yet(project: Path, write_spec, key: str) -> None:
+    error, file = spec_error(write_spec, OPTUNA + f"{key}: s3://bucket/prefix\n")
+    assert str(error) == (
+        f"{key} must be a local path, got 's3://bucket/prefix' ({file}: {key}); "
+        "object storage (s3://) is not supported yet"
+    )
+    assert error.field == key
+
+
+def test_results_need_not_exist(project: Path, write_spec) -> None:
+    spec = load_spec(write_spec(OPTUNA + "results: out/new\n"))
+    assert spec.results == "out/new"
+    assert not (project / "out").exists()
+
+
+# --- Errors: the file itself -------------------------------------------------------------------
+
+
+def test_yaml_syntax_error(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, "name: demo\n  framework: python\n")
+    assert str(error) == (
+        "spec must be valid YAML, got mapping values are not allowed here at line 2, column 12 "
+        f"({file})"
+    )
+    assert error.field is None
+
+
+def test_yaml_unclosed_flow_mapping(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, "name: demo\nsearch: {method: grid\n")
+    assert str(error) == (
+        "spec must be valid YAML, got expected ',' or '}', but got '<stream end>' "
+        f"at line 3, column 1 ({file})"
+    )
+
+
+def test_top_level_list(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, "- name: demo\n- framework: python\n")
+    assert str(error) == (
+        f"the spec must be a mapping of keys, got list ({file}); start with e.g. 'name: my-sweep'"
+    )
+
+
+def test_empty_file(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, "")
+    assert error.message.startswith("the spec must be a mapping of keys, got ")
+    assert error.file == file
+
+
+def test_spec_file_missing(project: Path) -> None:
+    with pytest.raises(SpecError) as info:
+        load_spec("nope.yml")
+    assert str(info.value) == "spec file must exist, got 'nope.yml'"
+    assert info.value.exit_code == 2
+
+
+def test_spec_file_not_utf8(project: Path) -> None:
+    path = project / "experiment.yml"
+    path.write_bytes(b"name: \xff\n")
+    with pytest.raises(SpecError) as info:
+        load_spec(path)
+    assert str(info.value) == (
+        "spec file must be readable UTF-8 text, got 'utf-8' codec can't decode byte 0xff in "
+        f"position 6: invalid start byte ({path})"
+    )
+
+
+def test_spec_path_is_a_directory(project: Path) -> None:
+    with pytest.raises(SpecError, match=r"^spec file must be readable UTF-8 text, got "):
+        load_spec(project)
+
+
+def test_parse_spec_without_a_file(project: Path) -> None:
+    """``parse_spec`` validates a mapping; its errors then name only the field."""
+    with pytest.raises(SpecError) as info:
+        parse_spec({"name": "demo", "framework": "python", "entrypoint": "train.py:train"})
+    assert str(info.value) == "search must be set, got nothing (search)"
+    assert info.value.file is None
