@@ -1,0 +1,338 @@
+"""``tune_space``, ``grid_points`` and ``searcher_for``: the spec's space as Tune and Optuna see it."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+from ray.tune.search import BasicVariantGenerator
+from ray.tune.search import sample as tune_sample
+from ray.tune.search.optuna import OptunaSearch
+from ray.tune.search.variant_generator import generate_variants
+
+from sweeper._space import grid_points, searcher_for, tune_space
+from sweeper.spec import Spec, grid_values, parse_spec
+
+SPACE = {
+    "lr": {"loguniform": [1.0e-4, 1.0e-1]},
+    "hidden": {"choice": [32, 64, 128]},
+    "dropout": {"uniform": [0.0, 0.5]},
+    "dropout_q": {"uniform": [0.0, 0.5], "step": 0.1},
+    "layers": {"int": [1, 4]},
+    "batch": {"int": [16, 256], "log": True},
+    "width": {"int": [16, 128], "step": 16},
+    "epochs": 10,
+    "optimizer": {"value": {"name": "adam"}},
+}
+
+
+def make_spec(
+    method: str, parameters: dict[str, Any], *, sampler: str | None = None, **search: Any
+) -> Spec:
+    """A validated spec (no file; the entry point is a module that always exists)."""
+    block: dict[str, Any] = {"method": method, "metric": "loss", "mode": "min", **search}
+    if method != "grid":
+        block.setdefault("trials", 4)
+    if sampler:
+        block["sampler"] = sampler
+    return parse_spec(
+        {
+            "name": "space",
+            "framework": "python",
+            "entrypoint": "json:loads",
+            "search": block,
+            "parameters": parameters,
+        }
+    )
+
+
+# --- tune_space: random ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def random_space() -> dict[str, Any]:
+    return tune_space(make_spec("random", SPACE))
+
+
+def test_random_space_has_only_dimensions(random_space: dict[str, Any]) -> None:
+    assert list(random_space) == ["lr", "hidden", "dropout", "dropout_q", "layers", "batch", "width"]
+
+
+def test_choice_domain(random_space: dict[str, Any]) -> None:
+    domain = random_space["hidden"]
+    assert isinstance(domain, tune_sample.Categorical)
+    assert domain.categories == [32, 64, 128]
+
+
+def test_uniform_domain(random_space: dict[str, Any]) -> None:
+    domain = random_space["dropout"]
+    assert isinstance(domain, tune_sample.Float)
+    assert (domain.lower, domain.upper) == (0.0, 0.5)
+    assert isinstance(domain.get_sampler(), tune_sample.Float._Uniform)
+
+
+def test_uniform_step_domain(random_space: dict[str, Any]) -> None:
+    domain = random_space["dropout_q"]
+    assert isinstance(domain, tune_sample.Float)
+    assert (domain.lower, domain.upper) == (0.0, 0.5)
+    sampler = domain.get_sampler()
+    assert isinstance(sampler, tune_sample.Quantized)
+    assert sampler.q == 0.1
+    assert isinstance(sampler.sampler, tune_sample.Float._Uniform)
+
+
+def test_loguniform_domain(random_space: dict[str, Any]) -> None:
+    domain = random_space["lr"]
+    assert isinstance(domain, tune_sample.Float)
+    assert (domain.lower, domain.upper) == (1.0e-4, 1.0e-1)
+    assert isinstance(domain.get_sampler(), tune_sample.Float._LogUniform)
+
+
+def test_int_domain_upper_bound_is_inclusive(random_space: dict[str, Any]) -> None:
+    """``int: [1, 4]`` includes 4: Tune's randint excludes its upper bound, so it gets 5."""
+    domain = random_space["layers"]
+    assert isinstance(domain, tune_sample.Integer)
+    assert (domain.lower, domain.upper) == (1, 5)
+    assert isinstance(domain.get_sampler(), tune_sample.Integer._Uniform)
+    assert set(domain.sample(size=400, random_state=0)) == {1, 2, 3, 4}
+
+
+def test_int_log_domain_upper_bound_is_inclusive(random_space: dict[str, Any]) -> None:
+    domain = random_space["batch"]
+    assert isinstance(domain, tune_sample.Integer)
+    assert (domain.lower, domain.upper) == (16, 257)
+    assert isinstance(domain.get_sampler(), tune_sample.Integer._LogUniform)
+
+
+def test_int_log_domain_reaches_both_bounds() -> None:
+    domain = tune_space(make_spec("random", {"n": {"int": [1, 3], "log": True}}))["n"]
+    assert set(domain.sample(size=500, random_state=0)) == {1, 2, 3}
+
+
+def test_int_step_domain(random_space: dict[str, Any]) -> None:
+    """Tune's qrandint includes its upper bound, so it gets ``high`` itself."""
+    domain = random_space["width"]
+    assert isinstance(domain, tune_sample.Integer)
+    assert (domain.lower, domain.upper) == (16, 128)
+    sampler = domain.get_sampler()
+    assert isinstance(sampler, tune_sample.Quantized)
+    assert sampler.q == 16
+
+
+def test_int_step_samples_are_the_grid_values(random_space: dict[str, Any]) -> None:
+    values = set(random_space["width"].sample(size=2000, random_state=0))
+    assert values == {16, 32, 48, 64, 80, 96, 112, 128}
+
+
+def test_uniform_step_samples_are_on_the_grid(random_space: dict[str, Any]) -> None:
+    samples = random_space["dropout_q"].sample(size=500, random_state=0)
+    grid = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
+    assert all(min(abs(s - g) for g in grid) < 1e-9 for s in samples)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="{int: [1, 9], step: 2} becomes tune.qrandint(1, 9, 2), which draws multiples of 2 "
+    "(2, 4, 6, 8), never the declared values 1, 3, 5, 7, 9",
+)
+def test_int_step_with_offset_low_samples_the_declared_values() -> None:
+    spec = make_spec("random", {"n": {"int": [1, 9], "step": 2}})
+    samples = set(tune_space(spec)["n"].sample(size=2000, random_state=0))
+    assert samples == set(grid_values(spec.space["n"]))
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="{uniform: [0.1, 0.9], step: 0.2} validates, but tune.quniform raises ValueError "
+    "('lower variable bound 0.1 is not divisible by quantization factor 0.2')",
+)
+def test_uniform_step_with_offset_low_gives_a_tune_domain() -> None:
+    spec = make_spec("random", {"x": {"uniform": [0.1, 0.9], "step": 0.2}})
+    samples = tune_space(spec)["x"].sample(size=500, random_state=0)
+    grid = grid_values(spec.space["x"])
+    assert all(min(abs(s - g) for g in grid) < 1e-9 for s in samples)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="{uniform: [0, 1], step: 0.3} validates, but tune.quniform raises ValueError "
+    "('upper variable bound 1 is not divisible by quantization factor 0.3')",
+)
+def test_uniform_step_not_dividing_the_range_gives_a_tune_domain() -> None:
+    spec = make_spec("random", {"x": {"uniform": [0, 1], "step": 0.3}})
+    tune_space(spec)
+
+
+# --- tune_space: grid and optuna ---------------------------------------------------------------
+
+GRID = {
+    "lr": {"choice": [0.1, 0.01, 0.001]},
+    "layers": {"int": [1, 4]},
+    "dropout": {"uniform": [0.0, 0.5], "step": 0.1},
+    "width": {"int": [16, 64], "step": 16},
+    "epochs": 10,
+    "optimizer": {"value": {"name": "adam"}},
+}
+
+
+@pytest.fixture(scope="module")
+def grid_spec() -> Spec:
+    return make_spec("grid", GRID)
+
+
+def test_grid_space(grid_spec: Spec) -> None:
+    assert tune_space(grid_spec) == {
+        "lr": {"grid_search": [0.1, 0.01, 0.001]},
+        "layers": {"grid_search": [1, 2, 3, 4]},
+        "dropout": {"grid_search": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]},
+        "width": {"grid_search": [16, 32, 48, 64]},
+    }
+
+
+def test_optuna_space_is_left_to_the_searcher() -> None:
+    assert tune_space(make_spec("optuna", SPACE)) == {}
+
+
+# --- grid_points -------------------------------------------------------------------------------
+
+
+def test_grid_points_count(grid_spec: Spec) -> None:
+    points = grid_points(grid_spec)
+    assert len(points) == grid_spec.trial_count() == 3 * 4 * 6 * 4
+
+
+def test_grid_points_cover_every_combination_once(grid_spec: Spec) -> None:
+    points = grid_points(grid_spec)
+    names = ["lr", "layers", "dropout", "width"]
+    assert all(set(p) == set(names) for p in points)  # constants are not in the points
+    seen = [tuple(p[n] for n in names) for p in points]
+    expected = itertools.product(
+        [0.1, 0.01, 0.001], [1, 2, 3, 4], [0.0, 0.1, 0.2, 0.3, 0.4, 0.5], [16, 32, 48, 64]
+    )
+    assert len(set(seen)) == len(seen)
+    assert set(seen) == set(expected)
+
+
+def test_grid_points_follow_tune_order(grid_spec: Spec) -> None:
+    """Point i is Tune's i-th grid trial, so ``plan``'s trial numbers match the sweep's."""
+    tune_order = [
+        {name: config[name] for name in grid_spec.dimensions}
+        for _, config in generate_variants(tune_space(grid_spec))
+    ]
+    assert grid_points(grid_spec) == tune_order
+
+
+def test_grid_points_first_parameter_varies_fastest() -> None:
+    spec = make_spec("grid", {"a": {"choice": [1, 2]}, "b": {"choice": ["x", "y"]}})
+    assert grid_points(spec) == [
+        {"a": 1, "b": "x"},
+        {"a": 2, "b": "x"},
+        {"a": 1, "b": "y"},
+        {"a": 2, "b": "y"},
+    ]
+
+
+def test_grid_points_of_constants_only() -> None:
+    spec = make_spec("grid", {"epochs": 3})
+    assert grid_points(spec) == [{}]
+    assert spec.trial_count() == 1
+
+
+# --- searcher_for ------------------------------------------------------------------------------
+
+SAMPLERS = {
+    "tpe": optuna.samplers.TPESampler,
+    "cmaes": optuna.samplers.CmaEsSampler,
+    "random": optuna.samplers.RandomSampler,
+    "gp": optuna.samplers.GPSampler,
+    "qmc": optuna.samplers.QMCSampler,
+}
+
+
+@pytest.fixture(scope="module")
+def optuna_search() -> OptunaSearch:
+    return searcher_for(make_spec("optuna", SPACE, seed=7))
+
+
+def test_optuna_searcher(optuna_search: OptunaSearch) -> None:
+    assert isinstance(optuna_search, OptunaSearch)
+    assert optuna_search._metric == "loss"
+    assert optuna_search._mode == "min"
+
+
+def test_optuna_distributions(optuna_search: OptunaSearch) -> None:
+    assert optuna_search._space == {
+        "lr": FloatDistribution(1.0e-4, 1.0e-1, log=True),
+        "hidden": CategoricalDistribution([32, 64, 128]),
+        "dropout": FloatDistribution(0.0, 0.5),
+        "dropout_q": FloatDistribution(0.0, 0.5, step=0.1),
+        "layers": IntDistribution(1, 4),
+        "batch": IntDistribution(16, 256, log=True),
+        "width": IntDistribution(16, 128, step=16),
+    }
+
+
+def test_optuna_int_bounds_are_inclusive(optuna_search: OptunaSearch) -> None:
+    layers = optuna_search._space["layers"]
+    assert (layers.low, layers.high, layers.step, layers.log) == (1, 4, 1, False)
+
+
+def test_optuna_mode_max() -> None:
+    searcher = searcher_for(make_spec("optuna", SPACE, mode="max"))
+    assert searcher._mode == "max"
+
+
+@pytest.mark.parametrize("name", list(SAMPLERS))
+def test_optuna_sampler_class(name: str) -> None:
+    searcher = searcher_for(make_spec("optuna", SPACE, sampler=name, seed=1))
+    assert type(searcher._sampler) is SAMPLERS[name]
+
+
+def test_optuna_default_sampler_is_tpe() -> None:
+    searcher = searcher_for(make_spec("optuna", SPACE))
+    assert type(searcher._sampler) is optuna.samplers.TPESampler
+
+
+def first_suggestion(searcher: OptunaSearch) -> float:
+    study = optuna.create_study(sampler=searcher._sampler)
+    return study.ask().suggest_float("x", 0.0, 1.0)
+
+
+@pytest.mark.parametrize("name", ["random", "tpe"])
+def test_optuna_sampler_is_seeded(name: str) -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    first = first_suggestion(searcher_for(make_spec("optuna", SPACE, sampler=name, seed=3)))
+    again = first_suggestion(searcher_for(make_spec("optuna", SPACE, sampler=name, seed=3)))
+    other = first_suggestion(searcher_for(make_spec("optuna", SPACE, sampler=name, seed=4)))
+    assert first == again
+    assert first != other
+
+
+def test_qmc_sampler_seed() -> None:
+    searcher = searcher_for(make_spec("optuna", SPACE, sampler="qmc", seed=11))
+    assert searcher._sampler._seed == 11
+
+
+@pytest.mark.parametrize("method", ["grid", "random"])
+def test_grid_and_random_use_tunes_generator(method: str) -> None:
+    parameters = GRID if method == "grid" else SPACE
+    searcher = searcher_for(make_spec(method, parameters, seed=5))
+    assert isinstance(searcher, BasicVariantGenerator)
+
+
+def test_random_generator_is_seeded() -> None:
+    def draw(seed: int) -> list[float]:
+        spec = make_spec("random", SPACE, seed=seed)
+        state = searcher_for(spec)._random_state
+        return list(tune_space(spec)["dropout"].sample(size=5, random_state=state))
+
+    assert draw(5) == draw(5)
+    assert draw(5) != draw(6)
+
+
+def test_random_generator_without_seed() -> None:
+    searcher = searcher_for(make_spec("random", SPACE))
+    assert searcher._random_state is None
