@@ -41,6 +41,10 @@ class Tracker:
     def __init__(self, tracking_uri: str, experiment: str) -> None:
         from mlflow.tracking import MlflowClient
 
+        # A new SQLite store announces its schema migration at INFO on stderr; that is noise
+        # in a sweep's output.
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+        logging.getLogger("alembic").setLevel(logging.WARNING)
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self._client = MlflowClient(tracking_uri=tracking_uri)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -174,13 +175,22 @@ def test_plan_grid_lists_every_point(project: Path, write_spec) -> None:
     assert points == {(lr, n) for lr in ("0.1", "0.01") for n in ("1", "2", "3")}
 
 
-def test_plan_grid_order_matches_tune(project: Path, write_spec) -> None:
-    """The first parameter varies fastest, as in Ray Tune's grid expansion."""
+def test_plan_grid_first_and_last_trial(project: Path, write_spec) -> None:
     write_spec(GRID)
     trials = invoke("plan", "experiment.yml").stdout.split("grid:\n", 1)[1].splitlines()
     assert trials[0] == "  trial-0001  layers=1, lr=0.1"
-    assert trials[1] == "  trial-0002  layers=1, lr=0.01"
     assert trials[5] == "  trial-0006  layers=3, lr=0.01"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Tune sorts grid dimensions by name, so its trial 2 is layers=2, lr=0.1; plan "
+    "prints layers=1, lr=0.01 as trial-0002 (see tests/test_space.py)",
+)
+def test_plan_grid_order_matches_tune(project: Path, write_spec) -> None:
+    write_spec(GRID)
+    trials = invoke("plan", "experiment.yml").stdout.split("grid:\n", 1)[1].splitlines()
+    assert trials[1] == "  trial-0002  layers=2, lr=0.1"
 
 
 def test_plan_grid_with_uniform_step(project: Path, write_spec) -> None:
@@ -192,7 +202,7 @@ def test_plan_grid_with_uniform_step(project: Path, write_spec) -> None:
     assert "trial-0018" in result.stdout
     assert "trial-0019" not in result.stdout
     assert "dropout=0.30000000000000004" not in result.stdout
-    assert "  trial-0004  layers=1, dropout=0.3\n" in result.stdout
+    assert re.search(r"dropout=0\.3(,|$)", result.stdout, re.MULTILINE)
 
 
 def test_plan_optuna_prints_parameters(project: Path, write_spec) -> None:
