@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import contextlib
 import difflib
 import importlib
 import importlib.util
@@ -33,7 +34,7 @@ def _split(spec: Spec) -> tuple[str, str]:
 
 
 def _file(spec: Spec) -> str | None:
-    return str(spec.source) if spec.source else None
+    return spec.label
 
 
 def _is_path(target: str) -> bool:
@@ -48,6 +49,8 @@ def _defined_names(path: Path) -> set[str]:
             names.add(node.name)
         elif isinstance(node, ast.Assign):
             names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             names.update((a.asname or a.name).split(".")[0] for a in node.names)
     return names
@@ -75,8 +78,11 @@ def check_entrypoint(spec: Spec) -> None:
                 field="entrypoint",
                 hint=f"check the name or install the package; a file is written as {_FORMS}",
             )
-        return
-    path = spec.resolve(target)
+        if not (found.origin and found.origin.endswith(".py")):
+            return  # an extension or namespace module: only importing it would tell
+        path = Path(found.origin)
+    else:
+        path = spec.resolve(target)
     if not path.is_file():
         raise SpecError(
             f"entrypoint file must exist, got {target!r} ({path} is missing)",
@@ -92,7 +98,7 @@ def check_entrypoint(spec: Spec) -> None:
             file=_file(spec),
             field="entrypoint",
         ) from None
-    if function not in names:
+    if function not in names and "*" not in names:  # a star import could define it
         close = difflib.get_close_matches(function, sorted(names), n=1)
         raise SpecError(
             f"entrypoint function must be defined in {target}, got {function!r}",
@@ -112,10 +118,8 @@ class _on_path:
         sys.path.insert(0, self.directory)
 
     def __exit__(self, *exc: object) -> None:
-        try:
+        with contextlib.suppress(ValueError):
             sys.path.remove(self.directory)
-        except ValueError:
-            pass
 
 
 _CACHE: dict[tuple[str, float], Callable[..., Any]] = {}

@@ -1,6 +1,6 @@
 """sweeper: hyperparameter sweeps on Ray Tune, with Optuna search and MLflow tracking."""
 
-from sweeper.errors import ConfigError, SpecError, SweepError, SweeperError, TrialError
+from sweeper.errors import ConfigError, SpecError, SweeperError, SweepError, TrialError
 from sweeper.spec import Spec, load_spec
 
 __all__ = [

@@ -43,9 +43,13 @@ class TrialPrinter:
         self.done += 1
         metric = self.spec.search.metric
         value = record.metrics.get(metric)
-        if record.state == "completed" and value is not None and (
-            self.best is None
-            or (value > self.best if self.spec.search.mode == "max" else value < self.best)
+        if (
+            record.state == "completed"
+            and value is not None
+            and (
+                self.best is None
+                or (value > self.best if self.spec.search.mode == "max" else value < self.best)
+            )
         ):
             self.best = value
         shown = f"{metric}={_short(value)}" if value is not None else f"{metric}=-"

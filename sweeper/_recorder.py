@@ -88,9 +88,11 @@ class SweepRecorder(Callback):
         # the console stay behind and are supplied again on restore.
         return {**self.__dict__, "tracker": None, "on_event": None}
 
-    def on_trial_start(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+    def on_trial_start(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
         name = str(trial)
-        params = {**self.spec.constants, **trial.config}
+        params = self.plan.params(trial.config)
         record = self.records[name] = TrialRecord(name, params)
         if self.tracker:
             self.tracker.start_trial(name, params, {**self.tags, "sweeper.trial": name})
@@ -108,8 +110,13 @@ class SweepRecorder(Callback):
         record.steps = step
         record.metrics.update(metrics)
         value = metrics.get(self.spec.search.metric)
-        if value is not None and not math.isnan(value) and (
-            record.best is None or (value > record.best if self._maximize else value < record.best)
+        if (
+            value is not None
+            and not math.isnan(value)
+            and (
+                record.best is None
+                or (value > record.best if self._maximize else value < record.best)
+            )
         ):
             record.best = value
         if self.tracker and metrics:
@@ -120,7 +127,9 @@ class SweepRecorder(Callback):
     ) -> None:
         self._end(trial, "completed", "FINISHED")
 
-    def on_trial_error(self, iteration: int, trials: list[Trial], trial: Trial, **info: Any) -> None:
+    def on_trial_error(
+        self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
+    ) -> None:
         error_file = self.plan.trial_dir(str(trial)) / ERROR_FILE
         self._end(trial, "failed", "FAILED", _error_text(trial, error_file))
 

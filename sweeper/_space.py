@@ -15,7 +15,10 @@ if TYPE_CHECKING:
 
     from sweeper.spec import Spec
 
-__all__ = ["grid_points", "searcher_for", "tune_space"]
+__all__ = ["GRID_KEY", "grid_points", "searcher_for", "trial_params", "tune_space"]
+
+
+GRID_KEY = "grid_point"
 
 
 def _tune_dimension(param: Parameter) -> Any:
@@ -23,7 +26,9 @@ def _tune_dimension(param: Parameter) -> Any:
         return tune.choice(list(param.values))
     if isinstance(param, Uniform):
         if param.step:
-            return tune.quniform(param.low, param.high, param.step)
+            # Tune's quniform rounds to multiples of the step from 0, not from `low`; a choice
+            # over the declared values samples exactly the spec's grid.
+            return tune.choice(grid_values(param))
         return tune.uniform(param.low, param.high)
     if isinstance(param, LogUniform):
         return tune.loguniform(param.low, param.high)
@@ -31,29 +36,38 @@ def _tune_dimension(param: Parameter) -> Any:
         if param.log:
             return tune.lograndint(param.low, param.high + 1)  # Tune's upper bound is exclusive
         if param.step != 1:
-            return tune.qrandint(param.low, param.high, param.step)  # ... but inclusive here
+            return tune.choice(grid_values(param))  # as for uniform: qrandint ignores `low`
         return tune.randint(param.low, param.high + 1)
     raise TypeError(param)
 
 
 def tune_space(spec: Spec) -> dict[str, Any]:
-    """Tune's ``param_space`` for the spec's dimensions (constants are added in the trial)."""
+    """Tune's ``param_space`` for the spec's dimensions (constants are added in the trial).
+
+    A grid is one Tune dimension over the indexes of :func:`grid_points`: sweeper, not Tune's
+    internal ordering of grid dimensions, decides which point is ``trial-0001``, so ``sweeper
+    plan`` and the sweep agree.
+    """
     if spec.search.method == "grid":
-        return {
-            name: tune.grid_search(grid_values(param)) for name, param in spec.dimensions.items()
-        }
+        return {GRID_KEY: tune.grid_search(list(range(spec.trial_count())))}
     if spec.search.method == "random":
         return {name: _tune_dimension(param) for name, param in spec.dimensions.items()}
     return {}
 
 
 def grid_points(spec: Spec) -> list[dict[str, Any]]:
-    """Every point of a grid search, in the order Tune runs them (last parameter fastest)."""
+    """Every point of a grid search in the order trials run: like nested loops over the
+    parameters in the order the spec declares them (the last one varies fastest)."""
     dims = spec.dimensions
-    names = list(dims)
-    # Tune expands grid_search dimensions with the last-defined varying slowest.
-    values = [grid_values(dims[name]) or [] for name in reversed(names)]
-    return [dict(zip(reversed(names), combo)) for combo in itertools.product(*values)]
+    values = [grid_values(param) or [] for param in dims.values()]
+    return [dict(zip(dims, combo, strict=True)) for combo in itertools.product(*values)]
+
+
+def trial_params(spec: Spec, config: dict[str, Any], grid: list[dict[str, Any]] | None) -> dict:
+    """A trial's parameters from Tune's config: constants, then sampled values or grid point."""
+    if grid is not None and GRID_KEY in config:
+        return {**spec.constants, **grid[config[GRID_KEY]]}
+    return {**spec.constants, **config}
 
 
 def _optuna_distribution(param: Parameter) -> optuna.distributions.BaseDistribution:
@@ -96,9 +110,7 @@ def searcher_for(spec: Spec, concurrency: int | None = None) -> Searcher | Basic
     if spec.search.method != "optuna":
         from ray.tune.search import BasicVariantGenerator
 
-        return BasicVariantGenerator(
-            max_concurrent=concurrency or 0, random_state=spec.search.seed
-        )
+        return BasicVariantGenerator(max_concurrent=concurrency or 0, random_state=spec.search.seed)
     from ray.tune.search.optuna import OptunaSearch
 
     space = {name: _optuna_distribution(p) for name, p in spec.dimensions.items()}

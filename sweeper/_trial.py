@@ -48,9 +48,16 @@ class TrialPlan:
     spec: Spec
     sweep: str
     sweep_dir: Path
+    grid: list[dict[str, Any]] | None = None
 
     def trial_dir(self, name: str) -> Path:
         return self.sweep_dir / "trials" / name
+
+    def params(self, config: dict[str, Any]) -> dict[str, Any]:
+        """The parameters of the trial Tune configured with ``config``."""
+        from sweeper._space import trial_params
+
+        return trial_params(self.spec, config, self.grid)
 
 
 @contextmanager
@@ -104,7 +111,7 @@ def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
     checkpoint_dir = trial_dir / "checkpoints"
     for directory in (output_dir, checkpoint_dir):
         directory.mkdir(parents=True, exist_ok=True)
-    params = {**spec.constants, **config}
+    params = plan.params(config)
     (trial_dir / PARAMS_FILE).write_text(json.dumps(params, indent=2, default=str) + "\n")
     ctx = TrialContext(
         params=params,

@@ -20,8 +20,12 @@ _CONFIG = click.option(
 
 
 def _fail(error: SweeperError) -> None:
-    click.echo(f"error: {' '.join(str(error).split())}" if "\n" not in str(error) else
-               f"error: {str(error).splitlines()[0]}", err=True)
+    click.echo(
+        f"error: {' '.join(str(error).split())}"
+        if "\n" not in str(error)
+        else f"error: {str(error).splitlines()[0]}",
+        err=True,
+    )
     sys.exit(error.exit_code)
 
 
@@ -45,7 +49,9 @@ def main() -> None:
 @main.command()
 @click.argument("spec", type=_SPEC)
 @_CONFIG
-@click.option("--address", help="Ray cluster to use (ray://HOST:10001 or auto) instead of a local Ray.")
+@click.option(
+    "--address", help="Ray cluster to use (ray://HOST:10001 or auto) instead of a local Ray."
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print only the best trials.")
 def run(spec: Path, config: Path | None, address: str | None, quiet: bool) -> None:
     """Run the sweep that SPEC (an experiment.yml) describes.
@@ -96,10 +102,14 @@ def plan(spec: Path) -> None:
     search = loaded.search
     method = f"optuna ({loaded.sampler})" if search.method == "optuna" else search.method
     click.echo(f"sweep {loaded.name}: {method}, {search.mode} {search.metric}")
-    click.echo(f"trials: {loaded.trial_count()}, concurrency: {search.concurrency or 'as resources allow'}")
+    click.echo(
+        f"trials: {loaded.trial_count()}, concurrency: {search.concurrency or 'as resources allow'}"
+    )
     res = loaded.resources
-    click.echo(f"per trial: {res.cpus:g} cpus, {res.gpus:g} gpus"
-               + (f", memory {res.memory}" if res.memory else ""))
+    click.echo(
+        f"per trial: {res.cpus:g} cpus, {res.gpus:g} gpus"
+        + (f", memory {res.memory}" if res.memory else "")
+    )
     click.echo("parameters:")
     width = max((len(n) for n in loaded.space), default=0)
     for name, param in loaded.space.items():
@@ -122,7 +132,17 @@ def ui(config: Path | None, host: str, port: int) -> None:
     from sweeper.settings import load_settings
 
     settings = load_settings(config)
-    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri",
-               settings.mlflow.tracking_uri, "--host", host, "--port", str(port)]
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        settings.mlflow.tracking_uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
     click.echo(f"MLflow UI on http://{host}:{port} for {settings.mlflow.tracking_uri}")
     sys.exit(subprocess.call(command))

@@ -8,12 +8,12 @@ overrides that single key.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+import tomllib
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from sweeper.errors import ConfigError
 
@@ -53,7 +53,7 @@ class S3Settings(_Section):
 
     endpoint_url: str = ""
     region: str = ""
-    addressing_style: str = Field("auto", pattern="^(auto|path|virtual)$")
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"
 
 
 class LimitsSettings(_Section):
@@ -71,20 +71,29 @@ class Settings(_Section):
     s3: S3Settings = Field(default_factory=S3Settings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
 
-    source: str | None = Field(None, exclude=True)
+    _source: str | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> str | None:
+        """The settings file that was read, or ``None`` for defaults only."""
+        return self._source
 
 
-def _env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+def _env_overrides(
+    data: dict[str, Any], environ: Mapping[str, str]
+) -> tuple[dict[str, Any], dict[tuple[str, str], str]]:
+    """Apply ``SWEEPER_*`` variables to ``data``; also return which keys came from which."""
+    origins: dict[tuple[str, str], str] = {}
     for name, value in environ.items():
         if not name.startswith(ENV_PREFIX):
             continue
-        rest = name[len(ENV_PREFIX):].lower()
+        rest = name[len(ENV_PREFIX) :].lower()
         for section, model in Settings.model_fields.items():
             annotation = model.annotation
             if not (isinstance(annotation, type) and issubclass(annotation, _Section)):
                 continue
             if rest.startswith(section + "_"):
-                key = rest[len(section) + 1:]
+                key = rest[len(section) + 1 :]
                 if key not in annotation.model_fields:
                     raise ConfigError(
                         f"{name} must name a key of [{section}] "
@@ -92,10 +101,12 @@ def _env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str
                         file="environment",
                         field=name,
                     )
-                # Empty optional numbers mean "unset", as in a blank line of sweeper.toml.
-                data.setdefault(section, {})[key] = value if value != "" else None
+                # An empty value unsets a key whose default is unset (the optional numbers).
+                unset = value == "" and annotation.model_fields[key].default is None
+                data.setdefault(section, {})[key] = None if unset else value
+                origins[(section, key)] = name
                 break
-    return data
+    return data, origins
 
 
 def load_settings(
@@ -118,14 +129,19 @@ def load_settings(
             data = tomllib.loads(path.read_text(encoding="utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config must be valid TOML, got {exc}", file=file) from None
-    data = _env_overrides(data, environ)
+    data, origins = _env_overrides(data, environ)
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
         from sweeper.spec._loader import translate_error
 
-        raise translate_error(
+        loc = tuple(str(part) for part in exc.errors()[0]["loc"][:2])
+        variable = origins.get(loc) if len(loc) == 2 else None
+        error = translate_error(
             exc, file=file or "environment", root=Settings, error_cls=ConfigError
-        ) from None
-    settings.source = file
+        )
+        if variable:
+            error = ConfigError(error.message, file="environment", field=variable, hint=error.hint)
+        raise error from None
+    settings._source = file
     return settings

@@ -17,9 +17,9 @@ import yaml
 
 from sweeper._console import TrialPrinter, best_table
 from sweeper._recorder import SweepRecorder
-from sweeper._space import searcher_for, tune_space
+from sweeper._space import grid_points, searcher_for, tune_space
 from sweeper._trial import TrialNamer, TrialPlan, run_trial
-from sweeper.errors import SweepError, SweeperError
+from sweeper.errors import SweeperError, SweepError
 from sweeper.results import best_trials, results_frame, write_results
 from sweeper.settings import Settings, load_settings
 from sweeper.spec import Spec, load_spec
@@ -203,7 +203,8 @@ def run(
         tags={**tags, "sweeper.dir": str(sweep_dir), "mlflow.note.content": spec.description},
     )
     concurrency = _concurrency(spec, settings)
-    plan = TrialPlan(spec=spec, sweep=sweep, sweep_dir=sweep_dir)
+    grid = grid_points(spec) if spec.search.method == "grid" else None
+    plan = TrialPlan(spec=spec, sweep=sweep, sweep_dir=sweep_dir, grid=grid)
     recorder = SweepRecorder(plan, tracker, tags, TrialPrinter(spec, say))
     # Tune's default per-trial loggers write JSON, CSV and TensorBoard files for every result;
     # sweeper records results itself, so they only cost time.
@@ -224,15 +225,19 @@ def run(
                 f"concurrency {concurrency or 'as resources allow'}, on {where}"
             )
             say(f"results: {sweep_dir}")
-            say(f"MLflow: {settings.mlflow.tracking_uri} experiment {tracker.experiment!r} "
-                f"run {parent}")
+            say(
+                f"MLflow: {settings.mlflow.tracking_uri} experiment {tracker.experiment!r} "
+                f"run {parent}"
+            )
             try:
                 with _quiet_tune():
                     _tuner(spec, plan, recorder, concurrency).fit()
             except SweeperError:
                 raise
             except Exception as exc:
-                raise SweepError(f"Ray Tune stopped the sweep: {type(exc).__name__}: {exc}") from exc
+                raise SweepError(
+                    f"Ray Tune stopped the sweep: {type(exc).__name__}: {exc}"
+                ) from exc
         status = "FINISHED"
     except KeyboardInterrupt:
         status = "KILLED"

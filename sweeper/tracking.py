@@ -100,9 +100,12 @@ class Tracker:
         if self.parent_run_id is None:
             return
         run_id = self.parent_run_id
-        self._guard(self._client.log_batch, run_id, metrics=[
-            self._metric(k, v) for k, v in metrics.items()
-        ], tags=[self._tag(k, v) for k, v in tags.items()])
+        self._guard(
+            self._client.log_batch,
+            run_id,
+            metrics=[self._metric(k, v) for k, v in metrics.items()],
+            tags=[self._tag(k, v) for k, v in tags.items()],
+        )
         for path in artifacts:
             if path.exists():
                 self._guard(self._client.log_artifact, run_id, str(path))
@@ -156,9 +159,7 @@ class Tracker:
 
     def _create_child(self, trial: str, params: dict[str, Any], tags: dict[str, str]) -> None:
         tags = {**tags, "mlflow.parentRunId": self.parent_run_id or ""}
-        run = self._guard(
-            self._client.create_run, self.experiment_id, run_name=trial, tags=tags
-        )
+        run = self._guard(self._client.create_run, self.experiment_id, run_name=trial, tags=tags)
         if run is not None:
             self._runs[trial] = run.info.run_id
             self._log_params(run.info.run_id, params)
@@ -198,6 +199,8 @@ class Tracker:
             return function(*args, **kwargs)
         except Exception as exc:
             if not self._failed:
-                logger.warning("MLflow write failed (%s: %s); the sweep goes on", type(exc).__name__, exc)
+                logger.warning(
+                    "MLflow write failed (%s: %s); the sweep goes on", type(exc).__name__, exc
+                )
                 self._failed = True
             return None

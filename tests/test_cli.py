@@ -51,7 +51,7 @@ def test_run_with_a_bad_setting_exits_2(write_spec, in_tmp):
     result = CliRunner(env={"SWEEPER_RAY_NUM_CPUS": "many"}).invoke(main, ["run", str(spec)])
     assert result.exit_code == 2
     assert result.stderr == (
-        "error: ray.num_cpus must be an integer, got 'many' (environment: ray.num_cpus)\n"
+        "error: ray.num_cpus must be an integer, got 'many' (environment: SWEEPER_RAY_NUM_CPUS)\n"
     )
 
 
@@ -63,8 +63,9 @@ def test_run_with_a_missing_spec_exits_2(in_tmp):
 
 @pytest.mark.usefixtures("ray_session")
 def test_run_succeeds_and_prints_the_best_trials(write_spec, cli_env):
-    spec = write_spec(grid_spec("epochs").replace("x: {choice: [1, 2, 3]}",
-                                                  "x: {choice: [1, 2, 3]}\n  epochs: 2"))
+    spec = write_spec(
+        grid_spec("epochs").replace("x: {choice: [1, 2, 3]}", "x: {choice: [1, 2, 3]}\n  epochs: 2")
+    )
     result = CliRunner(env=cli_env).invoke(main, ["run", str(spec)])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
@@ -101,7 +102,9 @@ def test_ui_serves_the_configured_store_on_localhost(tmp_path: Path):
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "sweeper", "ui", "--config", str(config), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         deadline = time.time() + 90

@@ -185,11 +185,6 @@ def test_grid_values_uniform_values_stay_within_bounds() -> None:
     assert all(param.low <= v <= param.high for v in values)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="grid_values rounds to 12 decimals, so steps below 1e-12 collapse to duplicate 0.0 "
-    "values outside [low, high]",
-)
 def test_grid_values_tiny_uniform_step_keeps_distinct_values_in_bounds() -> None:
     param = parse_parameter("eps", {"uniform": [1.0e-13, 5.0e-13], "step": 1.0e-13})
     values = grid_values(param)

@@ -13,7 +13,7 @@ from ray.tune.search import sample as tune_sample
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.search.variant_generator import generate_variants
 
-from sweeper._space import grid_points, searcher_for, tune_space
+from sweeper._space import GRID_KEY, grid_points, searcher_for, trial_params, tune_space
 from sweeper.spec import Spec, grid_values, parse_spec
 
 # QMCSampler is "experimental" in Optuna; its warning is expected here.
@@ -85,14 +85,13 @@ def test_uniform_domain(random_space: dict[str, Any]) -> None:
     assert isinstance(domain.get_sampler(), tune_sample.Float._Uniform)
 
 
-def test_uniform_step_domain(random_space: dict[str, Any]) -> None:
+def test_uniform_step_domain_is_a_choice_of_the_declared_values(
+    random_space: dict[str, Any],
+) -> None:
+    """Tune's quantized floats round from 0, not from ``low``: a choice keeps the spec's grid."""
     domain = random_space["dropout_q"]
-    assert isinstance(domain, tune_sample.Float)
-    assert (domain.lower, domain.upper) == (0.0, 0.5)
-    sampler = domain.get_sampler()
-    assert isinstance(sampler, tune_sample.Quantized)
-    assert sampler.q == 0.1
-    assert isinstance(sampler.sampler, tune_sample.Float._Uniform)
+    assert isinstance(domain, tune_sample.Categorical)
+    assert domain.categories == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
 
 
 def test_loguniform_domain(random_space: dict[str, Any]) -> None:
@@ -123,14 +122,12 @@ def test_int_log_domain_reaches_both_bounds() -> None:
     assert set(domain.sample(size=500, random_state=0)) == {1, 2, 3}
 
 
-def test_int_step_domain(random_space: dict[str, Any]) -> None:
-    """Tune's qrandint includes its upper bound, so it gets ``high`` itself."""
+def test_int_step_domain_is_a_choice_of_the_declared_values(
+    random_space: dict[str, Any],
+) -> None:
     domain = random_space["width"]
-    assert isinstance(domain, tune_sample.Integer)
-    assert (domain.lower, domain.upper) == (16, 128)
-    sampler = domain.get_sampler()
-    assert isinstance(sampler, tune_sample.Quantized)
-    assert sampler.q == 16
+    assert isinstance(domain, tune_sample.Categorical)
+    assert domain.categories == [16, 32, 48, 64, 80, 96, 112, 128]
 
 
 def test_int_step_samples_are_the_grid_values(random_space: dict[str, Any]) -> None:
@@ -144,22 +141,12 @@ def test_uniform_step_samples_are_on_the_grid(random_space: dict[str, Any]) -> N
     assert all(min(abs(s - g) for g in grid) < 1e-9 for s in samples)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="{int: [1, 9], step: 2} becomes tune.qrandint(1, 9, 2), which draws multiples of 2 "
-    "(2, 4, 6, 8), never the declared values 1, 3, 5, 7, 9",
-)
 def test_int_step_with_offset_low_samples_the_declared_values() -> None:
     spec = make_spec("random", {"n": {"int": [1, 9], "step": 2}})
     samples = set(tune_space(spec)["n"].sample(size=2000, random_state=0))
     assert samples == set(grid_values(spec.space["n"]))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="{uniform: [0.1, 0.9], step: 0.2} validates, but tune.quniform raises ValueError "
-    "('lower variable bound 0.1 is not divisible by quantization factor 0.2')",
-)
 def test_uniform_step_with_offset_low_gives_a_tune_domain() -> None:
     spec = make_spec("random", {"x": {"uniform": [0.1, 0.9], "step": 0.2}})
     samples = tune_space(spec)["x"].sample(size=500, random_state=0)
@@ -167,11 +154,6 @@ def test_uniform_step_with_offset_low_gives_a_tune_domain() -> None:
     assert all(min(abs(s - g) for g in grid) < 1e-9 for s in samples)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="{uniform: [0, 1], step: 0.3} validates, but tune.quniform raises ValueError "
-    "('upper variable bound 1 is not divisible by quantization factor 0.3')",
-)
 def test_uniform_step_not_dividing_the_range_gives_a_tune_domain() -> None:
     spec = make_spec("random", {"x": {"uniform": [0, 1], "step": 0.3}})
     tune_space(spec)
@@ -194,12 +176,10 @@ def grid_spec() -> Spec:
     return make_spec("grid", GRID)
 
 
-def test_grid_space(grid_spec: Spec) -> None:
+def test_grid_space_is_one_dimension_over_the_grid_points(grid_spec: Spec) -> None:
+    """sweeper owns the grid's order: Tune only walks the indexes of ``grid_points``."""
     assert tune_space(grid_spec) == {
-        "lr": {"grid_search": [0.1, 0.01, 0.001]},
-        "layers": {"grid_search": [1, 2, 3, 4]},
-        "dropout": {"grid_search": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]},
-        "width": {"grid_search": [16, 32, 48, 64]},
+        GRID_KEY: {"grid_search": list(range(grid_spec.trial_count()))}
     }
 
 
@@ -227,41 +207,29 @@ def test_grid_points_cover_every_combination_once(grid_spec: Spec) -> None:
     assert set(seen) == set(expected)
 
 
-def tune_order(spec: Spec) -> list[dict[str, Any]]:
-    """The grid points in the order Ray Tune creates (and sweeper numbers) the trials."""
-    return [
-        {name: config[name] for name in spec.dimensions}
-        for _, config in generate_variants(tune_space(spec))
-    ]
-
-
-def test_grid_points_follow_tune_order_for_alphabetical_names() -> None:
-    spec = make_spec(
-        "grid", {"a": {"choice": [1, 2]}, "b": {"choice": ["x", "y"]}, "c": {"int": [7, 8]}}
-    )
-    assert grid_points(spec) == tune_order(spec)
-    assert grid_points(spec)[:3] == [
-        {"a": 1, "b": "x", "c": 7},
-        {"a": 2, "b": "x", "c": 7},
-        {"a": 1, "b": "y", "c": 7},
-    ]
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="grid_points lets the first-declared parameter vary fastest, but Tune sorts grid "
-    "dimensions by name (the alphabetically first varies fastest), so plan's trial-NNNN "
-    "numbers do not match the sweep's trials unless the names are declared in sorted order",
-)
-def test_grid_points_follow_tune_order(grid_spec: Spec) -> None:
-    """Point i is Tune's i-th grid trial, so ``plan``'s trial numbers match the sweep's."""
-    assert grid_points(grid_spec) == tune_order(grid_spec)
-
-
-@pytest.mark.xfail(strict=True, reason="see test_grid_points_follow_tune_order")
-def test_grid_points_follow_tune_order_two_dimensions() -> None:
+def test_grid_points_are_nested_loops_in_declared_order() -> None:
+    """The last-declared parameter varies fastest, as in nested for-loops."""
     spec = make_spec("grid", {"lr": {"choice": [0.1, 0.01]}, "layers": {"int": [1, 3]}})
-    assert grid_points(spec) == tune_order(spec)
+    assert grid_points(spec) == [
+        {"lr": 0.1, "layers": 1},
+        {"lr": 0.1, "layers": 2},
+        {"lr": 0.1, "layers": 3},
+        {"lr": 0.01, "layers": 1},
+        {"lr": 0.01, "layers": 2},
+        {"lr": 0.01, "layers": 3},
+    ]
+
+
+def test_tune_walks_the_grid_indexes_in_order(grid_spec: Spec) -> None:
+    """Tune's i-th grid trial is index i, so trial-0001 is ``grid_points(spec)[0]``."""
+    indexes = [config[GRID_KEY] for _, config in generate_variants(tune_space(grid_spec))]
+    assert indexes == list(range(grid_spec.trial_count()))
+
+
+def test_trial_params_map_a_grid_index_to_its_point_with_constants(grid_spec: Spec) -> None:
+    points = grid_points(grid_spec)
+    params = trial_params(grid_spec, {GRID_KEY: 5}, points)
+    assert params == {**grid_spec.constants, **points[5]}
 
 
 def test_grid_points_of_constants_only() -> None:

@@ -258,11 +258,6 @@ def test_unknown_top_level_key_without_close_match(project: Path, write_spec) ->
     assert str(error) == f"keys must be one of {TOP_KEYS}, got 'zzz' ({file}: zzz); remove it"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a misspelt required key (serach:) is reported as 'search must be set, got nothing' "
-    "without naming the typo: pydantic's 'missing' error comes before 'extra_forbidden'",
-)
 def test_misspelt_search_suggests_search(project: Path, write_spec) -> None:
     error, file = spec_error(write_spec, OPTUNA.replace("search:", "serach:"))
     assert str(error) == (
@@ -591,30 +586,15 @@ def test_resources_defaults() -> None:
     assert (resources.gpus, resources.cpus, resources.memory) == (0, 1, None)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="memory '0.5' passes validation but memory_bytes is 0 (int() truncates)",
-)
-def test_memory_below_one_byte_is_rejected_or_rounded_up() -> None:
-    try:
-        resources = Resources(memory="0.5")
-    except ValueError:
-        return
-    assert resources.memory_bytes >= 1
+def test_memory_below_one_byte_is_rejected() -> None:
+    with pytest.raises(ValueError, match=r"resources\.memory must be a size"):
+        Resources(memory="0.5")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="memory: true (YAML yes/true) is coerced by pydantic to the integer 1: one byte",
-)
 def test_memory_true_is_rejected(project: Path, write_spec) -> None:
     spec_error(write_spec, OPTUNA + "resources: {memory: true}\n")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="memory: 1.5 is reported at field 'resources.memory.int' (pydantic's union branch)",
-)
 def test_fractional_memory_names_the_memory_field(project: Path, write_spec) -> None:
     error, _ = spec_error(write_spec, OPTUNA + "resources: {memory: 1.5}\n")
     assert error.field == "resources.memory"
@@ -696,10 +676,6 @@ def test_entrypoint_names_defined_other_ways(project: Path, write_spec, source: 
     load_spec(write_spec(OPTUNA.replace("train.py:train", "alt.py:train")))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="an annotated assignment (train: Callable = make()) is not seen as a definition",
-)
 def test_entrypoint_defined_by_annotated_assignment(project: Path, write_spec) -> None:
     (project / "alt.py").write_text("train: object = object()\n", encoding="utf-8")
     load_spec(write_spec(OPTUNA.replace("train.py:train", "alt.py:train")))
@@ -714,19 +690,10 @@ def test_module_entrypoint_not_importable(project: Path, write_spec) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="for a module entrypoint (pkg.mod:fn) only the module is checked, not the function",
-)
 def test_module_entrypoint_function_missing(project: Path, write_spec) -> None:
     spec_error(write_spec, OPTUNA.replace("train.py:train", "train:nope"))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="entrypoint errors name the resolved spec path (spec.source); every other error "
-    "names the path as given to load_spec",
-)
 def test_entrypoint_error_names_the_file_like_other_errors(project: Path, write_spec) -> None:
     write_spec(OPTUNA.replace("train.py:train", "train.py:trian"))
     with pytest.raises(SpecError) as entry:

@@ -61,14 +61,16 @@ def test_grid_runs_every_point_once_with_constants(settings):
     result = run(spec, settings, echo=None)
     frame = result.results
     assert len(frame) == 6
-    points = sorted(zip(frame["params.x"], frame["params.b"]))
+    # Trials are numbered in `sweeper plan`'s order: nested loops, the last parameter fastest.
+    assert list(frame["trial"]) == [f"trial-{i:04d}" for i in range(1, 7)]
+    points = list(zip(frame["params.x"], frame["params.b"], strict=True))
     assert points == [(1, 0), (1, 1), (2, 0), (2, 1), (3, 0), (3, 1)]
     assert set(frame["params.sleep"]) == {0.0}
-    assert list(frame["trial"]) == [f"trial-{i:04d}" for i in range(1, 7)]
     for trial in frame["trial"]:
-        note = json.loads((result.sweep_dir / "trials" / trial / "output" / "note.json").read_text())
+        trial_dir = result.sweep_dir / "trials" / trial
+        note = json.loads((trial_dir / "output" / "note.json").read_text())
         assert note["trial"] == trial
-        params = json.loads((result.sweep_dir / "trials" / trial / "params.json").read_text())
+        params = json.loads((trial_dir / "params.json").read_text())
         assert params == note["params"]
 
 
@@ -153,8 +155,10 @@ def test_gpu_trials_queue_for_the_gpus_and_see_distinct_devices(settings):
     assert {n["cuda"] for n in notes} <= {"0", "1"}
     for note in notes:
         assert note["gpu_ids"] == [note["cuda"]]
-    events = sorted([(n["start"], 1, n) for n in notes] + [(n["end"], -1, n) for n in notes],
-                    key=lambda e: (e[0], e[1]))
+    events = sorted(
+        [(n["start"], 1, n) for n in notes] + [(n["end"], -1, n) for n in notes],
+        key=lambda e: (e[0], e[1]),
+    )
     running: list[dict] = []
     peak = 0
     for _, kind, note in events:

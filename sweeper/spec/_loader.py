@@ -52,7 +52,10 @@ def translate_error(
     error_cls: type[SpecError] = SpecError,
 ) -> SpecError:
     """Turn pydantic's first error into a :class:`SpecError` in sweeper's message style."""
-    first = error.errors(include_url=False)[0]
+    errors = error.errors(include_url=False)
+    # A misspelt required key shows up twice: as unknown and as missing. The unknown key, with
+    # its did-you-mean, is the more useful of the two.
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     kind, loc, value = first["type"], tuple(first["loc"]), first.get("input")
     ctx = first.get("ctx") or {}
     field = _field(loc)
@@ -80,8 +83,12 @@ def translate_error(
     elif kind in _TYPES:
         message = f"{field} must be {_TYPES[kind]}, got {value!r}"
     elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        words = {"greater_than": ">", "greater_than_equal": ">=", "less_than": "<",
-                 "less_than_equal": "<="}[kind]
+        words = {
+            "greater_than": ">",
+            "greater_than_equal": ">=",
+            "less_than": "<",
+            "less_than_equal": "<=",
+        }[kind]
         bound = next(iter(ctx.values()))
         message = f"{field} must be {words} {bound}, got {value!r}"
     elif kind == "string_too_short":
@@ -112,6 +119,7 @@ def parse_spec(
     except ValidationError as exc:
         raise translate_error(exc, file=file) from None
     spec._source = source
+    spec._label = file
     spec._base_dir = (base_dir or Path.cwd()).resolve()
     adapter = get_adapter_class(spec.framework, file=file)
     adapter(spec).validate()

@@ -30,7 +30,6 @@ SAMPLERS = ("tpe", "cmaes", "random", "gp", "qmc")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
 
 
 def _invalid(message: str, field: str | None = None, hint: str | None = None) -> Exception:
@@ -39,16 +38,24 @@ def _invalid(message: str, field: str | None = None, hint: str | None = None) ->
 
 
 def parse_memory(value: Any) -> int:
-    """Bytes from an integer or a string such as ``2GiB``, ``512MB`` or ``1Gb`` (1 GB = 1000 MB)."""
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    match = _MEMORY.match(str(value)) if isinstance(value, str) else None
-    if not match or float(match.group(1)) <= 0:
+    """Bytes from an integer or a string such as ``2GiB``, ``512MB`` or ``1Gb`` (1 GB = 1000 MB).
+
+    Raises:
+        ValueError: If ``value`` is not a size of at least one byte.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        size = value
+    else:
+        match = _MEMORY.match(value) if isinstance(value, str) else None
+        if not match:
+            raise ValueError(value)
+        unit = (match.group(2) or "").lower()
+        base = 1024 if "i" in unit else 1000
+        power = "bkmgt".index(unit[0]) if unit else 0
+        size = int(float(match.group(1)) * base**power)
+    if size < 1:
         raise ValueError(value)
-    unit = (match.group(2) or "").lower()
-    base = 1024 if "i" in unit else 1000
-    power = "bkmgt".index(unit[0]) if unit else 0
-    return int(float(match.group(1)) * base**power)
+    return size
 
 
 class _Block(BaseModel):
@@ -60,7 +67,7 @@ class Resources(_Block):
 
     gpus: float = Field(0, ge=0)
     cpus: float = Field(1, gt=0)
-    memory: int | str | None = None
+    memory: Any = None
 
     @field_validator("gpus")
     @classmethod
@@ -74,7 +81,7 @@ class Resources(_Block):
 
     @field_validator("memory")
     @classmethod
-    def _memory_size(cls, value: int | str | None) -> int | str | None:
+    def _memory_size(cls, value: Any) -> int | str | None:
         if value is not None:
             try:
                 parse_memory(value)
@@ -137,6 +144,7 @@ class Spec(_Block):
 
     _space: dict[str, Parameter] = PrivateAttr(default_factory=dict)
     _source: Path | None = PrivateAttr(default=None)
+    _label: str | None = PrivateAttr(default=None)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
     @field_validator("name")
@@ -221,6 +229,11 @@ class Spec(_Block):
     def source(self) -> Path | None:
         """The file this spec was read from, if any."""
         return self._source
+
+    @property
+    def label(self) -> str | None:
+        """The spec's file as the user named it, for error messages."""
+        return self._label
 
     @property
     def base_dir(self) -> Path:

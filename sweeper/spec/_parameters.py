@@ -102,7 +102,7 @@ class IntRange:
         return f"int({self.low}, {self.high}{extra})"
 
 
-Parameter = Union[Constant, Choice, Uniform, LogUniform, IntRange]
+Parameter = Union[Constant, Choice, Uniform, LogUniform, IntRange]  # noqa: UP007 (a runtime alias)
 
 
 def _is_number(value: Any) -> bool:
@@ -141,8 +141,10 @@ def parse_parameter(name: str, raw: Any) -> Parameter:
     for key in raw:
         if key not in _KINDS + _MODIFIERS:
             close = difflib.get_close_matches(str(key), _KINDS + _MODIFIERS, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else (
-                "for a constant mapping write {value: {...}}"
+            hint = (
+                f"did you mean {close[0]!r}?"
+                if close
+                else ("for a constant mapping write {value: {...}}")
             )
             raise ParameterError(
                 f"{field} key must be one of {', '.join(_KINDS + _MODIFIERS)}, got {key!r}",
@@ -160,8 +162,13 @@ def parse_parameter(name: str, raw: Any) -> Parameter:
     value = raw[kind]
     step = raw.get("step")
     log = raw.get("log", False)
-    allowed_mods = {"choice": (), "value": (), "uniform": ("step",), "loguniform": (),
-                    "int": ("step", "log")}[kind]
+    allowed_mods = {
+        "choice": (),
+        "value": (),
+        "uniform": ("step",),
+        "loguniform": (),
+        "int": ("step", "log"),
+    }[kind]
     for mod in _MODIFIERS:
         if mod in raw and mod not in allowed_mods:
             hint = {
@@ -233,6 +240,7 @@ def grid_values(param: Parameter) -> list[Any] | None:
         return list(range(param.low, param.high + 1, param.step))
     if isinstance(param, LogUniform) or param.step is None:
         return None
-    count = int(math.floor((param.high - param.low) / param.step + 1e-9)) + 1
-    # Round away float noise such as 0.30000000000000004 so values print and log cleanly.
-    return [round(param.low + i * param.step, 12) for i in range(count)]
+    count = math.floor((param.high - param.low) / param.step + 1e-9) + 1
+    # Round away float noise such as 0.30000000000000004 (to 12 significant digits, whatever
+    # the scale) so values print and log cleanly.
+    return [float(f"{param.low + i * param.step:.12g}") for i in range(count)]

@@ -30,7 +30,11 @@ def test_example_sweep_trains_real_models_and_mlflow_has_parent_and_children(tmp
     }
     done = subprocess.run(
         [sys.executable, "-m", "sweeper", "run", EXAMPLE],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "best trials:" in done.stdout
@@ -67,14 +71,24 @@ def test_example_sweep_trains_real_models_and_mlflow_has_parent_and_children(tmp
 
 def test_missing_torch_names_the_extra_to_install(tmp_path, monkeypatch, write_spec, in_tmp):
     (tmp_path / "train.py").write_text("def train(params, ctx):\n    pass\n")
-    spec = load_spec(write_spec(
-        "name: t\nframework: pytorch\nentrypoint: train.py:train\n"
-        "search: {method: grid, metric: acc, mode: max}\n"
-    ))
+    spec = load_spec(
+        write_spec(
+            "name: t\nframework: pytorch\nentrypoint: train.py:train\n"
+            "search: {method: grid, metric: acc, mode: max}\n"
+        )
+    )
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
     ctx = TrialContext(
-        params={}, trial="trial-0001", sweep="t", output_dir=tmp_path, checkpoint_dir=tmp_path,
-        data_dir=None, gpu_ids=[], seed=None, metric="acc", reporter=lambda r: None,
+        params={},
+        trial="trial-0001",
+        sweep="t",
+        output_dir=tmp_path,
+        checkpoint_dir=tmp_path,
+        data_dir=None,
+        gpu_ids=[],
+        seed=None,
+        metric="acc",
+        reporter=lambda r: None,
     )
     with pytest.raises(SweeperError) as caught:
         PyTorchAdapter(spec).run({}, ctx)
@@ -87,20 +101,27 @@ def test_trial_is_seeded_from_the_search_seed(tmp_path, write_spec, in_tmp):
     import torch
 
     (tmp_path / "train.py").write_text(
-        "import torch\n"
-        "def train(params, ctx):\n"
-        "    ctx.report(step=1, acc=float(torch.rand(1)))\n"
+        "import torch\ndef train(params, ctx):\n    ctx.report(step=1, acc=float(torch.rand(1)))\n"
     )
-    spec = load_spec(write_spec(
-        "name: t\nframework: pytorch\nentrypoint: train.py:train\n"
-        "search: {method: grid, metric: acc, mode: max, seed: 3}\n"
-    ))
+    spec = load_spec(
+        write_spec(
+            "name: t\nframework: pytorch\nentrypoint: train.py:train\n"
+            "search: {method: grid, metric: acc, mode: max, seed: 3}\n"
+        )
+    )
     reports: list[dict] = []
 
     def ctx(seed):
         return TrialContext(
-            params={}, trial="trial-0001", sweep="t", output_dir=tmp_path,
-            checkpoint_dir=tmp_path, data_dir=None, gpu_ids=[], seed=seed, metric="acc",
+            params={},
+            trial="trial-0001",
+            sweep="t",
+            output_dir=tmp_path,
+            checkpoint_dir=tmp_path,
+            data_dir=None,
+            gpu_ids=[],
+            seed=seed,
+            metric="acc",
             reporter=reports.append,
         )
 
