@@ -1,15 +1,36 @@
 """sweeper: hyperparameter sweeps on Ray Tune, with Optuna search and MLflow tracking."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from sweeper.errors import ConfigError, SpecError, SweeperError, SweepError, TrialError
+from sweeper.settings import Settings, load_settings
 from sweeper.spec import Spec, load_spec
+
+if TYPE_CHECKING:
+    from sweeper.sweep import SweepResult, run
 
 __all__ = [
     "ConfigError",
+    "Settings",
     "Spec",
     "SpecError",
     "SweepError",
+    "SweepResult",
     "SweeperError",
     "TrialError",
+    "load_settings",
     "load_spec",
+    "run",
 ]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # Running a sweep imports Ray, MLflow and pandas; `sweeper validate` should not wait for them.
+    if name in ("run", "SweepResult"):
+        from sweeper import sweep
+
+        return getattr(sweep, name)
+    raise AttributeError(f"module 'sweeper' has no attribute {name!r}")

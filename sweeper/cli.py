@@ -20,12 +20,8 @@ _CONFIG = click.option(
 
 
 def _fail(error: SweeperError) -> None:
-    click.echo(
-        f"error: {' '.join(str(error).split())}"
-        if "\n" not in str(error)
-        else f"error: {str(error).splitlines()[0]}",
-        err=True,
-    )
+    # One line, always: a multi-line error (a trial's log tail) shows its first line only.
+    click.echo(f"error: {str(error).splitlines()[0]}", err=True)
     sys.exit(error.exit_code)
 
 
@@ -37,6 +33,9 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except SweeperError as error:
             _fail(error)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted", err=True)
+            sys.exit(130)
         return None
 
 

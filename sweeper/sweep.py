@@ -107,20 +107,44 @@ def _ray(settings: Settings, address: str | None) -> Iterator[str]:
         ray.shutdown()
 
 
-@contextmanager
-def _quiet_tune() -> Iterator[None]:
-    """Hold back Tune's end-of-run log lines (failed trials, its own result files).
+# Read by Tune on the driver when the Tuner is built and run.
+_TUNE_ENVIRONMENT = {
+    # Tune's default per-trial loggers write JSON, CSV and TensorBoard files for every result;
+    # sweeper records results itself, so they only cost time.
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    # sweeper prints its own progress; Tune's new console output ignores verbose=0.
+    "RAY_AIR_NEW_OUTPUT": "0",
+    # Reports may hold other metrics before the sweep's first appears (see TrialContext).
+    "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
+}
 
-    sweeper reports each trial itself; Tune's lines would repeat them with tracebacks, and warn
-    about the per-trial result files sweeper turned off.
+
+@contextmanager
+def _tune_settings() -> Iterator[None]:
+    """Tune's settings for a sweep, restored afterwards so the calling process is left as it was.
+
+    Tune's and Optuna's log lines are held back too: sweeper reports each trial itself, and
+    Tune's end-of-run lines would repeat failures with tracebacks and warn about the per-trial
+    result files turned off above.
     """
+    import optuna
+
+    saved_env = {name: os.environ.get(name) for name in _TUNE_ENVIRONMENT}
+    os.environ.update(_TUNE_ENVIRONMENT)
     tune_logger = logging.getLogger("ray.tune")
-    level = tune_logger.level
+    tune_level, optuna_level = tune_logger.level, optuna.logging.get_verbosity()
     tune_logger.setLevel(logging.CRITICAL)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
     try:
         yield
     finally:
-        tune_logger.setLevel(level)
+        tune_logger.setLevel(tune_level)
+        optuna.logging.set_verbosity(optuna_level)
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def _spec_text(spec: Spec) -> str:
@@ -206,16 +230,6 @@ def run(
     grid = grid_points(spec) if spec.search.method == "grid" else None
     plan = TrialPlan(spec=spec, sweep=sweep, sweep_dir=sweep_dir, grid=grid)
     recorder = SweepRecorder(plan, tracker, tags, TrialPrinter(spec, say))
-    # Tune's default per-trial loggers write JSON, CSV and TensorBoard files for every result;
-    # sweeper records results itself, so they only cost time.
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    # sweeper prints its own progress; Tune's new console output ignores verbose=0.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    # Reports may hold other metrics before the first value of the sweep's (see TrialContext).
-    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     started = time.time()
     status = "FAILED"
     try:
@@ -230,7 +244,7 @@ def run(
                 f"run {parent}"
             )
             try:
-                with _quiet_tune():
+                with _tune_settings():
                     _tuner(spec, plan, recorder, concurrency).fit()
             except SweeperError:
                 raise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,15 @@ def test_grid_runs_every_point_once_with_constants(settings):
         assert note["trial"] == trial
         params = json.loads((trial_dir / "params.json").read_text())
         assert params == note["params"]
+
+
+def test_run_leaves_the_process_environment_as_it_found_it(settings, monkeypatch):
+    monkeypatch.delenv("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", raising=False)
+    monkeypatch.setenv("RAY_AIR_NEW_OUTPUT", "1")
+    spec = make_spec("quadratic", {"method": "random", "trials": 1}, {"x": 1.0, "y": 2.0})
+    run(spec, settings, echo=None)
+    assert "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS" not in os.environ
+    assert os.environ["RAY_AIR_NEW_OUTPUT"] == "1"
 
 
 def test_random_search_is_reproducible_with_a_seed(settings):
