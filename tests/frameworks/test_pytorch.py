@@ -20,6 +20,22 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = "configs/digits-pytorch.yml"
 
 
+def make_ctx(folder: Path, seed: int | None = None, reporter=lambda result: None) -> TrialContext:
+    """A trial context for calling an adapter directly, outside Ray."""
+    return TrialContext(
+        params={},
+        trial="trial-0001",
+        sweep="t",
+        output_dir=folder,
+        checkpoint_dir=folder,
+        data_dir=None,
+        gpu_ids=[],
+        seed=seed,
+        metric="acc",
+        reporter=reporter,
+    )
+
+
 @pytest.mark.slow
 def test_example_sweep_trains_real_models_and_mlflow_has_parent_and_children(tmp_path: Path):
     env = {
@@ -78,20 +94,8 @@ def test_missing_torch_names_the_extra_to_install(tmp_path, monkeypatch, write_s
         )
     )
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
-    ctx = TrialContext(
-        params={},
-        trial="trial-0001",
-        sweep="t",
-        output_dir=tmp_path,
-        checkpoint_dir=tmp_path,
-        data_dir=None,
-        gpu_ids=[],
-        seed=None,
-        metric="acc",
-        reporter=lambda r: None,
-    )
     with pytest.raises(SweeperError) as caught:
-        PyTorchAdapter(spec).run({}, ctx)
+        PyTorchAdapter(spec).run({}, make_ctx(tmp_path))
     assert str(caught.value) == (
         'framework pytorch needs PyTorch; install it with: pip install "sweeper[pytorch]"'
     )
@@ -110,22 +114,7 @@ def test_trial_is_seeded_from_the_search_seed(tmp_path, write_spec, in_tmp):
         )
     )
     reports: list[dict] = []
-
-    def ctx(seed):
-        return TrialContext(
-            params={},
-            trial="trial-0001",
-            sweep="t",
-            output_dir=tmp_path,
-            checkpoint_dir=tmp_path,
-            data_dir=None,
-            gpu_ids=[],
-            seed=seed,
-            metric="acc",
-            reporter=reports.append,
-        )
-
-    PyTorchAdapter(spec).run({}, ctx(4))
-    PyTorchAdapter(spec).run({}, ctx(4))
+    PyTorchAdapter(spec).run({}, make_ctx(tmp_path, seed=4, reporter=reports.append))
+    PyTorchAdapter(spec).run({}, make_ctx(tmp_path, seed=4, reporter=reports.append))
     assert reports[0]["acc"] == reports[1]["acc"]
     assert torch.get_num_threads() == 1
