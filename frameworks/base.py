@@ -19,6 +19,9 @@ class FrameworkAdapter(ABC):
 
     - Set ``name``, the value of ``framework:`` in a spec that selects the adapter, and ``extra``,
       the pip extra that installs the framework (``pip install "sweeper[<extra>]"``).
+    - Set ``uses`` to the framework-specific spec keys the adapter reads (``entrypoint``,
+      ``command``, ``metrics``, ``caffe``) and ``requires`` to those that must be set; the
+      loader rejects the others.
     - ``__init__(spec)`` only stores the validated spec; it must not import the framework.
     - :meth:`validate` runs on the driver when the spec is loaded, before Ray, MLflow or object
       storage is touched. It checks what only this adapter understands (the entry point, files
@@ -34,6 +37,8 @@ class FrameworkAdapter(ABC):
 
     name: ClassVar[str]
     extra: ClassVar[str | None] = None
+    uses: ClassVar[frozenset[str]] = frozenset({"entrypoint"})
+    requires: ClassVar[frozenset[str]] = frozenset({"entrypoint"})
 
     def __init__(self, spec: Spec) -> None:
         self.spec = spec

@@ -240,7 +240,7 @@ def test_spec_error_format() -> None:
 
 # --- Errors: unknown and missing keys ----------------------------------------------------------
 
-TOP_KEYS = "name, description, framework, entrypoint, parameters, search, resources, data, results"
+TOP_KEYS = "name, description, framework, entrypoint, command, metrics, caffe, parameters, search, resources, data, results"
 
 
 def test_unknown_top_level_key(project: Path, write_spec) -> None:
@@ -306,7 +306,6 @@ def test_unknown_framework_without_close_match(project: Path, write_spec) -> Non
     [
         ("name: demo\n", "", "name"),
         ("framework: python\n", "", "framework"),
-        ("entrypoint: train.py:train\n", "", "entrypoint"),
         ("metric: loss, ", "", "search.metric"),
         ("method: optuna, ", "", "search.method"),
         ("mode: min, ", "", "search.mode"),
@@ -316,6 +315,21 @@ def test_missing_required_field(project: Path, write_spec, old: str, new: str, f
     error, file = spec_error(write_spec, OPTUNA.replace(old, new))
     assert str(error) == f"{field} must be set, got nothing ({file}: {field})"
     assert error.field == field
+
+
+def test_missing_entrypoint_names_the_framework(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA.replace("entrypoint: train.py:train\n", ""))
+    assert str(error) == (
+        f"entrypoint must be set for framework python, got nothing ({file}: entrypoint)"
+    )
+
+
+def test_a_key_of_another_framework_is_rejected(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA + "command: python train.py\n")
+    assert str(error) == (
+        f"command must not be set for framework python, got 'python train.py' "
+        f"({file}: command); command belongs to framework no framework"
+    )
 
 
 def test_missing_search_block(project: Path, write_spec) -> None:

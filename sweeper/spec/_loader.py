@@ -10,7 +10,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from sweeper.errors import SpecError
-from sweeper.spec._model import Spec
+from sweeper.spec._model import FRAMEWORK_KEYS, Spec
 
 __all__ = ["load_spec", "parse_spec", "translate_error"]
 
@@ -98,6 +98,19 @@ def translate_error(
     return error_cls(message, file=file, field=field, hint=hint)
 
 
+def _frameworks_using(key: str) -> list[str]:
+    from frameworks.registry import available, get_adapter_class
+
+    names = []
+    for name in available():
+        try:
+            if key in get_adapter_class(name).uses:
+                names.append(name)
+        except Exception:  # a broken plug-in must not hide the user's real error
+            continue
+    return names
+
+
 def parse_spec(
     data: Any, *, file: str | None = None, base_dir: Path | None = None, source: Path | None = None
 ) -> Spec:
@@ -122,6 +135,23 @@ def parse_spec(
     spec._label = file
     spec._base_dir = (base_dir or Path.cwd()).resolve()
     adapter = get_adapter_class(spec.framework, file=file)
+    for key in FRAMEWORK_KEYS:
+        value = getattr(spec, key)
+        if key in adapter.uses and key in adapter.requires and value is None:
+            raise SpecError(
+                f"{key} must be set for framework {spec.framework}, got nothing",
+                file=file,
+                field=key,
+            )
+        if key not in adapter.uses and value is not None:
+            shown = value if isinstance(value, (str, list)) else f"a {key} block"
+            users = ", ".join(sorted(_frameworks_using(key)))
+            raise SpecError(
+                f"{key} must not be set for framework {spec.framework}, got {shown!r}",
+                file=file,
+                field=key,
+                hint=f"{key} belongs to framework {users}" if users else None,
+            )
     adapter(spec).validate()
     for key in ("data", "results"):
         value = getattr(spec, key)

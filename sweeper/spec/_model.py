@@ -24,7 +24,10 @@ from sweeper.spec._parameters import (
     parse_parameter,
 )
 
-__all__ = ["Resources", "Search", "Spec"]
+__all__ = ["CaffeSpec", "MetricsSpec", "Resources", "Search", "Spec"]
+
+# Keys only some frameworks read; each adapter names those it uses in ``FrameworkAdapter.uses``.
+FRAMEWORK_KEYS = ("entrypoint", "command", "metrics", "caffe")
 
 SAMPLERS = ("tpe", "cmaes", "random", "gp", "qmc")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -125,6 +128,41 @@ class Search(_Block):
         return self
 
 
+class MetricsSpec(_Block):
+    """``metrics``: how a ``command`` trial's metrics reach sweeper (any mix of channels)."""
+
+    prefix: str = Field("SWEEPER_METRICS ", min_length=1)
+    file: str | None = None
+    emetrics: bool = True
+    regex: list[str] = Field(default_factory=list)
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, patterns: list[str]) -> list[str]:
+        for i, pattern in enumerate(patterns):
+            try:
+                compiled = re.compile(pattern)
+            except re.error as exc:
+                raise _invalid(
+                    f"metrics.regex[{i}] must be a regular expression, got {pattern!r} ({exc})",
+                    f"metrics.regex.{i}",
+                ) from None
+            if not set(compiled.groupindex) - {"step"}:
+                raise _invalid(
+                    f"metrics.regex[{i}] must name a metric group, got {pattern!r}",
+                    f"metrics.regex.{i}",
+                    r"write e.g. 'loss = (?P<loss>[0-9.e+-]+)'; a group named step sets the step",
+                )
+        return patterns
+
+
+class CaffeSpec(_Block):
+    """``caffe``: the solver (and net) prototxt files a ``caffe`` trial trains with."""
+
+    solver: str = Field(min_length=1)
+    net: str | None = None
+
+
 class Spec(_Block):
     """A validated experiment spec.
 
@@ -135,7 +173,10 @@ class Spec(_Block):
     name: str
     description: str = ""
     framework: str
-    entrypoint: str = Field(min_length=1)
+    entrypoint: str | None = Field(None, min_length=1)
+    command: str | list[str] | None = None
+    metrics: MetricsSpec | None = None
+    caffe: CaffeSpec | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
     search: Search
     resources: Resources = Field(default_factory=Resources)

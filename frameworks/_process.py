@@ -1,0 +1,127 @@
+"""Running a trial's training program as a child process of the trial's Ray actor.
+
+Adapters whose framework must not live in the actor (TensorFlow keeps GPU memory for the life of
+its process), or that drive a program (Caffe's ``caffe``, any command), start it through
+:class:`TrialProcess`: its output is streamed line by line into the trial's log and to a
+callback that turns lines into metrics; it dies with the actor; and :meth:`TrialProcess.stop`
+ends it cleanly (SIGTERM, then SIGKILL after a grace period).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["METRICS_PREFIX", "TrialProcess", "child_environment", "parse_metrics_line"]
+
+# A line of a child's output that starts with this prefix holds one JSON object of metrics.
+METRICS_PREFIX = "SWEEPER_METRICS "
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    # Ray may kill a trial's actor with SIGKILL; the training program must not outlive it.
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def parse_metrics_line(line: str, prefix: str = METRICS_PREFIX) -> dict[str, Any] | None:
+    """The JSON object of a ``<prefix>{...}`` line, or ``None`` for any other line."""
+    if not line.startswith(prefix):
+        return None
+    try:
+        value = json.loads(line[len(prefix) :])
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+class TrialProcess:
+    """One run of a training program, its stdout and stderr merged into the trial's log.
+
+    Args:
+        argv: The program and its arguments (never run through a shell).
+        cwd: Its working directory.
+        env: Its whole environment.
+        log_path: The trial's log file; output is appended line by line.
+    """
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        env: Mapping[str, str],
+        log_path: Path,
+    ) -> None:
+        self.argv = list(argv)
+        self.cwd = cwd
+        self.env = dict(env)
+        self.log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+        self._stopping = threading.Event()
+
+    @property
+    def stopping(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stopping.is_set()
+
+    def run(self, on_line: Callable[[str], None] | None = None) -> int:
+        """Start the program, stream its output until it exits, and return its exit status.
+
+        ``on_line`` gets each line (without its newline) as it arrives; an exception it raises
+        stops the program and is raised here.
+
+        Raises:
+            FileNotFoundError: If the program does not exist.
+        """
+        with open(self.log_path, "ab", buffering=0) as log:
+            self._process = subprocess.Popen(
+                self.argv,
+                cwd=self.cwd,
+                env=self.env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,
+            )
+            assert self._process.stdout is not None
+            try:
+                for raw in self._process.stdout:
+                    log.write(raw)
+                    if on_line is not None:
+                        on_line(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
+            except BaseException:
+                self.stop()
+                raise
+            finally:
+                self._process.stdout.close()
+            return self._process.wait()
+
+    def stop(self, grace: float = 10.0) -> None:
+        """Ask the program to end (SIGTERM), and kill it if it has not after ``grace`` seconds."""
+        self._stopping.set()
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def child_environment(extra: Mapping[str, str]) -> dict[str, str]:
+    """The actor's environment (``CUDA_VISIBLE_DEVICES`` included) plus ``extra``."""
+    env = {**os.environ, **extra}
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
