@@ -16,6 +16,7 @@ __all__ = ["available", "get_adapter_class", "register"]
 
 # Built-ins are imported lazily by dotted path so that listing them never imports a framework.
 _BUILTINS: dict[str, str] = {
+    "command": "frameworks.command:CommandAdapter",
     "python": "frameworks.python:PythonAdapter",
     "pytorch": "frameworks.pytorch:PyTorchAdapter",
 }

@@ -65,9 +65,10 @@ def grid_points(spec: Spec) -> list[dict[str, Any]]:
 
 def trial_params(spec: Spec, config: dict[str, Any], grid: list[dict[str, Any]] | None) -> dict:
     """A trial's parameters from Tune's config: constants, then sampled values or grid point."""
-    if grid is not None and GRID_KEY in config:
-        return {**spec.constants, **grid[config[GRID_KEY]]}
-    return {**spec.constants, **config}
+    values = grid[config[GRID_KEY]] if grid is not None and GRID_KEY in config else config
+    merged = {**spec.constants, **values}
+    # In the order the spec declares them: flags, config.json and MLflow show them that way.
+    return {name: merged[name] for name in spec.space if name in merged}
 
 
 def _optuna_distribution(param: Parameter) -> optuna.distributions.BaseDistribution:

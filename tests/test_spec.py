@@ -240,7 +240,10 @@ def test_spec_error_format() -> None:
 
 # --- Errors: unknown and missing keys ----------------------------------------------------------
 
-TOP_KEYS = "name, description, framework, entrypoint, command, metrics, caffe, parameters, search, resources, data, results"
+TOP_KEYS = (
+    "name, description, framework, entrypoint, command, metrics, caffe, parameters, search, "
+    "resources, data, results"
+)
 
 
 def test_unknown_top_level_key(project: Path, write_spec) -> None:
@@ -328,7 +331,7 @@ def test_a_key_of_another_framework_is_rejected(project: Path, write_spec) -> No
     error, file = spec_error(write_spec, OPTUNA + "command: python train.py\n")
     assert str(error) == (
         f"command must not be set for framework python, got 'python train.py' "
-        f"({file}: command); command belongs to framework no framework"
+        f"({file}: command); command belongs to framework command"
     )
 
 

@@ -1,7 +1,7 @@
 """The experiment spec: loading, validating and the parsed search space."""
 
 from sweeper.spec._loader import load_spec, parse_spec
-from sweeper.spec._model import Resources, Search, Spec
+from sweeper.spec._model import CaffeSpec, MetricsSpec, Resources, Search, Spec
 from sweeper.spec._parameters import (
     Choice,
     Constant,
@@ -13,10 +13,12 @@ from sweeper.spec._parameters import (
 )
 
 __all__ = [
+    "CaffeSpec",
     "Choice",
     "Constant",
     "IntRange",
     "LogUniform",
+    "MetricsSpec",
     "Parameter",
     "Resources",
     "Search",

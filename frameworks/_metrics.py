@@ -1,0 +1,152 @@
+"""Turning a training program's output into metrics: the channels of the ``command`` adapter.
+
+A program may report through any mix of: ``SWEEPER_METRICS {json}`` lines on stdout or stderr,
+a JSON-lines file, the original service's EMetrics file (``$LOG_DIR/evaluation-metrics.txt``),
+and regular expressions with named groups over its log.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from frameworks._process import parse_metrics_line
+
+__all__ = [
+    "FileFollower",
+    "LineParser",
+    "emetrics_record",
+    "json_line_record",
+    "numeric_metrics",
+]
+
+Report = Callable[[int | None, dict[str, float]], None]
+
+# EMetrics value type codes: 0 string, 1 JSON string, 2 int, 3 float.
+_EMETRICS_NUMBERS = {2, 3, "INT", "FLOAT"}
+
+
+def numeric_metrics(record: dict[str, Any]) -> tuple[int | None, dict[str, float]]:
+    """Split a metrics record into its step (``step`` key, if an integer) and its numbers."""
+    step = record.get("step")
+    step = int(step) if isinstance(step, (int, float)) and not isinstance(step, bool) else None
+    metrics = {}
+    for name, value in record.items():
+        if name == "step" or isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        metrics[str(name)] = float(value)
+    return step, metrics
+
+
+def _number(entry: Any) -> float | None:
+    if isinstance(entry, dict):
+        if entry.get("type", 3) not in _EMETRICS_NUMBERS:
+            return None
+        entry = entry.get("value")
+    try:
+        return float(entry)
+    except (TypeError, ValueError):
+        return None
+
+
+def emetrics_record(line: str) -> tuple[int | None, dict[str, float]] | None:
+    """One EMetrics line as ``(step, metrics)``, or ``None`` if it is not one.
+
+    Values of group ``test`` become ``test_<name>``, of group ``train`` plain ``<name>``, of any
+    other group ``<group>_<name>``; the step is the first of ``etimes`` (the iteration or epoch),
+    else the record's ``rindex``.
+    """
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or not isinstance(record.get("values"), dict):
+        return None
+    group = str(record.get("grouplabel") or "train")
+    prefix = "" if group == "train" else f"{group}_"
+    metrics = {}
+    for name, entry in record["values"].items():
+        value = _number(entry)
+        if value is not None:
+            metrics[f"{prefix}{name}"] = value
+    step = None
+    for entry in (record.get("etimes") or {}).values():
+        value = _number(entry)
+        if value is not None:
+            step = int(value)
+            break
+    if step is None:
+        rindex = (record.get("meta") or {}).get("rindex")
+        step = int(rindex) if isinstance(rindex, int) else None
+    return step, metrics
+
+
+class LineParser:
+    """Finds metrics in a program's log lines: prefixed JSON lines and regular expressions."""
+
+    def __init__(self, prefix: str, patterns: Iterable[str], report: Report) -> None:
+        self.prefix = prefix
+        self.patterns = [re.compile(p) for p in patterns]
+        self.report = report
+
+    def __call__(self, line: str) -> None:
+        record = parse_metrics_line(line.lstrip(), self.prefix)
+        if record is not None:
+            step, metrics = numeric_metrics(record)
+            if metrics:
+                self.report(step, metrics)
+            return
+        for pattern in self.patterns:
+            match = pattern.search(line)
+            if not match:
+                continue
+            groups = {k: v for k, v in match.groupdict().items() if v is not None}
+            step = int(groups.pop("step")) if "step" in groups else None
+            metrics = {}
+            for name, text in groups.items():
+                try:
+                    metrics[name] = float(text)
+                except ValueError:
+                    continue
+            if metrics:
+                self.report(step, metrics)
+
+
+class FileFollower:
+    """Reads the lines a program appends to a file, as it appends them.
+
+    Only complete lines are read; :meth:`poll` is called periodically while the program runs and
+    once after it ends.
+    """
+
+    def __init__(self, path: Path, parse: Callable[[str], Any], report: Report) -> None:
+        self.path = path
+        self.parse = parse
+        self.report = report
+        self._offset = 0
+
+    def poll(self) -> None:
+        try:
+            with open(self.path, "rb") as handle:
+                handle.seek(self._offset)
+                data = handle.read()
+        except OSError:
+            return
+        end = data.rfind(b"\n") + 1
+        self._offset += end
+        for raw in data[:end].splitlines():
+            parsed = self.parse(raw.decode("utf-8", errors="replace"))
+            if parsed is not None and parsed[1]:
+                self.report(*parsed)
+
+
+def json_line_record(line: str) -> tuple[int | None, dict[str, float]] | None:
+    """A JSON-lines metrics file's line as ``(step, metrics)``."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    return numeric_metrics(record) if isinstance(record, dict) else None

@@ -1,0 +1,241 @@
+"""The ``command`` adapter: any training program, run as a process of its own.
+
+Hyperparameters reach the program three ways at once:
+
+- command-line flags ``--<name>=<value>``, appended to the command, or placed where the command
+  says ``${args}``; ``${<name>}`` in the command stands for one parameter's value;
+- environment variables ``SWEEPER_PARAM_<NAME>`` (upper case);
+- ``config.json`` (``{"name": value, ...}``) in its working directory.
+
+It also sees the original service's variables (``DATA_DIR``, ``RESULT_DIR``, ``LOG_DIR``,
+``CHECKPOINT_DIR``, ``JOB_STATE_DIR``, ``MODEL_DIR``, ``TRAINING_ID``, ``GPU_COUNT``, ``SUBID``,
+``NUM_LEARNERS``, ``LEARNER_ID``) and ``CUDA_VISIBLE_DEVICES``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import re
+import shlex
+import shutil
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from frameworks._metrics import FileFollower, LineParser, emetrics_record, json_line_record
+from frameworks._process import TrialProcess, child_environment
+from frameworks.base import FrameworkAdapter
+from sweeper.errors import SpecError, SweeperError
+
+if TYPE_CHECKING:
+    from frameworks.context import TrialContext
+
+__all__ = ["CommandAdapter"]
+
+CONFIG_FILE = "config.json"
+EMETRICS_FILE = "evaluation-metrics.txt"
+PARAM_ENV_PREFIX = "SWEEPER_PARAM_"
+_MACRO = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+_POLL_S = 0.5
+# Left out of a trial's view of the code folder: what sweeper itself writes there.
+_NOT_CODE = {"results", "mlflow.db", "mlruns", "mlartifacts", ".git"}
+
+
+def _flag_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+class CommandAdapter(FrameworkAdapter):
+    """Runs ``command`` in a fresh process per trial and reads metrics from its output."""
+
+    name: ClassVar[str] = "command"
+    uses: ClassVar[frozenset[str]] = frozenset({"command", "metrics"})
+    requires: ClassVar[frozenset[str]] = frozenset({"command"})
+
+    def __init__(self, spec: Any) -> None:
+        super().__init__(spec)
+        self._process: TrialProcess | None = None
+
+    # -- driver side ---------------------------------------------------------------------------
+
+    def argv_template(self) -> list[str]:
+        """The command as a list, split like a shell would (but never run by one)."""
+        command = self.spec.command
+        return shlex.split(command) if isinstance(command, str) else list(command or [])
+
+    def validate(self) -> None:
+        try:
+            argv = self.argv_template()
+        except ValueError as exc:
+            raise SpecError(
+                f"command must be a command line, got {self.spec.command!r} ({exc})",
+                file=self.spec.label,
+                field="command",
+            ) from None
+        if not argv or not argv[0]:
+            raise SpecError(
+                f"command must name a program, got {self.spec.command!r}",
+                file=self.spec.label,
+                field="command",
+            )
+        names = set(self.spec.space)
+        for token in argv:
+            for macro in _MACRO.findall(token):
+                # Upper-case names are environment variables (DATA_DIR, HOME...), read at run time.
+                if macro == "args" or macro in names or macro.isupper():
+                    continue
+                close = difflib.get_close_matches(macro, sorted(names), n=1)
+                raise SpecError(
+                    f"command placeholders must name a parameter, got '${{{macro}}}'",
+                    file=self.spec.label,
+                    field="command",
+                    hint=f"did you mean '${{{close[0]}}}'?" if close else "or write ${args}",
+                )
+        program = argv[0]
+        if _MACRO.search(program) is None and not (
+            shutil.which(program) or self.spec.resolve(program).is_file()
+        ):
+            raise SpecError(
+                f"command program must be on PATH or a file, got {program!r}",
+                file=self.spec.label,
+                field="command",
+            )
+
+    # -- trial side ----------------------------------------------------------------------------
+
+    def argv(self, params: dict[str, Any], env: dict[str, str]) -> list[str]:
+        """The command with its placeholders filled and, unless placed, flags appended."""
+        flags = [f"--{name}={_flag_value(value)}" for name, value in params.items()]
+        argv: list[str] = []
+        placed = False
+        for token in self.argv_template():
+            if token == "${args}":
+                argv.extend(flags)
+                placed = True
+                continue
+            placed = placed or bool(_MACRO.search(token))
+
+            def fill(match: re.Match[str]) -> str:
+                name = match.group(1) or match.group(2)
+                if match.group(1) and name in params:
+                    return _flag_value(params[name])
+                # Like a shell, but from the trial's environment (DATA_DIR and the rest).
+                return env.get(name, match.group(0))
+
+            argv.append(_VARIABLE.sub(fill, token))
+        if not placed:
+            argv.extend(flags)
+        # Paths in a spec are relative to where sweeper runs; the program runs elsewhere.
+        if not os.path.isabs(argv[0]) and self.spec.resolve(argv[0]).is_file():
+            argv[0] = str(self.spec.resolve(argv[0]))
+        return argv
+
+    def _workdir(self, trial_dir: Path) -> Path:
+        """The trial's working directory: a view of the code folder with its own config.json.
+
+        Each entry of the code folder is linked in, so ``python train.py`` and relative reads
+        work as in the folder itself, while files the program creates, and its config.json,
+        belong to this trial alone.
+        """
+        work = trial_dir / "work"
+        work.mkdir(parents=True, exist_ok=True)
+        code = self.spec.base_dir
+        for entry in code.iterdir():
+            if entry.name in _NOT_CODE or entry.name == CONFIG_FILE:
+                continue
+            link = work / entry.name
+            if not link.exists() and not link.is_symlink():
+                link.symlink_to(entry)
+        return work
+
+    def environment(self, params: dict[str, Any], ctx: TrialContext, work: Path) -> dict[str, str]:
+        """The process's environment: the actor's, the service's variables and the params."""
+        trial_dir = ctx.output_dir.parent
+        logs = trial_dir / "logs"
+        job_state = trial_dir / "job-state"
+        for folder in (logs, job_state):
+            folder.mkdir(exist_ok=True)
+        extra = {
+            "DATA_DIR": str(ctx.data_dir or work),
+            "RESULT_DIR": str(ctx.output_dir),
+            "CHECKPOINT_DIR": str(ctx.checkpoint_dir),
+            "LOG_DIR": str(logs),
+            "JOB_STATE_DIR": str(job_state),
+            "MODEL_DIR": str(work),
+            "TRAINING_ID": ctx.sweep,
+            "SUBID": ctx.trial.rsplit("-", 1)[-1],
+            "GPU_COUNT": str(len(ctx.gpu_ids)),
+            "NUM_LEARNERS": "1",
+            "LEARNER_ID": "1",
+            "SWEEPER_TRIAL": ctx.trial,
+            "SWEEPER_SWEEP": ctx.sweep,
+            "PYTHONPATH": os.pathsep.join(
+                p for p in (str(self.spec.base_dir), os.environ.get("PYTHONPATH", "")) if p
+            ),
+        }
+        extra.update({f"{PARAM_ENV_PREFIX}{k.upper()}": _flag_value(v) for k, v in params.items()})
+        return child_environment(extra)
+
+    def run(self, params: dict[str, Any], ctx: TrialContext) -> None:
+        work = self._workdir(ctx.output_dir.parent)
+        (work / CONFIG_FILE).write_text(json.dumps(params, indent=2, default=str) + "\n")
+        env = self.environment(params, ctx, work)
+        argv = self.argv(params, env)
+        metrics = self.spec.metrics or _default_metrics()
+        lock = threading.Lock()
+
+        def report(step: int | None, values: dict[str, float]) -> None:
+            with lock:  # lines and files are read by two threads
+                ctx.report(step=step, **values)
+
+        followers = []
+        if metrics.emetrics:
+            logs = Path(env["LOG_DIR"])
+            for path in (logs / EMETRICS_FILE, logs / env["SUBID"] / EMETRICS_FILE):
+                followers.append(FileFollower(path, emetrics_record, report))
+        if metrics.file:
+            followers.append(FileFollower(work / metrics.file, json_line_record, report))
+        log_path = ctx.output_dir.parent / "trial.log"
+        # The original service kept the combined log as $JOB_STATE_DIR/latest-log.
+        latest = Path(env["JOB_STATE_DIR"]) / "latest-log"
+        if not latest.exists():
+            latest.symlink_to(log_path)
+        self._process = TrialProcess(argv, cwd=work, env=env, log_path=log_path)
+        done = threading.Event()
+
+        def follow() -> None:
+            while not done.wait(_POLL_S):
+                for follower in followers:
+                    follower.poll()
+
+        watcher = threading.Thread(target=follow, daemon=True)
+        watcher.start()
+        try:
+            status = self._process.run(LineParser(metrics.prefix, metrics.regex, report))
+        except FileNotFoundError:
+            raise SweeperError(f"command program not found: {argv[0]}") from None
+        finally:
+            done.set()
+            watcher.join()
+            for follower in followers:
+                follower.poll()
+        if status != 0 and not self._process.stopping:
+            raise SweeperError(f"command exited with status {status}: {shlex.join(argv)}")
+
+    def stop(self) -> None:
+        """End the running trial's program (SIGTERM, then SIGKILL)."""
+        if self._process is not None:
+            self._process.stop()
+
+
+def _default_metrics() -> Any:
+    from sweeper.spec import MetricsSpec
+
+    return MetricsSpec()

@@ -1,0 +1,191 @@
+"""The command adapter: parameters in three ways, four metrics channels, failures, stopping."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+
+from frameworks.command import CommandAdapter
+from frameworks.context import TrialContext
+from sweeper.errors import SpecError
+from sweeper.spec import load_spec, parse_spec
+from sweeper.sweep import run
+
+ROOT = Path(__file__).resolve().parents[2]
+PROGRAM = "tests/_code/train_cmd.py"
+
+
+def command_spec(parameters: dict, metric: str = "score", **extra) -> object:
+    data = {
+        "name": "command-test",
+        "framework": "command",
+        "command": [sys.executable, PROGRAM],
+        "search": {"method": "grid", "metric": metric, "mode": "max", "concurrency": 2},
+        "parameters": parameters,
+        **extra,
+    }
+    return parse_spec(data, base_dir=ROOT)
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_every_metrics_channel_reaches_mlflow_per_step(settings):
+    spec = command_spec(
+        {"channel": {"choice": ["stdout", "file", "emetrics", "regex"]}, "x": 2.0},
+        metrics={
+            "file": "metrics.jsonl",
+            "regex": [r"epoch (?P<step>\d+): loss=(?P<loss>[0-9.]+) score=(?P<score>[0-9.]+)"],
+        },
+    )
+    # EMetrics values of group "test" are named test_<name>; the others report score itself.
+    result = run(spec, settings, echo=None)
+    frame = result.results.set_index("params.channel")
+    assert set(frame["state"]) == {"completed"}
+    client = mlflow.MlflowClient(result.tracking_uri)
+    for channel in ("stdout", "file", "regex"):
+        assert frame.loc[channel, "score"] == 6.0
+        history = client.get_metric_history(frame.loc[channel, "mlflow_run_id"], "score")
+        assert sorted((m.step, m.value) for m in history) == [(1, 2.0), (2, 4.0), (3, 6.0)]
+        loss = client.get_metric_history(frame.loc[channel, "mlflow_run_id"], "loss")
+        assert sorted(m.step for m in loss) == [1, 2, 3]
+    emetrics = frame.loc["emetrics", "mlflow_run_id"]
+    history = client.get_metric_history(emetrics, "test_score")
+    assert sorted((m.step, m.value) for m in history) == [(1, 2.0), (2, 4.0), (3, 6.0)]
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_parameters_arrive_as_flags_environment_and_config_json(settings, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    spec = command_spec({"x": {"choice": [1.5]}, "channel": "stdout"}, data=str(data))
+    result = run(spec, settings, echo=None)
+    (trial,) = result.results["trial"]
+    trial_dir = result.sweep_dir / "trials" / trial
+    seen = json.loads((trial_dir / "output" / "seen.json").read_text())
+    assert seen["argv"] == ["--x=1.5", "--channel=stdout"]
+    assert seen["config"] == {"x": 1.5, "channel": "stdout"}
+    assert seen["env"] == {"SWEEPER_PARAM_X": "1.5", "SWEEPER_PARAM_CHANNEL": "stdout"}
+    service = seen["service"]
+    assert service["DATA_DIR"] == str(data)
+    assert service["RESULT_DIR"] == str(trial_dir / "output")
+    assert service["CHECKPOINT_DIR"] == str(trial_dir / "checkpoints")
+    assert service["LOG_DIR"] == str(trial_dir / "logs")
+    assert service["MODEL_DIR"] == seen["cwd"] == str(trial_dir / "work")
+    assert service["TRAINING_ID"] == result.sweep
+    assert (service["SUBID"], service["GPU_COUNT"]) == ("0001", "0")
+    assert (service["NUM_LEARNERS"], service["LEARNER_ID"]) == ("1", "1")
+    # The working directory shows the code folder, and the log is where the service kept it.
+    assert (trial_dir / "work" / "tests" / "_code" / "train_cmd.py").is_file()
+    latest = trial_dir / "job-state" / "latest-log"
+    assert "SWEEPER_METRICS" in latest.read_text()
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_a_non_zero_exit_fails_the_trial_with_the_last_log_lines(settings):
+    spec = command_spec({"x": {"choice": [-1.0, 1.0]}, "channel": "stdout"})
+    result = run(spec, settings, echo=None)
+    frame = result.results.set_index("params.x")
+    assert frame.loc[1.0, "state"] == "completed"
+    assert frame.loc[-1.0, "state"] == "failed"
+    error = frame.loc[-1.0, "error"]
+    assert "command exited with status 3" in error
+    assert "x is negative (-1.0), giving up" in error
+
+
+def make_adapter(tmp_path: Path, write_spec, command: str) -> CommandAdapter:
+    path = write_spec(
+        f"name: c\nframework: command\ncommand: {command}\n"
+        "search: {method: grid, metric: score, mode: max}\n"
+        "parameters:\n  lr: {choice: [0.1]}\n  layers: 2\n"
+    )
+    return CommandAdapter(load_spec(path.name))  # the tests run in tmp_path
+
+
+def test_placeholders_and_args_macro_place_the_flags(tmp_path, write_spec, in_tmp):
+    adapter = make_adapter(tmp_path, write_spec, "'python -u ${args} --lr2 ${lr} $DATA_DIR/f'")
+    argv = adapter.argv({"lr": 0.1, "layers": 2}, {"DATA_DIR": "/data"})
+    assert argv == ["python", "-u", "--lr=0.1", "--layers=2", "--lr2", "0.1", "/data/f"]
+
+
+def test_flags_are_appended_when_the_command_places_none(tmp_path, write_spec, in_tmp):
+    adapter = make_adapter(tmp_path, write_spec, "'python train.py --verbose'")
+    argv = adapter.argv({"lr": 0.1, "layers": 2, "flag": True, "sizes": [1, 2]}, {})
+    assert argv == [
+        "python",
+        "train.py",
+        "--verbose",
+        "--lr=0.1",
+        "--layers=2",
+        "--flag=true",
+        "--sizes=[1, 2]",
+    ]
+
+
+def test_an_unknown_placeholder_is_a_spec_error(tmp_path, write_spec, in_tmp):
+    with pytest.raises(SpecError) as caught:
+        make_adapter(tmp_path, write_spec, "'python t.py --lr ${lrr}'")
+    assert str(caught.value) == (
+        "command placeholders must name a parameter, got '${lrr}' "
+        "(experiment.yml: command); did you mean '${lr}'?"
+    )
+
+
+def test_a_missing_program_is_a_spec_error(tmp_path, write_spec, in_tmp):
+    with pytest.raises(SpecError) as caught:
+        make_adapter(tmp_path, write_spec, "'no-such-trainer --fast'")
+    assert str(caught.value) == (
+        "command program must be on PATH or a file, got 'no-such-trainer' (experiment.yml: command)"
+    )
+
+
+def test_an_unbalanced_quote_is_a_spec_error(tmp_path, write_spec, in_tmp):
+    with pytest.raises(SpecError) as caught:
+        make_adapter(tmp_path, write_spec, "'python \"train.py'")
+    assert str(caught.value).startswith("command must be a command line, got 'python \"train.py'")
+
+
+def test_metrics_belong_to_the_command_framework(tmp_path, write_spec, in_tmp):
+    (tmp_path / "train.py").write_text("def train(params, ctx):\n    pass\n")
+    write_spec(
+        "name: c\nframework: python\nentrypoint: train.py:train\n"
+        "search: {method: grid, metric: score, mode: max}\nmetrics: {emetrics: false}\n"
+    )
+    with pytest.raises(SpecError) as caught:
+        load_spec("experiment.yml")
+    assert str(caught.value) == (
+        "metrics must not be set for framework python, got 'a metrics block' "
+        "(experiment.yml: metrics); metrics belongs to framework command"
+    )
+
+
+def test_stop_ends_the_program_promptly(tmp_path, write_spec, in_tmp):
+    (tmp_path / "slow.py").write_text("import time\ntime.sleep(60)\n")
+    adapter = make_adapter(tmp_path, write_spec, f"'{sys.executable} slow.py ${{lr}}'")
+    trial_dir = tmp_path / "trials" / "trial-0001"
+    (trial_dir / "output").mkdir(parents=True)
+    ctx = TrialContext(
+        params={},
+        trial="trial-0001",
+        sweep="c",
+        output_dir=trial_dir / "output",
+        checkpoint_dir=trial_dir / "output",
+        data_dir=None,
+        gpu_ids=[],
+        seed=None,
+        metric="score",
+        reporter=lambda r: None,
+    )
+    worker = threading.Thread(target=adapter.run, args=({"lr": 0.1, "layers": 2}, ctx))
+    started = time.time()
+    worker.start()
+    time.sleep(1.0)
+    adapter.stop()
+    worker.join(timeout=15)
+    assert not worker.is_alive()
+    assert time.time() - started < 10
+    assert adapter._process is not None and adapter._process._process.poll() is not None
