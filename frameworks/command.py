@@ -24,7 +24,13 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from frameworks._metrics import FileFollower, LineParser, emetrics_record, json_line_record
+from frameworks._metrics import (
+    FileFollower,
+    LineParser,
+    emetrics_record,
+    json_line_record,
+    numeric_metrics,
+)
 from frameworks._process import TrialProcess, child_environment
 from frameworks.base import FrameworkAdapter
 from sweeper.errors import SpecError, SweeperError
@@ -36,6 +42,7 @@ __all__ = ["CommandAdapter"]
 
 CONFIG_FILE = "config.json"
 EMETRICS_FILE = "evaluation-metrics.txt"
+VAL_DICT_FILE = "val_dict_list.json"
 PARAM_ENV_PREFIX = "SWEEPER_PARAM_"
 _MACRO = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
@@ -113,14 +120,22 @@ class CommandAdapter(FrameworkAdapter):
     def argv(self, params: dict[str, Any], env: dict[str, str]) -> list[str]:
         """The command with its placeholders filled and, unless placed, flags appended."""
         flags = [f"--{name}={_flag_value(value)}" for name, value in params.items()]
+        template = self.argv_template()
+        # A shell given a script (manifests: bash -c "...") expands its own variables.
+        shell = (
+            len(template) > 1 and Path(template[0]).name in ("bash", "sh") and (template[1] == "-c")
+        )
         argv: list[str] = []
         placed = False
-        for token in self.argv_template():
+        for token in template:
             if token == "${args}":
                 argv.extend(flags)
                 placed = True
                 continue
-            placed = placed or bool(_MACRO.search(token))
+            if shell:
+                argv.append(token)
+                continue
+            placed = placed or any(m in params for m in _MACRO.findall(token))
 
             def fill(match: re.Match[str]) -> str:
                 name = match.group(1) or match.group(2)
@@ -226,8 +241,24 @@ class CommandAdapter(FrameworkAdapter):
             watcher.join()
             for follower in followers:
                 follower.poll()
+        if metrics.emetrics:
+            self._report_val_dict_list(ctx.output_dir / VAL_DICT_FILE, report)
         if status != 0 and not self._process.stopping:
             raise SweeperError(f"command exited with status {status}: {shlex.join(argv)}")
+
+    @staticmethod
+    def _report_val_dict_list(path: Path, report: Any) -> None:
+        """The objective history the service's HPO runs wrote: ``[{"steps": 1, "acc": 0.9}]``."""
+        try:
+            entries = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        for entry in entries if isinstance(entries, list) else []:
+            if isinstance(entry, dict):
+                step, values = numeric_metrics({**entry, "step": entry.get("steps")})
+                values.pop("steps", None)
+                if values:
+                    report(step, values)
 
     def stop(self) -> None:
         """End the running trial's program (SIGTERM, then SIGKILL)."""

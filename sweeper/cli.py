@@ -121,6 +121,56 @@ def plan(spec: Path) -> None:
 
 
 @main.command()
+@click.argument("manifest", type=_SPEC)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the spec here (default: print it).",
+)
+def convert(manifest: Path, output: Path | None) -> None:
+    """Write the sweeper spec equivalent to an FfDL/WML training MANIFEST.
+
+    Credentials in the manifest's data_stores are left out: give them to boto3 (environment
+    or profile) and the endpoint to sweeper.toml's [s3] endpoint_url.
+    """
+    import yaml
+
+    from sweeper.errors import SpecError
+    from sweeper.manifest import convert_manifest, is_manifest
+
+    try:
+        data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"manifest file must exist, got {str(manifest)!r}") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"manifest must be valid YAML, got {exc}", file=str(manifest)) from None
+    if not is_manifest(data):
+        raise SpecError(
+            "manifest must have a framework mapping (name, command), got none",
+            file=str(manifest),
+            field="framework",
+            hint="this looks like a sweeper spec already",
+        )
+    spec, store, notes = convert_manifest(data, file=str(manifest))
+    header = [f"# Converted from {manifest.name} by sweeper convert."]
+    if spec.get("command"):
+        header.append("# Run it from the manifest's folder: paths are relative to it.")
+    if store is not None:
+        header.append(
+            f"# Object store endpoint: {store.endpoint_url or 'AWS'}; put it in sweeper.toml "
+            "([s3] endpoint_url) and the credentials in the environment (AWS_ACCESS_KEY_ID...)."
+        )
+    header += [f"# Note: {note}" for note in notes]
+    text = "\n".join(header) + "\n" + yaml.safe_dump(spec, sort_keys=False)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}")
+
+
+@main.command()
 @_CONFIG
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", default=5000, show_default=True, help="Port to listen on.")

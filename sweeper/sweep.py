@@ -148,7 +148,8 @@ def _tune_settings() -> Iterator[None]:
 
 
 def _spec_text(spec: Spec) -> str:
-    if spec.source and spec.source.is_file():
+    # A manifest may hold credentials: keep the converted spec, which has none.
+    if spec.source and spec.source.is_file() and not spec.from_manifest:
         return spec.source.read_text(encoding="utf-8")
     return yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False)
 

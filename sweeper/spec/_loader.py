@@ -196,4 +196,14 @@ def load_spec(path: str | Path, *, base_dir: Path | None = None) -> Spec:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "a syntax error"
         raise SpecError(f"spec must be valid YAML, got {problem}{where}", file=file) from None
+    from sweeper.manifest import ManifestStore, convert_manifest, is_manifest
+
+    if is_manifest(data):
+        # A manifest's command and files are relative to its own folder, the service's
+        # "model definition"; its credentials stay out of the spec mapping.
+        converted, store, _ = convert_manifest(data, file=file)
+        spec = parse_spec(converted, file=file, base_dir=path.resolve().parent,
+                          source=path.resolve())  # fmt: skip
+        spec._manifest = store or ManifestStore(endpoint_url=None)
+        return spec
     return parse_spec(data, file=file, base_dir=base_dir, source=path.resolve())

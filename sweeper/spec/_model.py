@@ -186,6 +186,7 @@ class Spec(_Block):
     _space: dict[str, Parameter] = PrivateAttr(default_factory=dict)
     _source: Path | None = PrivateAttr(default=None)
     _label: str | None = PrivateAttr(default=None)
+    _manifest: Any = PrivateAttr(default=None)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
 
     @field_validator("name")
@@ -270,6 +271,16 @@ class Spec(_Block):
     def source(self) -> Path | None:
         """The file this spec was read from, if any."""
         return self._source
+
+    @property
+    def manifest_store(self) -> Any:
+        """For a spec converted from a manifest: its object store (with credentials), else None."""
+        return self._manifest
+
+    @property
+    def from_manifest(self) -> bool:
+        """Whether this spec was converted from an FfDL/WML manifest."""
+        return self._manifest is not None
 
     @property
     def label(self) -> str | None:

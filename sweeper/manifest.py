@@ -1,0 +1,274 @@
+"""Training manifests of the original service (FfDL / Watson Machine Learning) as sweeper specs.
+
+A manifest runs unchanged: its shell command line runs in a trial (through ``bash -c``, as the
+service ran it), with the service's environment (``DATA_DIR``, ``RESULT_DIR``, ...), its
+hyperparameters in ``config.json`` and its EMetrics as metrics. Without a
+``hyper_parameters_optimization`` section it is a one-trial experiment; with one (WML
+experiments' format) it becomes a sweep. Connection credentials are kept out of the converted
+spec: they travel in :class:`ManifestStore`, which never prints them.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import shlex
+from dataclasses import dataclass, field
+from typing import Any
+
+from sweeper.errors import SpecError
+
+__all__ = ["ManifestStore", "convert_manifest", "is_manifest"]
+
+_TOP_KEYS = (
+    "name", "description", "version", "gpus", "cpus", "memory", "gpu_type", "learners",
+    "storage", "data_stores", "framework", "evaluation_metrics", "hyper_parameters_optimization",
+)  # fmt: skip
+_FRAMEWORK_KEYS = ("name", "version", "image_tag", "command")
+_STORE_TYPES = ("s3_datastore", "mount_cos")
+_METRICS_TYPES = ("emetrics_file", "tensorboard", "logger")
+# WML's optimizers and the sweeper search that does the same job.
+_METHODS = {
+    "random": {"method": "random"},
+    "rbfopt": {"method": "optuna", "sampler": "gp"},  # both fit a surrogate of the objective
+    "bandit": {"method": "optuna", "sampler": "tpe"},
+}
+_ONE_TRIAL_METRIC = "test_accuracy"  # the service's examples emit accuracy in the test group
+
+
+@dataclass
+class ManifestStore:
+    """The object store a manifest's ``data_stores`` names; its secrets never print."""
+
+    endpoint_url: str | None
+    access_key: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
+    region: str | None = None
+
+    @property
+    def secrets(self) -> list[str]:
+        """The values every message and file must not contain."""
+        return [s for s in (self.access_key, self.secret_key) if s]
+
+
+def is_manifest(data: Any) -> bool:
+    """Whether a parsed YAML document is an FfDL/WML manifest rather than a sweeper spec."""
+    return isinstance(data, dict) and isinstance(data.get("framework"), dict)
+
+
+def _check_keys(block: Any, allowed: tuple[str, ...], where: str, file: str | None) -> dict:
+    if not isinstance(block, dict):
+        raise SpecError(f"{where or 'the manifest'} must be a mapping, got {block!r}", file=file)
+    for key in block:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            prefix = f"{where}." if where else ""
+            raise SpecError(
+                f"{where + ' ' if where else ''}keys must be one of {', '.join(allowed)}, "
+                f"got {key!r}",
+                file=file,
+                field=f"{prefix}{key}",
+                hint=f"did you mean {close[0]!r}?" if close else "remove it",
+            )
+    return block
+
+
+def _name(raw: Any) -> str:
+    text = re.sub(r"[^A-Za-z0-9._-]+", "-", str(raw or "manifest")).strip("-._")
+    return (text or "manifest")[:64]
+
+
+def _resources(manifest: dict, file: str | None) -> dict[str, Any]:
+    learners = manifest.get("learners", 1)
+    if learners not in (None, 1):
+        raise SpecError(
+            f"learners must be 1, got {learners!r}",
+            file=file,
+            field="learners",
+            hint="sweeper runs each trial as one process; distributed training is not supported",
+        )
+    if manifest.get("gpu_type"):
+        raise SpecError(
+            f"gpu_type must be left out, got {manifest['gpu_type']!r}",
+            file=file,
+            field="gpu_type",
+            hint="Ray gives trials any free GPU; choosing a GPU model is not supported",
+        )
+    resources: dict[str, Any] = {}
+    for key in ("gpus", "cpus", "memory"):
+        if manifest.get(key) is not None:
+            resources[key] = manifest[key]
+    if resources.get("cpus") == 0:
+        del resources["cpus"]  # the service read 0 as "no request"
+    return resources
+
+
+def _store(manifest: dict, file: str | None) -> tuple[dict[str, str], ManifestStore | None]:
+    stores = manifest.get("data_stores") or []
+    if not stores:
+        return {}, None
+    if not isinstance(stores, list) or len(stores) != 1:
+        raise SpecError(
+            f"data_stores must list exactly one store, got {len(stores)}",
+            file=file,
+            field="data_stores",
+            hint="the service used only the first; keep that one",
+        )
+    store = _check_keys(
+        stores[0],
+        ("id", "type", "training_data", "training_results", "connection"),
+        "data_stores.0",
+        file,
+    )
+    if store.get("type") not in _STORE_TYPES:
+        raise SpecError(
+            f"data_stores.0.type must be one of {', '.join(_STORE_TYPES)}, "
+            f"got {store.get('type')!r}",
+            file=file,
+            field="data_stores.0.type",
+        )
+    connection = store.get("connection") or {}
+    paths = {}
+    for key, target in (("training_data", "data"), ("training_results", "results")):
+        container = (store.get(key) or {}).get("container")
+        if container:
+            paths[target] = f"s3://{container}"
+    return paths, ManifestStore(
+        endpoint_url=connection.get("auth_url"),
+        access_key=connection.get("user_name"),
+        secret_key=connection.get("password"),
+        region=connection.get("region"),
+    )
+
+
+def _framework(manifest: dict, file: str | None) -> dict[str, Any]:
+    framework = _check_keys(manifest["framework"], _FRAMEWORK_KEYS, "framework", file)
+    command = " ".join(str(framework.get("command") or "").split())
+    if not command:
+        raise SpecError(
+            "framework.command must be set, got nothing", file=file, field="framework.command"
+        )
+    words = shlex.split(command) if "caffe" in command else []
+    if (
+        words[:3] == ["caffe", "train", "-solver"]
+        and len(words) in (4, 6)
+        and (len(words) == 4 or words[4] == "-gpu")
+    ):
+        # Caffe's own adapter sets -gpu from the GPUs Ray assigned, and reads Caffe's log.
+        return {"framework": "caffe", "caffe": {"solver": words[3]}}
+    # The service ran the command line with a shell; so does sweeper, for manifests only.
+    return {"framework": "command", "command": ["bash", "-c", command, "manifest"]}
+
+
+def _metrics(manifest: dict, file: str | None) -> list[str]:
+    block = manifest.get("evaluation_metrics")
+    if not block:
+        return []
+    kind = block.get("type") if isinstance(block, dict) else None
+    if kind not in _METRICS_TYPES:
+        raise SpecError(
+            f"evaluation_metrics.type must be one of {', '.join(_METRICS_TYPES)}, got {kind!r}",
+            file=file,
+            field="evaluation_metrics.type",
+            hint="sweeper reads EMetrics ($LOG_DIR/evaluation-metrics.txt) and "
+            "val_dict_list.json; other extractors are not supported",
+        )
+    if kind == "tensorboard":
+        return [
+            "evaluation_metrics type tensorboard: sweeper does not read TensorBoard event "
+            "files; metrics come from EMetrics and val_dict_list.json"
+        ]
+    return []
+
+
+def _dimension(entry: Any, index: int, file: str | None) -> tuple[str, Any]:
+    where = f"hyper_parameters_optimization.hyper_parameters.{index}"
+    if not isinstance(entry, dict) or not entry.get("name"):
+        raise SpecError(f"{where} must be a mapping with a name, got {entry!r}", file=file,
+                        field=where)  # fmt: skip
+    name = str(entry["name"])
+    for key in ("int_values", "double_values", "string_values"):
+        if key in entry:
+            return name, {"choice": list(entry[key])}
+    for key, kind in (("int_range", "int"), ("double_range", "uniform")):
+        if key in entry:
+            bounds = entry[key] or {}
+            if bounds.get("power") is not None:
+                raise SpecError(
+                    f"{where}.{key}.power must be left out, got {bounds['power']!r}",
+                    file=file,
+                    field=f"{where}.{key}.power",
+                    hint="list the values with *_values instead",
+                )
+            dimension: dict[str, Any] = {kind: [bounds.get("min_value"), bounds.get("max_value")]}
+            if bounds.get("step") is not None:
+                dimension["step"] = bounds["step"]
+            return name, dimension
+    raise SpecError(
+        f"{where} must have one of int_values, double_values, string_values, int_range, "
+        f"double_range, got {sorted(entry)}",
+        file=file,
+        field=where,
+    )
+
+
+def _search(manifest: dict, file: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    hpo = manifest.get("hyper_parameters_optimization")
+    if not hpo:
+        one = {"method": "grid", "metric": _ONE_TRIAL_METRIC, "mode": "max"}
+        return one, {}
+    hpo = _check_keys(hpo, ("method", "hyper_parameters"), "hyper_parameters_optimization",
+                      file)  # fmt: skip
+    method = hpo.get("method") or {}
+    name = method.get("name")
+    if name not in _METHODS:
+        raise SpecError(
+            f"hyper_parameters_optimization.method.name must be one of "
+            f"{', '.join(_METHODS)}, got {name!r}",
+            file=file,
+            field="hyper_parameters_optimization.method.name",
+            hint="hyperband needs early stopping, which is not supported yet"
+            if name == "hyperband"
+            else None,
+        )
+    options = {}
+    for entry in method.get("parameters") or []:
+        value = next((v for k, v in entry.items() if k.endswith("_value")), None)
+        options[entry.get("name")] = value
+    search = {
+        **_METHODS[name],
+        "metric": options.get("objective") or "accuracy",
+        "mode": "min" if str(options.get("maximize_or_minimize", "")).startswith("min") else "max",
+        "trials": int(options.get("num_optimizer_steps") or 10),
+    }
+    parameters = dict(
+        _dimension(entry, i, file) for i, entry in enumerate(hpo.get("hyper_parameters") or [])
+    )
+    return search, parameters
+
+
+def convert_manifest(
+    manifest: dict[str, Any], *, file: str | None = None
+) -> tuple[dict[str, Any], ManifestStore | None, list[str]]:
+    """Translate a manifest into a sweeper spec mapping.
+
+    Returns:
+        The spec mapping (no secrets in it), the object store its ``data_stores`` names (or
+        ``None``), and notes for the user about what was read differently.
+
+    Raises:
+        SpecError: For what sweeper cannot honour (``learners > 1``, ``gpu_type``, ...).
+    """
+    _check_keys(manifest, _TOP_KEYS, "", file)
+    search, parameters = _search(manifest, file)
+    paths, store = _store(manifest, file)
+    spec: dict[str, Any] = {
+        "name": _name(manifest.get("name")),
+        "description": str(manifest.get("description") or ""),
+        **_framework(manifest, file),
+        "resources": _resources(manifest, file),
+        "search": search,
+        "parameters": parameters,
+        **paths,
+    }
+    return spec, store, _metrics(manifest, file)

@@ -1,0 +1,251 @@
+"""FfDL/WML manifests: conversion, what cannot be honoured, secrets, and a real run."""
+
+from __future__ import annotations
+
+import json
+
+import mlflow
+import pytest
+import yaml
+from click.testing import CliRunner
+
+from sweeper.cli import main
+from sweeper.errors import SpecError
+from sweeper.manifest import convert_manifest, is_manifest
+from sweeper.spec import load_spec
+from sweeper.sweep import run
+
+SECRET = "s3cr3t-Pa55word-xyz"
+
+MANIFEST = f"""\
+name: tf_convolutional_network
+description: Convolutional network model using tensorflow
+version: "1.0"
+gpus: 0
+cpus: 0.5
+memory: 1Gb
+learners: 1
+data_stores:
+  - id: sl-internal-os
+    type: mount_cos
+    training_data:
+      container: tf-training-data
+    training_results:
+      container: tf-trained-model
+    connection:
+      auth_url: http://127.0.0.1:9000
+      user_name: ACCESSKEY123
+      password: {SECRET}
+framework:
+  name: tensorflow
+  version: "1.5.0-py3"
+  command: >
+    python3 convolutional_network.py --trainImagesFile ${{DATA_DIR}}/train-images-idx3-ubyte.gz
+      --learningRate 0.001 --trainingIters 2000
+evaluation_metrics:
+  type: tensorboard
+  in: "$JOB_STATE_DIR/logs/tb"
+"""
+
+
+def convert(text: str):
+    return convert_manifest(yaml.safe_load(text), file="manifest.yml")
+
+
+def test_a_manifest_is_told_apart_from_a_spec():
+    assert is_manifest(yaml.safe_load(MANIFEST))
+    assert not is_manifest({"name": "x", "framework": "pytorch"})
+
+
+def test_conversion_keeps_resources_command_and_stores_without_secrets():
+    spec, store, notes = convert(MANIFEST)
+    assert spec["name"] == "tf_convolutional_network"
+    assert spec["framework"] == "command"
+    assert spec["command"] == [
+        "bash",
+        "-c",
+        "python3 convolutional_network.py --trainImagesFile ${DATA_DIR}/train-images-idx3-ubyte.gz"
+        " --learningRate 0.001 --trainingIters 2000",
+        "manifest",
+    ]
+    assert spec["resources"] == {"gpus": 0, "cpus": 0.5, "memory": "1Gb"}
+    assert spec["data"] == "s3://tf-training-data"
+    assert spec["results"] == "s3://tf-trained-model"
+    assert spec["search"] == {"method": "grid", "metric": "test_accuracy", "mode": "max"}
+    assert store.endpoint_url == "http://127.0.0.1:9000"
+    assert (store.access_key, store.secret_key) == ("ACCESSKEY123", SECRET)
+    assert SECRET not in repr(store)
+    assert SECRET not in json.dumps(spec)
+    assert notes and "tensorboard" in notes[0]
+
+
+def test_caffe_manifest_uses_the_caffe_adapter():
+    text = MANIFEST.replace(
+        "python3 convolutional_network.py --trainImagesFile ${DATA_DIR}/train-images-idx3-ubyte.gz",
+        "caffe train -solver lenet_solver.prototxt -gpu all",
+    ).replace("      --learningRate 0.001 --trainingIters 2000\n", "")
+    spec, _, _ = convert(text)
+    assert spec["framework"] == "caffe"
+    assert spec["caffe"] == {"solver": "lenet_solver.prototxt"}
+
+
+def test_wml_hyperparameters_become_a_sweep():
+    text = MANIFEST + (
+        "hyper_parameters_optimization:\n"
+        "  method:\n"
+        "    name: rbfopt\n"
+        "    parameters:\n"
+        "      - {name: objective, string_value: accuracy}\n"
+        "      - {name: maximize_or_minimize, string_value: maximize}\n"
+        "      - {name: num_optimizer_steps, int_value: 7}\n"
+        "  hyper_parameters:\n"
+        "    - {name: learning_rate, double_range: {min_value: 0.001, max_value: 0.01, "
+        "step: 0.001}}\n"
+        "    - {name: conv_filters, int_range: {min_value: 8, max_value: 32, step: 8}}\n"
+        "    - {name: optimizer, string_values: [adam, sgd]}\n"
+        "    - {name: batch, int_values: [32, 64]}\n"
+    )
+    spec, _, _ = convert(text)
+    assert spec["search"] == {
+        "method": "optuna", "sampler": "gp", "metric": "accuracy", "mode": "max", "trials": 7,
+    }  # fmt: skip
+    assert spec["parameters"] == {
+        "learning_rate": {"uniform": [0.001, 0.01], "step": 0.001},
+        "conv_filters": {"int": [8, 32], "step": 8},
+        "optimizer": {"choice": ["adam", "sgd"]},
+        "batch": {"choice": [32, 64]},
+    }
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ("learners: 1", "learners: 2"),
+            "learners must be 1, got 2 (manifest.yml: learners); sweeper runs each trial as one "
+            "process; distributed training is not supported",
+        ),
+        (
+            ("learners: 1", "learners: 1\ngpu_type: nvidia-TeslaK80"),
+            "gpu_type must be left out, got 'nvidia-TeslaK80' (manifest.yml: gpu_type); Ray gives "
+            "trials any free GPU; choosing a GPU model is not supported",
+        ),
+        (
+            ("learners: 1", "learner: 1"),
+            "keys must be one of name, description, version, gpus, cpus, memory, gpu_type, "
+            "learners, storage, data_stores, framework, evaluation_metrics, "
+            "hyper_parameters_optimization, got 'learner' (manifest.yml: learner); "
+            "did you mean 'learners'?",
+        ),
+        (
+            ("type: mount_cos", "type: swift_datastore"),
+            "data_stores.0.type must be one of s3_datastore, mount_cos, got 'swift_datastore' "
+            "(manifest.yml: data_stores.0.type)",
+        ),
+        (
+            ("type: tensorboard", "type: regex_extractor"),
+            "evaluation_metrics.type must be one of emetrics_file, tensorboard, logger, got "
+            "'regex_extractor' (manifest.yml: evaluation_metrics.type); sweeper reads EMetrics "
+            "($LOG_DIR/evaluation-metrics.txt) and val_dict_list.json; other extractors are not "
+            "supported",
+        ),
+        (
+            ("  command: >", "  comand: >"),
+            "framework keys must be one of name, version, image_tag, command, got 'comand' "
+            "(manifest.yml: framework.comand); did you mean 'command'?",
+        ),
+    ],
+)
+def test_what_sweeper_cannot_honour_is_a_clear_error(change, message):
+    with pytest.raises(SpecError) as caught:
+        convert(MANIFEST.replace(*change))
+    assert str(caught.value) == message
+    assert SECRET not in str(caught.value)
+
+
+def test_hyperband_needs_early_stopping():
+    text = MANIFEST + "hyper_parameters_optimization:\n  method: {name: hyperband}\n"
+    with pytest.raises(SpecError) as caught:
+        convert(text)
+    assert str(caught.value) == (
+        "hyper_parameters_optimization.method.name must be one of random, rbfopt, bandit, got "
+        "'hyperband' (manifest.yml: hyper_parameters_optimization.method.name); hyperband needs "
+        "early stopping, which is not supported yet"
+    )
+
+
+def test_convert_writes_a_spec_without_the_credentials(tmp_path, in_tmp):
+    (tmp_path / "manifest.yml").write_text(MANIFEST)
+    result = CliRunner().invoke(main, ["convert", "manifest.yml", "-o", "experiment.yml"])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "experiment.yml").read_text()
+    assert SECRET not in text and "ACCESSKEY123" not in text
+    assert "endpoint: http://127.0.0.1:9000" in text
+    assert yaml.safe_load(text)["framework"] == "command"
+
+
+TRAIN = """\
+import json, os, sys
+config = json.load(open("config.json"))
+lr = config.get("learning_rate", 0.5)
+log_dir = os.environ["LOG_DIR"]
+for epoch in (1, 2, 3):
+    accuracy = 1.0 - abs(lr - 0.3) / epoch
+    record = {"meta": {"training_id": os.environ["TRAINING_ID"], "time": 0, "rindex": epoch,
+                       "subid": os.environ["SUBID"]},
+              "grouplabel": "test",
+              "etimes": {"epoch": {"type": 2, "value": str(epoch)}},
+              "values": {"accuracy": {"type": 3, "value": str(accuracy)}}}
+    with open(os.path.join(log_dir, "evaluation-metrics.txt"), "a") as out:
+        out.write(json.dumps(record) + "\\n")
+history = [{"steps": 3, "accuracy": accuracy}]
+json.dump(history, open(os.path.join(os.environ["RESULT_DIR"], "val_dict_list.json"), "w"))
+open(os.path.join(os.environ["RESULT_DIR"], "model.txt"), "w").write(str(lr))
+print("done with", sys.argv[1:2])
+"""
+
+COMMAND_MANIFEST = """\
+name: hpo demo
+description: a command manifest with a WML hyperparameter section
+cpus: 1
+memory: 512MiB
+framework:
+  name: custom
+  command: python3 train.py && echo trained in $MODEL_DIR
+evaluation_metrics:
+  type: emetrics_file
+hyper_parameters_optimization:
+  method:
+    name: random
+    parameters:
+      - {name: objective, string_value: accuracy}
+      - {name: maximize_or_minimize, string_value: maximize}
+      - {name: num_optimizer_steps, int_value: 3}
+  hyper_parameters:
+    - {name: learning_rate, double_values: [0.1, 0.3, 0.5]}
+"""
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_a_command_manifest_runs_unchanged(tmp_path, settings):
+    folder = tmp_path / "model-definition"
+    folder.mkdir()
+    (folder / "train.py").write_text(TRAIN)
+    (folder / "manifest.yml").write_text(COMMAND_MANIFEST)
+    spec = load_spec(folder / "manifest.yml")
+    assert spec.from_manifest and spec.name == "hpo-demo"
+    result = run(spec, settings, echo=None)
+    frame = result.results
+    assert len(frame) == 3 and set(frame["state"]) == {"completed"}
+    # The objective comes from val_dict_list.json; EMetrics' test group arrives as test_*.
+    best = result.best
+    assert best["accuracy"] == pytest.approx(1.0 - abs(best["params.learning_rate"] - 0.3) / 3)
+    client = mlflow.MlflowClient(result.tracking_uri)
+    history = client.get_metric_history(best["mlflow_run_id"], "test_accuracy")
+    assert sorted(m.step for m in history) == [1, 2, 3]
+    for trial in frame["trial"]:
+        trial_dir = result.sweep_dir / "trials" / trial
+        assert (trial_dir / "output" / "model.txt").is_file()
+        assert "trained in " + str(trial_dir / "work") in (trial_dir / "trial.log").read_text()
+    # What the sweep recorded is the converted spec, not the manifest's text.
+    assert "bash" in (result.sweep_dir / "spec.yml").read_text()
