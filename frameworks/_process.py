@@ -106,13 +106,18 @@ class TrialProcess:
                 self._process.stdout.close()
             return self._process.wait()
 
-    def stop(self, grace: float = 10.0) -> None:
-        """Ask the program to end (SIGTERM), and kill it if it has not after ``grace`` seconds."""
+    def stop(self, grace: float = 10.0, signal: int = signal.SIGTERM) -> None:
+        """Ask the program to end, and kill it if it has not after ``grace`` seconds.
+
+        Args:
+            grace: Seconds to wait before SIGKILL.
+            signal: The signal that asks (SIGTERM; Caffe stops cleanly on SIGINT).
+        """
         self._stopping.set()
         process = self._process
         if process is None or process.poll() is not None:
             return
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(signal)
         try:
             process.wait(timeout=grace)
         except subprocess.TimeoutExpired:

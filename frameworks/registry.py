@@ -16,9 +16,11 @@ __all__ = ["available", "get_adapter_class", "register"]
 
 # Built-ins are imported lazily by dotted path so that listing them never imports a framework.
 _BUILTINS: dict[str, str] = {
+    "caffe": "frameworks.caffe:CaffeAdapter",
     "command": "frameworks.command:CommandAdapter",
     "python": "frameworks.python:PythonAdapter",
     "pytorch": "frameworks.pytorch:PyTorchAdapter",
+    "tensorflow": "frameworks.tensorflow:TensorFlowAdapter",
 }
 _REGISTERED: dict[str, type[FrameworkAdapter]] = {}
 GROUP = "sweeper.frameworks"

@@ -1,0 +1,538 @@
+"""The ``caffe`` adapter: Caffe 1.0's ``caffe train`` on a solver and a net prototxt.
+
+A spec names the files in its ``caffe`` block::
+
+    framework: caffe
+    caffe: {solver: model/solver.prototxt}      # net: model/net.prototxt (optional)
+
+A trial's parameters reach Caffe in two ways:
+
+- A parameter named after a field of Caffe's ``SolverParameter`` (:data:`SOLVER_FIELDS`:
+  ``base_lr``, ``momentum``, ``max_iter``, ``lr_policy``, ...) overrides that field: the
+  solver's top-level ``key: value`` is replaced, or appended when the solver has none.
+- Any value in the solver or the net can be a placeholder ``${name}`` (``num_output:
+  ${hidden}``, ``source: "${folder}/train.txt"``), replaced by the parameter ``name``. A
+  parameter used as a placeholder is only substituted, never also treated as a solver field.
+
+Validation (on the driver, without Caffe) requires every placeholder to have a parameter and
+every parameter, constants included, to land somewhere.
+
+Each trial renders ``solver.prototxt`` and ``net.prototxt`` into its output folder and runs
+``caffe train -solver solver.prototxt`` there. Rendering points the solver's ``net`` at the
+rendered net, its ``snapshot_prefix`` into the output folder, sets ``solver_mode`` (GPU when the
+trial has GPUs, else CPU) and, when the search has a seed and the solver sets none,
+``random_seed``. Relative input paths in the net (``source``, ``mean_file``, ``root_folder``) are
+made absolute against the original net's folder, and the solver's ``weights`` against the
+solver's; anything else relative is relative to the output folder, Caffe's working directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import re
+import shutil
+import signal
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from frameworks._process import TrialProcess, child_environment
+from frameworks._prototxt import Placeholder, Prototxt, format_value
+from frameworks.base import FrameworkAdapter
+from sweeper._trial import LOG_FILE
+from sweeper.errors import SpecError, SweeperError
+from sweeper.spec import Choice, Constant, IntRange, Parameter
+
+if TYPE_CHECKING:
+    from frameworks.context import TrialContext
+    from sweeper.spec import Spec
+
+__all__ = ["INSTALL_HINT", "SOLVER_FIELDS", "CaffeAdapter", "CaffeLog", "caffe_argv"]
+
+# The scalar fields of caffe.proto's SolverParameter a parameter may override, with their type.
+# net, snapshot_prefix, solver_mode and device_id are left out: the adapter sets them.
+SOLVER_FIELDS: dict[str, str] = {
+    "base_lr": "float",
+    "lr_policy": "string",
+    "gamma": "float",
+    "power": "float",
+    "stepsize": "int",
+    "stepvalue": "int",
+    "momentum": "float",
+    "momentum2": "float",
+    "delta": "float",
+    "rms_decay": "float",
+    "weight_decay": "float",
+    "regularization_type": "string",
+    "clip_gradients": "float",
+    "type": "string",
+    "max_iter": "int",
+    "iter_size": "int",
+    "test_iter": "int",
+    "test_interval": "int",
+    "test_compute_loss": "bool",
+    "test_initialization": "bool",
+    "display": "int",
+    "average_loss": "int",
+    "snapshot": "int",
+    "snapshot_diff": "bool",
+    "snapshot_after_train": "bool",
+    "snapshot_format": "enum",
+    "random_seed": "int",
+    "debug_info": "bool",
+    "layer_wise_reduce": "bool",
+}
+# Repeated fields: a list value writes one line per element.
+_REPEATED = frozenset({"stepvalue", "test_iter"})
+_KIND_WORDS = {
+    "float": "a number",
+    "int": "an integer",
+    "bool": "true or false",
+    "string": "a string",
+    "enum": "an identifier such as BINARYPROTO",
+}
+# Other ways a solver can name its nets; sweeper renders exactly one net file.
+_OTHER_NETS = ("net_param", "train_net", "test_net", "train_net_param", "test_net_param")
+# Fields whose value is a file or folder Caffe reads.
+_NET_INPUTS = ("source", "mean_file", "root_folder")
+_SOLVER_INPUTS = ("weights",)
+
+SOLVER_FILE = "solver.prototxt"
+NET_FILE = "net.prototxt"
+INSTALL_HINT = (
+    "framework caffe needs the caffe command (Caffe 1.0) on PATH, and it is not there; "
+    "on Debian 12 install it as root with .ci/install-caffe.sh "
+    "(the caffe package of Debian 11 bullseye)"
+)
+
+_LOSS = re.compile(r"\bIteration (\d+)(?: \([^)]*\))?, loss = (\S+)")
+_LR = re.compile(r"\bIteration (\d+), lr = (\S+)")
+_TESTING = re.compile(r"\bIteration (\d+), Testing net \(#(\d+)\)")
+_TEST_OUTPUT = re.compile(r"\bTest net output #\d+: (\S+) = (\S+)")
+
+
+class CaffeLog:
+    """Turns ``caffe train``'s log (glog) into one report of metrics per iteration.
+
+    - ``Iteration N (...), loss = x`` gives ``loss`` at step N (Caffe's smoothed training loss).
+    - ``Iteration N, lr = x`` gives ``lr`` at step N.
+    - ``Test net output #k: name = v`` after ``Iteration N, Testing net (#j)`` gives
+      ``test_<name>`` at step N for test net 0 and ``test<j>_<name>`` for test net j > 0.
+
+    Metrics of one iteration are gathered into a single report, released when a line of another
+    iteration arrives or at :meth:`close`.
+    """
+
+    def __init__(self) -> None:
+        self._step: int | None = None
+        self._metrics: dict[str, float] = {}
+        self._test_net: int | None = None
+
+    def feed(self, line: str) -> list[tuple[int, dict[str, float]]]:
+        """Read one log line; return the reports it completes (usually none)."""
+        if match := _TEST_OUTPUT.search(line):
+            if self._test_net is None:
+                return []
+            prefix = "test_" if self._test_net == 0 else f"test{self._test_net}_"
+            return self._add(self._step, prefix + match.group(1), match.group(2))
+        if match := _TESTING.search(line):
+            done = self._add(int(match.group(1)))
+            self._test_net = int(match.group(2))
+            return done
+        for pattern, name in ((_LOSS, "loss"), (_LR, "lr")):
+            if match := pattern.search(line):
+                self._test_net = None
+                return self._add(int(match.group(1)), name, match.group(2))
+        return []
+
+    def close(self) -> list[tuple[int, dict[str, float]]]:
+        """The last report, if metrics are pending."""
+        done = self._flush()
+        self._step = None
+        return done
+
+    def _add(
+        self, step: int | None, name: str | None = None, text: str | None = None
+    ) -> list[tuple[int, dict[str, float]]]:
+        done = self._flush() if step != self._step else []
+        self._step = step
+        if name is not None and text is not None:
+            with contextlib.suppress(ValueError):  # not a number: not a metric line after all
+                self._metrics[name] = float(text)
+        return done
+
+    def _flush(self) -> list[tuple[int, dict[str, float]]]:
+        if self._step is None or not self._metrics:
+            return []
+        done = [(self._step, self._metrics)]
+        self._metrics = {}
+        return done
+
+
+def caffe_argv(caffe: str, solver: Path, gpu_ids: list[str]) -> list[str]:
+    """The ``caffe train`` command line for a rendered solver.
+
+    SIGINT stops training after the current iteration (with a snapshot, see
+    :meth:`CaffeAdapter.stop`) and SIGHUP saves a snapshot and goes on. With GPUs, ``-gpu``
+    lists the trial's devices as the child sees them: ``CUDA_VISIBLE_DEVICES`` holds the
+    trial's GPUs, so they are devices ``0..n-1``.
+    """
+    argv = [caffe, "train", "-solver", str(solver), "-sigint_effect", "stop"]
+    argv += ["-sighup_effect", "snapshot"]
+    if gpu_ids:
+        argv += ["-gpu", ",".join(str(i) for i in range(len(gpu_ids)))]
+    return argv
+
+
+def _values(param: Parameter) -> list[Any] | None:
+    """The values ``param`` can take, or ``None`` for a float range."""
+    if isinstance(param, Constant):
+        return [param.value]
+    if isinstance(param, Choice):
+        return list(param.values)
+    if isinstance(param, IntRange):
+        return [param.low]  # integers, whichever
+    return None
+
+
+def _fits(value: Any, kind: str) -> bool:
+    if isinstance(value, bool):
+        return kind == "bool"
+    if isinstance(value, int):
+        return kind in ("int", "float")
+    if isinstance(value, float):
+        return kind == "float" or (kind == "int" and value.is_integer())
+    if isinstance(value, str):
+        return kind == "string" or (kind == "enum" and value.isidentifier())
+    return False
+
+
+@dataclass(frozen=True)
+class _Files:
+    """The spec's solver and net, read and located."""
+
+    solver_path: Path
+    solver: Prototxt
+    net_path: Path
+    net: Prototxt
+    net_field: str  # the spec field that leads to the net: caffe.net or caffe.solver
+
+    def placeholders(self) -> list[tuple[Placeholder, Path, str]]:
+        return [(p, self.solver_path, "caffe.solver") for p in self.solver.placeholders] + [
+            (p, self.net_path, self.net_field) for p in self.net.placeholders
+        ]
+
+
+class CaffeAdapter(FrameworkAdapter):
+    """Trains with Caffe 1.0's ``caffe`` command on the spec's solver and net prototxt.
+
+    Caffe is a system program, not a pip extra: see :data:`INSTALL_HINT`. The module docstring
+    describes how parameters reach the solver and the net.
+    """
+
+    name: ClassVar[str] = "caffe"
+    extra: ClassVar[str | None] = None
+    uses: ClassVar[frozenset[str]] = frozenset({"caffe"})
+    requires: ClassVar[frozenset[str]] = frozenset({"caffe"})
+
+    def __init__(self, spec: Spec) -> None:
+        super().__init__(spec)
+        # stop() may come from another thread at any time; the lock makes sure exactly one of
+        # stop() and the running trial sends the signal (a second SIGINT could kill Caffe
+        # while it writes its last snapshot).
+        self._lock = threading.Lock()
+        self._running: TrialProcess | None = None
+        self._stopping = False
+        self._signalled = False
+
+    # -- driver side ------------------------------------------------------------------------
+
+    def validate(self) -> None:
+        """Check the solver and net files, their placeholders and where each parameter lands.
+
+        Raises:
+            SpecError: Naming ``caffe.solver``, ``caffe.net`` or ``parameters.<name>``.
+        """
+        files = self._files()
+        space = self.spec.space
+        used = files.solver.names() | files.net.names()
+        for placeholder, path, field in files.placeholders():
+            name = placeholder.name
+            where = f"{self._shown(path)} line {placeholder.line}"
+            if not name.isidentifier():
+                raise self._error(
+                    f"placeholder ${{{name}}} in {where} must be ${{name}} with a parameter's "
+                    "name, got an invalid name",
+                    field,
+                )
+            if name not in space:
+                close = difflib.get_close_matches(name, list(space), n=1)
+                raise self._error(
+                    f"placeholder ${{{name}}} in {where} must name a parameter, "
+                    f"got no parameters.{name}",
+                    field,
+                    f"did you mean {close[0]!r}?" if close else f"add {name} to parameters",
+                )
+        for name, param in space.items():
+            if name in used:
+                self._check_values(name, param, None)
+            elif name in SOLVER_FIELDS:
+                self._check_values(name, param, SOLVER_FIELDS[name])
+            else:
+                self._lands_nowhere(name, files, used)
+        self._check_inputs(files.net, files.net_path, _NET_INPUTS, files.net_field)
+        self._check_inputs(files.solver, files.solver_path, _SOLVER_INPUTS, "caffe.solver")
+
+    def _error(self, message: str, field: str, hint: str | None = None) -> SpecError:
+        return SpecError(message, file=self.spec.label, field=field, hint=hint)
+
+    def _shown(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.spec.base_dir))
+        except ValueError:
+            return str(path)
+
+    def _read(self, path: Path, field: str) -> Prototxt:
+        try:
+            return Prototxt(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise self._error(f"{field} must be a readable text file, got {exc}", field) from None
+
+    def _files(self) -> _Files:
+        assert self.spec.caffe is not None  # required by `requires`
+        block = self.spec.caffe
+        solver_path = self.spec.resolve(block.solver)
+        if not solver_path.is_file():
+            raise self._error(
+                f"caffe.solver must be an existing file, got {block.solver!r} "
+                f"({solver_path} is missing)",
+                "caffe.solver",
+                f"relative paths are relative to {self.spec.base_dir}",
+            )
+        solver = self._read(solver_path, "caffe.solver")
+        for key in _OTHER_NETS:
+            if solver.top(key) or key in solver.top_messages:
+                raise self._error(
+                    f"caffe.solver must name its net with net: (or leave it to caffe.net), "
+                    f"got {key} in {self._shown(solver_path)}",
+                    "caffe.solver",
+                    "put the train and test layers in one net file, told apart with "
+                    "include { phase: TRAIN } and include { phase: TEST }",
+                )
+        if block.net is not None:
+            net_path = self.spec.resolve(block.net)
+            net_field = "caffe.net"
+            if not net_path.is_file():
+                raise self._error(
+                    f"caffe.net must be an existing file, got {block.net!r} "
+                    f"({net_path} is missing)",
+                    "caffe.net",
+                    f"relative paths are relative to {self.spec.base_dir}",
+                )
+        else:
+            named = [f.string_value() for f in solver.top("net")]
+            if not named or not named[-1]:
+                raise self._error(
+                    "caffe.net must be set when the solver has no net: field, got nothing",
+                    "caffe.net",
+                    'add net: "net.prototxt" to the solver or caffe: {net: ...} to the spec',
+                )
+            net_path = (solver_path.parent / named[-1]).resolve()
+            net_field = "caffe.solver"
+            if not net_path.is_file():
+                raise self._error(
+                    f"caffe.solver's net must be an existing file, got {named[-1]!r} "
+                    f"({net_path} is missing)",
+                    "caffe.solver",
+                    f"the solver's net: is relative to the solver's folder {solver_path.parent}; "
+                    "or set caffe.net",
+                )
+        return _Files(solver_path, solver, net_path, self._read(net_path, net_field), net_field)
+
+    def _check_values(self, name: str, param: Parameter, kind: str | None) -> None:
+        values = _values(param)
+        if kind is None:  # a placeholder: any scalar
+            ok = values is None or all(isinstance(v, (bool, int, float, str)) for v in values)
+            want = "a number, string or boolean for its placeholder"
+        else:
+            if name in _REPEATED and values is not None:
+                values = [x for v in values for x in (v if isinstance(v, list) else [v])]
+            ok = kind == "float" if values is None else all(_fits(v, kind) for v in values)
+            want = f"{_KIND_WORDS[kind]} for the solver field {name}"
+        if not ok:
+            raise self._error(
+                f"parameters.{name} must be {want}, got {param.describe()}", f"parameters.{name}"
+            )
+
+    def _lands_nowhere(self, name: str, files: _Files, used: set[str]) -> None:
+        close = difflib.get_close_matches(name, sorted(set(SOLVER_FIELDS) | used), n=1)
+        ways = (
+            "a parameter reaches Caffe in one of two ways: named after a solver field "
+            "(base_lr, momentum, weight_decay, max_iter, ...) it overrides that field, or "
+            f"written as ${{{name}}} in {self._shown(files.solver_path)} or "
+            f"{self._shown(files.net_path)} it is substituted there"
+        )
+        raise self._error(
+            f"parameters.{name} must reach the solver or the net, got a name that is neither "
+            "a solver field nor a placeholder",
+            f"parameters.{name}",
+            f"did you mean {close[0]!r}? otherwise, {ways}" if close else ways,
+        )
+
+    def _check_inputs(self, doc: Prototxt, path: Path, keys: Iterable[str], field: str) -> None:
+        # Caught here, a missing data file is one clear error instead of a failed trial each.
+        for entry in doc.fields:
+            value = entry.string_value() if entry.key in keys else None
+            if not value or "${" in value:
+                continue  # a placeholder's path is known only per trial
+            target = path.parent / value  # an absolute value stays as it is
+            if not target.exists():
+                raise self._error(
+                    f"{entry.key} in {self._shown(path)} line {doc.line_of(entry.start)} must be "
+                    f"an existing path, got {value!r} ({target} is missing)",
+                    field,
+                    "create it before the sweep; relative paths in a prototxt are relative to "
+                    f"its folder {path.parent}",
+                )
+
+    # -- trial side -------------------------------------------------------------------------
+
+    def render(
+        self,
+        params: dict[str, Any],
+        output_dir: Path,
+        *,
+        gpu: bool = False,
+        seed: int | None = None,
+    ) -> Path:
+        """Write the trial's ``solver.prototxt`` and ``net.prototxt`` into ``output_dir``.
+
+        Args:
+            params: The trial's parameters.
+            output_dir: The trial's output folder (snapshots go there too).
+            gpu: Whether the trial runs on GPUs (``solver_mode: GPU``), else CPU.
+            seed: The trial's seed, the solver's ``random_seed`` unless it sets one.
+
+        Returns:
+            The rendered solver's path.
+        """
+        files = self._files()
+        used = files.solver.names() | files.net.names()
+        try:
+            net_text = files.net.substitute(params)
+            solver_text = files.solver.substitute(params)
+        except KeyError as exc:
+            raise SweeperError(f"caffe placeholder ${{{exc.args[0]}}} has no parameter") from None
+        net_text = self._absolute(net_text, files.net_path.parent, _NET_INPUTS)
+        solver_text = self._absolute(solver_text, files.solver_path.parent, _SOLVER_INPUTS)
+
+        for name, value in params.items():
+            if name in SOLVER_FIELDS and name not in used:
+                many = name in _REPEATED and isinstance(value, (list, tuple))
+                solver_text = Prototxt(solver_text).set_top(
+                    name, [format_value(v, name) for v in (value if many else [value])]
+                )
+        # Keep the solver's snapshot file name, in the trial's output folder.
+        prefixes = [f.string_value() for f in Prototxt(solver_text).top("snapshot_prefix")]
+        base = Path(prefixes[-1]).name if prefixes and prefixes[-1] else ""
+        prefix = output_dir / (base or "snapshot")
+        managed: dict[str, Any] = {
+            "net": str(output_dir / NET_FILE),
+            "snapshot_prefix": str(prefix),
+            "solver_mode": "GPU" if gpu else "CPU",
+        }
+        if seed is not None and not Prototxt(solver_text).top("random_seed"):
+            managed["random_seed"] = seed
+        for key, value in managed.items():
+            solver_text = Prototxt(solver_text).set_top(key, [format_value(value, key)])
+
+        output_dir.mkdir(parents=True, exist_ok=True)
+        (output_dir / NET_FILE).write_text(net_text, encoding="utf-8")
+        solver_path = output_dir / SOLVER_FILE
+        solver_path.write_text(solver_text, encoding="utf-8")
+        return solver_path
+
+    @staticmethod
+    def _absolute(text: str, folder: Path, keys: Iterable[str]) -> str:
+        doc = Prototxt(text)
+        found = doc.relative_paths(keys)
+        return doc.replace_values({f: format_value(str(folder / v)) for f, v in found.items()})
+
+    def run(self, params: dict[str, Any], ctx: TrialContext) -> None:
+        """Render the prototxt files and run ``caffe train``, reporting its log as metrics.
+
+        Raises:
+            SweeperError: If ``caffe`` is not installed, or exits with a non-zero status
+                (unless :meth:`stop` ended it).
+        """
+        caffe = shutil.which("caffe")
+        if caffe is None:
+            raise SweeperError(INSTALL_HINT)
+        solver = self.render(params, ctx.output_dir, gpu=bool(ctx.gpu_ids), seed=ctx.seed)
+        cpus = str(max(1, int(self.spec.resources.cpus)))
+        extra = {
+            # Log to stderr only: glog would also write files into /tmp for every trial.
+            "GLOG_logtostderr": "1",
+            # Caffe's CPU math uses BLAS: size its threads to the trial's CPUs.
+            "OMP_NUM_THREADS": cpus,
+            "OPENBLAS_NUM_THREADS": cpus,
+        }
+        if ctx.gpu_ids:
+            extra["CUDA_VISIBLE_DEVICES"] = ",".join(ctx.gpu_ids)
+        process = TrialProcess(
+            caffe_argv(caffe, solver, ctx.gpu_ids),
+            cwd=ctx.output_dir,
+            env=child_environment(extra),
+            log_path=ctx.output_dir.parent / LOG_FILE,
+        )
+        log = CaffeLog()
+
+        def on_line(line: str) -> None:
+            if self._running is None:  # the first line: the process exists, stop() may signal
+                with self._lock:
+                    self._running = process
+                    deliver = self._stopping and not self._signalled
+                    self._signalled = self._signalled or deliver
+                if deliver:  # stop() came first; signal without blocking this reader
+                    threading.Thread(target=self._signal, args=(process,), daemon=True).start()
+            for step, metrics in log.feed(line):
+                ctx.report(step=step, **metrics)
+
+        with self._lock:
+            if self._stopping:
+                return
+        try:
+            status = process.run(on_line)
+        except FileNotFoundError:
+            raise SweeperError(INSTALL_HINT) from None
+        finally:
+            with self._lock:
+                self._running = None
+        for step, metrics in log.close():
+            ctx.report(step=step, **metrics)
+        if status != 0 and not self._stopping:
+            if status < 0:
+                raise SweeperError(f"caffe train was killed by {signal.Signals(-status).name}")
+            raise SweeperError(f"caffe train exited with status {status}")
+
+    def stop(self, grace: float = 10.0) -> None:
+        """End a running ``caffe train`` cleanly; :meth:`run` then returns normally.
+
+        Sends SIGINT, which the command line set to ``stop``: Caffe finishes the current
+        iteration, saves a snapshot (``<prefix>_iter_<N>.caffemodel`` and ``.solverstate``
+        in the output folder) and exits 0. After ``grace`` seconds it is killed.
+        """
+        with self._lock:
+            self._stopping = True
+            process = self._running
+            deliver = process is not None and not self._signalled
+            self._signalled = self._signalled or deliver
+        if deliver and process is not None:
+            self._signal(process, grace)
+
+    @staticmethod
+    def _signal(process: TrialProcess, grace: float = 10.0) -> None:
+        process.stop(grace, signal=signal.SIGINT)

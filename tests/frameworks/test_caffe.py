@@ -1,0 +1,493 @@
+"""The Caffe adapter with real Caffe 1.0: the digits example end to end, rendering, log parsing,
+validation errors, GPU flags, clean stop and a missing ``caffe``."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+import frameworks._process as process_module
+from frameworks.caffe import INSTALL_HINT, CaffeAdapter, CaffeLog, caffe_argv
+from frameworks.context import TrialContext
+from frameworks.registry import get_adapter_class
+from sweeper.errors import SpecError, SweeperError
+from sweeper.spec import load_spec
+
+if shutil.which("caffe") is None:
+    _WHY = "the caffe command is not installed; install it as root with .ci/install-caffe.sh"
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI must have Caffe: {_WHY}", pytrace=False)
+    pytest.skip(_WHY, allow_module_level=True)
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = "configs/digits-caffe.yml"
+EXAMPLE_DIR = ROOT / "examples" / "digits" / "caffe"
+
+SOLVER = """\
+# a comment with ${nothing} in it
+net: "net.prototxt"
+test_iter: 1
+test_interval: 50
+base_lr: 0.05
+lr_policy: "fixed"
+display: 50
+max_iter: 200
+snapshot_prefix: "models/mlp"
+"""
+NET = (EXAMPLE_DIR / "net.prototxt").read_text()
+SPEC = """\
+name: t
+framework: caffe
+caffe: {solver: model/solver.prototxt}
+search: {method: random, metric: test_accuracy, mode: max, trials: 1, seed: 0}
+parameters:
+  base_lr: {loguniform: [0.01, 0.1]}
+  hidden: {choice: [32, 64]}
+  dropout: 0.1
+  batch_size: 64
+"""
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory) -> Path:
+    """The example's data written once into a temporary folder."""
+    folder = tmp_path_factory.mktemp("digits")
+    subprocess.run(
+        [sys.executable, str(EXAMPLE_DIR / "make_data.py"), "--out", str(folder)],
+        check=True,
+        capture_output=True,
+    )
+    return folder
+
+
+@pytest.fixture
+def model(tmp_path: Path, digits: Path) -> Path:
+    """``tmp_path/model`` with the test solver, the example's net and its data."""
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "solver.prototxt").write_text(SOLVER)
+    (folder / "net.prototxt").write_text(NET)
+    shutil.copytree(digits, folder / "data")
+    return folder
+
+
+def make_ctx(tmp_path: Path, reports: list | None = None, gpu_ids=(), seed=None) -> TrialContext:
+    """A trial context outside Ray; the trial's log is ``tmp_path/trial/trial.log``."""
+    output = tmp_path / "trial" / "output"
+    output.mkdir(parents=True, exist_ok=True)
+    return TrialContext(
+        params={},
+        trial="trial-0001",
+        sweep="t",
+        output_dir=output,
+        checkpoint_dir=output,
+        data_dir=None,
+        gpu_ids=list(gpu_ids),
+        seed=seed,
+        metric="test_accuracy",
+        reporter=(reports.append if reports is not None else lambda result: None),
+    )
+
+
+def spec_error(write_spec, text: str) -> str:
+    """The error loading ``text`` gives, named as ``experiment.yml`` (the tests run in tmp)."""
+    with pytest.raises(SpecError) as caught:
+        load_spec(write_spec(text).name)
+    return str(caught.value)
+
+
+@pytest.mark.slow
+def test_example_sweep_trains_with_caffe_and_mlflow_has_parent_and_children(tmp_path: Path):
+    subprocess.run(
+        [sys.executable, str(EXAMPLE_DIR / "make_data.py")], check=True, capture_output=True
+    )
+    env = {
+        **os.environ,
+        "SWEEPER_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "SWEEPER_RESULTS_DIR": str(tmp_path / "results"),
+        "SWEEPER_RAY_NUM_CPUS": "2",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "sweeper", "run", EXAMPLE],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+
+    spec = load_spec(ROOT / EXAMPLE)
+    trials = spec.trial_count()
+    max_iter = spec.constants["max_iter"]
+    (sweep_dir,) = (tmp_path / "results").iterdir()
+    results = pd.read_csv(sweep_dir / "results.csv")
+    assert len(results) == trials
+    assert set(results["state"]) == {"completed"}
+    assert results["test_accuracy"].max() >= 0.95
+    for trial in results["trial"]:
+        output = sweep_dir / "trials" / trial / "output"
+        for suffix in ("caffemodel", "solverstate"):
+            assert (output / f"digits_mlp_iter_{max_iter}.{suffix}").stat().st_size > 0
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=[spec.name])
+    parents = runs[runs["tags.mlflow.parentRunId"].isna()]
+    assert len(parents) == 1
+    parent_id = parents["run_id"].iloc[0]
+    children = runs[runs["tags.mlflow.parentRunId"] == parent_id]
+    assert len(children) == trials
+    assert set(children["status"]) == {"FINISHED"}
+    assert children["metrics.test_accuracy"].max() >= 0.95
+    client = mlflow.MlflowClient()
+    every_test = list(range(0, max_iter + 1, 50))  # test_interval 50, and iteration 0
+    for run_id in children["run_id"]:
+        for metric in ("test_accuracy", "test_loss", "loss"):
+            history = client.get_metric_history(run_id, metric)
+            assert sorted(m.step for m in history) == every_test, metric
+    best = client.get_run(parent_id).data.metrics["best_test_accuracy"]
+    assert best == pytest.approx(results["test_accuracy"].max())
+
+
+# -- validation ------------------------------------------------------------------------------
+
+
+def test_caffe_is_a_builtin_framework():
+    assert get_adapter_class("caffe") is CaffeAdapter
+
+
+def test_a_parameter_that_lands_nowhere_is_an_error(model, write_spec, in_tmp):
+    message = spec_error(write_spec, SPEC + "  hiden: 3\n")
+    assert message == (
+        "parameters.hiden must reach the solver or the net, got a name that is neither a solver "
+        "field nor a placeholder (experiment.yml: parameters.hiden); did you mean 'hidden'? "
+        "otherwise, a parameter reaches Caffe in one of two ways: named after a solver field "
+        "(base_lr, momentum, weight_decay, max_iter, ...) it overrides that field, or written as "
+        "${hiden} in model/solver.prototxt or model/net.prototxt it is substituted there"
+    )
+
+
+def test_a_constant_that_lands_nowhere_is_an_error_too(model, write_spec, in_tmp):
+    message = spec_error(write_spec, SPEC + "  epochs: 3\n")
+    assert message.startswith("parameters.epochs must reach the solver or the net, got ")
+    assert message.endswith(
+        "${epochs} in model/solver.prototxt or model/net.prototxt it is substituted there"
+    )
+
+
+def test_a_placeholder_without_a_parameter_is_an_error(model, write_spec, in_tmp):
+    message = spec_error(write_spec, SPEC.replace("  hidden: {choice: [32, 64]}\n", ""))
+    assert message == (
+        "placeholder ${hidden} in model/net.prototxt line 27 must name a parameter, got no "
+        "parameters.hidden (experiment.yml: caffe.solver); add hidden to parameters"
+    )
+
+
+def test_a_placeholder_in_a_net_the_spec_names_is_reported_on_caffe_net(model, write_spec, in_tmp):
+    (model / "solver.prototxt").write_text(SOLVER.replace("base_lr: 0.05", "base_lr: ${lr}"))
+    text = SPEC.replace(
+        "{solver: model/solver.prototxt}",
+        "{solver: model/solver.prototxt, net: model/net.prototxt}",
+    ).replace("  dropout: 0.1\n", "  dropot: 0.1\n")
+    message = spec_error(write_spec, text.replace("base_lr: {", "lr: {"))
+    assert message == (
+        "placeholder ${dropout} in model/net.prototxt line 38 must name a parameter, got no "
+        "parameters.dropout (experiment.yml: caffe.net); did you mean 'dropot'?"
+    )
+
+
+def test_a_missing_solver_file_is_an_error(model, write_spec, in_tmp):
+    message = spec_error(write_spec, SPEC.replace("model/solver.prototxt", "model/nope.prototxt"))
+    assert message == (
+        f"caffe.solver must be an existing file, got 'model/nope.prototxt' "
+        f"({in_tmp / 'model' / 'nope.prototxt'} is missing) (experiment.yml: caffe.solver); "
+        f"relative paths are relative to {in_tmp}"
+    )
+
+
+def test_a_missing_net_file_named_by_the_solver_is_an_error(model, write_spec, in_tmp):
+    (model / "net.prototxt").unlink()
+    message = spec_error(write_spec, SPEC)
+    assert message == (
+        f"caffe.solver's net must be an existing file, got 'net.prototxt' "
+        f"({model / 'net.prototxt'} is missing) (experiment.yml: caffe.solver); the solver's "
+        f"net: is relative to the solver's folder {model}; or set caffe.net"
+    )
+
+
+def test_a_missing_net_file_named_by_the_spec_is_an_error(model, write_spec, in_tmp):
+    text = SPEC.replace(
+        "{solver: model/solver.prototxt}",
+        "{solver: model/solver.prototxt, net: model/other.prototxt}",
+    )
+    assert spec_error(write_spec, text) == (
+        f"caffe.net must be an existing file, got 'model/other.prototxt' "
+        f"({model / 'other.prototxt'} is missing) (experiment.yml: caffe.net); "
+        f"relative paths are relative to {in_tmp}"
+    )
+
+
+def test_a_solver_with_separate_train_and_test_nets_is_an_error(model, write_spec, in_tmp):
+    solver = SOLVER.replace('net: "net.prototxt"', 'train_net: "net.prototxt"')
+    for text in (solver, solver.replace('train_net: "net.prototxt"', "net_param { }")):
+        (model / "solver.prototxt").write_text(text)
+        message = spec_error(write_spec, SPEC)
+        assert message.startswith("caffe.solver must name its net with net: (or leave it to ")
+        assert "(experiment.yml: caffe.solver); put the train and test layers in one " in message
+
+
+def test_missing_input_data_and_a_wrongly_typed_solver_field_are_errors(model, write_spec, in_tmp):
+    shutil.rmtree(model / "data")
+    assert spec_error(write_spec, SPEC).startswith(
+        "source in model/net.prototxt line 11 must be an existing path, got 'data/train.txt' "
+    )
+    (model / "data").mkdir()
+    for name in ("train.txt", "test.txt"):
+        (model / "data" / name).write_text("x.h5\n")
+    assert spec_error(write_spec, SPEC + "  max_iter: {uniform: [10, 20]}\n") == (
+        "parameters.max_iter must be an integer for the solver field max_iter, got "
+        "uniform(10, 20) (experiment.yml: parameters.max_iter)"
+    )
+
+
+# -- rendering -------------------------------------------------------------------------------
+
+
+def test_solver_fields_are_replaced_or_appended_and_strings_quoted(model, write_spec, in_tmp):
+    spec = load_spec(write_spec(SPEC))
+    params = {
+        "base_lr": 0.02,
+        "hidden": 64,
+        "dropout": 0.1,
+        "batch_size": 64,
+    }
+    adapter = CaffeAdapter(spec)
+    out = in_tmp / "out"
+    solver = adapter.render(
+        {**params, "lr_policy": "step", "stepvalue": [100, 150], "snapshot_format": "HDF5"},
+        out,
+        seed=7,
+    )
+    text = solver.read_text()
+    assert text == (
+        "# a comment with ${nothing} in it\n"
+        f'net: "{out / "net.prototxt"}"\n'
+        "test_iter: 1\n"
+        "test_interval: 50\n"
+        "base_lr: 0.02\n"
+        'lr_policy: "step"\n'
+        "display: 50\n"
+        "max_iter: 200\n"
+        f'snapshot_prefix: "{out / "mlp"}"\n'
+        "stepvalue: 100\n"
+        "stepvalue: 150\n"
+        "snapshot_format: HDF5\n"
+        "solver_mode: CPU\n"
+        "random_seed: 7\n"
+    )
+    gpu = adapter.render({**params, "type": "Adam", "max_iter": 300.0}, out, gpu=True).read_text()
+    assert 'type: "Adam"\n' in gpu
+    assert "max_iter: 300\n" in gpu  # an integral float is written as an integer
+    assert "solver_mode: GPU\n" in gpu
+    assert "random_seed" not in gpu
+
+
+def test_placeholders_are_substituted_and_input_paths_made_absolute(model, write_spec, in_tmp):
+    (model / "solver.prototxt").write_text(
+        SOLVER.replace('lr_policy: "fixed"', "lr_policy: ${policy}")
+    )
+    (model / "net.prototxt").write_text(
+        NET.replace('source: "data/test.txt"', 'source: "${split}/test.txt"').replace(
+            "include { phase: TEST }", "include { phase: ${phase} }"
+        )
+    )
+    shutil.copytree(model / "data", model / "eval")
+    spec = load_spec(
+        write_spec(SPEC + "  policy: step\n  split: eval\n  phase: {choice: [TEST]}\n")
+    )
+    params = {"base_lr": 0.1, "hidden": 128, "dropout": 0.25, "batch_size": 32}
+    params |= {"policy": "step", "split": "eval", "phase": "TEST"}
+    out = in_tmp / "out"
+    solver = CaffeAdapter(spec).render(params, out).read_text()
+    assert 'lr_policy: "step"\n' in solver  # a string is quoted
+    assert "policy" not in solver.replace("lr_policy", "")  # a placeholder is not also a field
+    net = (out / "net.prototxt").read_text()
+    assert "num_output: 128\n" in net
+    assert "dropout_ratio: 0.25 }" in net
+    assert "batch_size: 32 shuffle: true" in net
+    assert "include { phase: TEST }" in net  # an enum field's value stays bare
+    assert f'source: "{model / "data" / "train.txt"}"' in net
+    assert f'source: "{model / "eval" / "test.txt"}"' in net
+    assert "${" not in net.split("\n", 2)[2]  # only the comments keep theirs
+
+
+# -- the log and the command line ------------------------------------------------------------
+
+REFERENCE_LOG = """\
+I1122 02:32:24.749037 10988 solver.cpp:239] Iteration 450 (3125 iter/s, 0.016s/50 iters), loss = 0.0210039
+I1122 02:32:24.749100 10988 solver.cpp:258]     Train net output #0: loss = 0.0210039 (* 1 = 0.0210039 loss)
+I1122 02:32:24.749200 10988 sgd_solver.cpp:112] Iteration 450, lr = 0.1
+I1122 02:32:24.765416 10988 solver.cpp:347] Iteration 500, Testing net (#0)
+I1122 02:32:24.766136 10988 solver.cpp:414]     Test net output #0: accuracy = 0.986532
+I1122 02:32:24.766144 10988 solver.cpp:414]     Test net output #1: loss = 0.0516383 (* 1 = 0.0516383 loss)
+I1122 02:32:24.766200 10988 solver.cpp:347] Iteration 500, Testing net (#1)
+I1122 02:32:24.766300 10988 solver.cpp:414]     Test net output #0: accuracy = 0.5
+I1122 02:32:24.766400 10988 solver.cpp:327] Iteration 500, loss = 0.02
+I1122 02:32:24.766500 10988 caffe.cpp:250] Optimization Done.
+"""  # noqa: E501
+
+
+def test_log_lines_become_one_report_per_iteration():
+    log = CaffeLog()
+    reports = [r for line in REFERENCE_LOG.splitlines() for r in log.feed(line)] + log.close()
+    assert reports == [
+        (450, {"loss": 0.0210039, "lr": 0.1}),
+        (
+            500,
+            {
+                "test_accuracy": 0.986532,
+                "test_loss": 0.0516383,
+                "test1_accuracy": 0.5,
+                "loss": 0.02,
+            },
+        ),
+    ]
+
+
+def test_gpu_ids_become_the_gpu_flag():
+    solver = Path("/o/solver.prototxt")
+    start = ["caffe", "train", "-solver", "/o/solver.prototxt", "-sigint_effect", "stop"]
+    start += ["-sighup_effect", "snapshot"]
+    assert caffe_argv("caffe", solver, []) == start
+    assert caffe_argv("caffe", solver, ["0", "1"]) == [*start, "-gpu", "0,1"]
+    # CUDA_VISIBLE_DEVICES holds Ray's ids, so the child numbers them from 0.
+    assert caffe_argv("caffe", solver, ["2", "3"]) == [*start, "-gpu", "0,1"]
+
+
+def fake_caffe(folder: Path, body: str) -> Path:
+    """A ``caffe`` on PATH that records its argv and CUDA_VISIBLE_DEVICES, then runs ``body``."""
+    bin_dir = folder / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "caffe"
+    script.write_text(
+        "#!/bin/sh\n"
+        f'echo "$@" > {folder / "argv"}\necho "$CUDA_VISIBLE_DEVICES" > {folder / "cuda"}\n' + body
+    )
+    script.chmod(0o755)
+    return bin_dir
+
+
+def test_a_trial_with_gpus_runs_caffe_on_them(model, write_spec, in_tmp, monkeypatch):
+    lines = REFERENCE_LOG.splitlines()[3:6]
+    body = "".join(f"echo '{line}' >&2\n" for line in lines)
+    monkeypatch.setenv("PATH", f"{fake_caffe(in_tmp, body)}:{os.environ['PATH']}")
+    spec = load_spec(write_spec(SPEC))
+    reports: list[dict] = []
+    params = {"base_lr": 0.1, "hidden": 32, "dropout": 0.1, "batch_size": 64}
+    CaffeAdapter(spec).run(params, make_ctx(in_tmp, reports, gpu_ids=["2", "3"]))
+    argv = (in_tmp / "argv").read_text().split()
+    assert argv[argv.index("-gpu") + 1] == "0,1"
+    assert (in_tmp / "cuda").read_text().strip() == "2,3"
+    assert [(r["step"], r["test_accuracy"]) for r in reports] == [(500, 0.986532)]
+    assert "Test net output #0" in (in_tmp / "trial" / "trial.log").read_text()
+
+
+def test_a_failing_caffe_raises_with_its_exit_status(model, write_spec, in_tmp, monkeypatch):
+    bin_dir = fake_caffe(in_tmp, "exit 3\n")
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    spec = load_spec(write_spec(SPEC))
+    params = {"base_lr": 0.1, "hidden": 32, "dropout": 0.1, "batch_size": 64}
+    with pytest.raises(SweeperError, match=r"^caffe train exited with status 3$"):
+        CaffeAdapter(spec).run(params, make_ctx(in_tmp))
+
+
+def test_a_missing_caffe_says_how_to_install_it(model, write_spec, in_tmp, monkeypatch):
+    spec = load_spec(write_spec(SPEC))
+    monkeypatch.setenv("PATH", str(in_tmp))
+    with pytest.raises(SweeperError) as caught:
+        CaffeAdapter(spec).run({}, make_ctx(in_tmp))
+    assert str(caught.value) == INSTALL_HINT
+    assert "\n" not in INSTALL_HINT and ".ci/install-caffe.sh" in INSTALL_HINT
+
+
+# -- real Caffe ------------------------------------------------------------------------------
+
+
+def test_a_real_run_reports_and_snapshots(model, write_spec, in_tmp):
+    spec = load_spec(write_spec(SPEC))
+    reports: list[dict] = []
+    params = {"base_lr": 0.1, "hidden": 64, "dropout": 0.1, "batch_size": 64}
+    ctx = make_ctx(in_tmp, reports, seed=3)
+    CaffeAdapter(spec).run(params, ctx)
+    assert [r["step"] for r in reports] == [0, 50, 100, 150, 200]
+    assert reports[-1]["test_accuracy"] > 0.9
+    assert {"loss", "lr", "test_loss"} <= set(reports[1])
+    assert (ctx.output_dir / "mlp_iter_200.caffemodel").is_file()
+
+
+def test_stop_ends_a_long_caffe_run_cleanly(model, write_spec, in_tmp, monkeypatch):
+    started: list[subprocess.Popen] = []
+
+    class Recorded(subprocess.Popen):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            started.append(self)
+
+    monkeypatch.setattr(process_module.subprocess, "Popen", Recorded)
+    spec = load_spec(write_spec(SPEC))
+    first = threading.Event()
+    ctx = make_ctx(in_tmp, seed=0)
+    ctx._reporter = lambda result: first.set()
+    adapter = CaffeAdapter(spec)
+    params = {"base_lr": 0.05, "hidden": 32, "dropout": 0.1, "batch_size": 64}
+    errors: list[BaseException] = []
+
+    def train() -> None:
+        try:
+            adapter.run({**params, "max_iter": 100_000_000}, ctx)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=train)
+    thread.start()
+    assert first.wait(30), "caffe reported nothing"
+    begin = time.monotonic()
+    adapter.stop()
+    thread.join(10)
+    assert not thread.is_alive()
+    assert time.monotonic() - begin < 5
+    assert errors == []
+    (process,) = started
+    assert process.returncode == 0  # SIGINT: Caffe stopped after the current iteration
+    with pytest.raises(ProcessLookupError):
+        os.kill(process.pid, 0)
+    assert "Optimization stopped early." in (in_tmp / "trial" / "trial.log").read_text()
+    assert list(ctx.output_dir.glob("mlp_iter_*.caffemodel"))
+
+
+def test_stop_at_any_moment_ends_the_run(model, write_spec, in_tmp):
+    spec = load_spec(write_spec(SPEC))
+    params = {"base_lr": 0.05, "hidden": 32, "dropout": 0.1, "batch_size": 64}
+    params["max_iter"] = 100_000_000
+    early = CaffeAdapter(spec)
+    early.stop()  # before run: nothing starts
+    early.run(params, make_ctx(in_tmp))
+    assert not (in_tmp / "trial" / "trial.log").exists()
+    for delay in (0.0, 0.01, 0.05):  # while caffe starts, before it prints or handles SIGINT
+        adapter = CaffeAdapter(spec)
+        thread = threading.Thread(target=adapter.run, args=(params, make_ctx(in_tmp)))
+        thread.start()
+        time.sleep(delay)
+        adapter.stop()
+        thread.join(10)
+        assert not thread.is_alive()

@@ -1,0 +1,319 @@
+"""The TensorFlow adapter: a process per trial, Keras reports, stopping, and its errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+
+from frameworks.context import REPORTED_KEY, TrialContext
+from frameworks.tensorflow import MISSING_TENSORFLOW, StopTrial, TensorFlowAdapter
+from sweeper.errors import SweeperError
+from sweeper.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = "configs/digits-keras.yml"
+
+ACTOR_LINE = re.compile(r"^sweeper: actor pid (\d+) starts", re.MULTILINE)
+CHILD_LINE = re.compile(r"^sweeper: TensorFlow trial process pid (\d+) \(parent (\d+)\)", re.M)
+
+
+def make_ctx(folder: Path, seed: int | None = None, reporter=lambda result: None) -> TrialContext:
+    """A trial context laid out as sweeper lays trials out (``<trial>/output``), outside Ray."""
+    output = folder / "trial-0001" / "output"
+    output.mkdir(parents=True, exist_ok=True)
+    return TrialContext(
+        params={"epochs": 3},
+        trial="trial-0001",
+        sweep="t",
+        output_dir=output,
+        checkpoint_dir=output.parent / "checkpoints",
+        data_dir=None,
+        gpu_ids=[],
+        seed=seed,
+        metric="acc",
+        reporter=reporter,
+    )
+
+
+@pytest.fixture
+def adapter_for(tmp_path, write_spec, in_tmp):
+    """A TensorFlowAdapter whose entry point is ``train`` in ``tmp_path/train.py`` (code given)."""
+
+    def make(code: str, cpus: int = 1) -> TensorFlowAdapter:
+        (tmp_path / "train.py").write_text(code)
+        spec = load_spec(
+            write_spec(
+                "name: t\nframework: tensorflow\nentrypoint: train.py:train\n"
+                f"resources: {{cpus: {cpus}}}\n"
+                "search: {method: grid, metric: acc, mode: max}\n"
+            )
+        )
+        adapter = TensorFlowAdapter(spec)
+        adapter.validate()
+        return adapter
+
+    return make
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+@pytest.mark.slow
+def test_example_sweep_trains_each_trial_in_its_own_process(tmp_path: Path):
+    env = {
+        **os.environ,
+        "SWEEPER_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "SWEEPER_RESULTS_DIR": str(tmp_path / "results"),
+        "SWEEPER_RAY_NUM_CPUS": "2",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "sweeper", "run", EXAMPLE],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "best trials:" in done.stdout
+
+    spec = load_spec(ROOT / EXAMPLE)
+    trials = spec.trial_count()
+    epochs = spec.constants["epochs"]
+    (sweep_dir,) = (tmp_path / "results").iterdir()
+    results = pd.read_csv(sweep_dir / "results.csv")
+    assert len(results) == trials
+    assert set(results["state"]) == {"completed"}
+    assert results["val_accuracy"].max() >= 0.95
+
+    actors, children = set(), []
+    for trial in results["trial"]:
+        assert (sweep_dir / "trials" / trial / "output" / "model.keras").stat().st_size > 0
+        log = (sweep_dir / "trials" / trial / "trial.log").read_text()
+        (actor,) = ACTOR_LINE.findall(log)
+        ((child, parent),) = CHILD_LINE.findall(log)
+        assert parent == actor != child  # a child of the trial's actor, not the actor itself
+        actors.add(actor)
+        children.append(child)
+    assert len(set(children)) == trials  # a fresh process for every trial
+    assert not actors & set(children)
+
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=[spec.name])
+    parents = runs[runs["tags.mlflow.parentRunId"].isna()]
+    assert len(parents) == 1
+    parent_id = parents["run_id"].iloc[0]
+    child_runs = runs[runs["tags.mlflow.parentRunId"] == parent_id]
+    assert len(child_runs) == trials
+    assert set(child_runs["status"]) == {"FINISHED"}
+    for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
+        assert child_runs[f"metrics.{name}"].notna().all()
+    assert child_runs["metrics.val_accuracy"].max() >= 0.95
+    client = mlflow.MlflowClient()
+    for run_id in child_runs["run_id"]:
+        history = client.get_metric_history(run_id, "val_accuracy")
+        assert sorted(m.step for m in history) == list(range(1, epochs + 1))
+    best = client.get_run(parent_id).data.metrics["best_val_accuracy"]
+    assert best == pytest.approx(results["val_accuracy"].max())
+
+
+def test_reports_reach_the_actor_from_a_seeded_child_with_sized_threads(tmp_path, adapter_for):
+    adapter = adapter_for(
+        "import os, random\n"
+        "import numpy as np, keras, tensorflow as tf\n"
+        "from frameworks.tensorflow import ReportCallback\n"
+        "def train(params, ctx):\n"
+        "    ctx.report(step=0, pid=os.getpid(), rand=random.random(), np_rand=np.random.rand(),\n"
+        "               intra=tf.config.threading.get_intra_op_parallelism_threads())\n"
+        "    x = np.random.rand(64, 4).astype('float32'); y = (x.sum(1) > 2).astype('int64')\n"
+        "    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, 'softmax')])\n"
+        "    model.compile('sgd', 'sparse_categorical_crossentropy', metrics=['accuracy'])\n"
+        "    model.fit(x, y, validation_data=(x, y), epochs=params['epochs'], verbose=0,\n"
+        "              callbacks=[ReportCallback(ctx)])\n"
+        "    return {'acc': 0.5}\n",
+        cpus=2,
+    )
+    tf_before = "tensorflow" in sys.modules
+    reports: list[dict] = []
+    adapter.run({"epochs": 3}, make_ctx(tmp_path, seed=7, reporter=reports.append))
+
+    import random
+
+    import numpy as np
+
+    random.seed(7)
+    np.random.seed(7)
+    first = reports[0]
+    assert first["pid"] != os.getpid()
+    assert first["rand"] == random.random()
+    assert first["np_rand"] == np.random.rand()
+    assert first["intra"] == 2
+    assert [r["step"] for r in reports] == [0, 1, 2, 3, 4]
+    for epoch in reports[1:4]:
+        assert {"loss", "accuracy", "val_loss", "val_accuracy"} == set(epoch[REPORTED_KEY])
+    assert reports[4][REPORTED_KEY] == ["acc"]
+    assert ("tensorflow" in sys.modules) == tf_before  # TensorFlow stays out of the actor
+    assert gone(int(first["pid"]))
+
+
+def test_stop_ends_a_fit_between_epochs_and_the_function_goes_on(tmp_path, adapter_for):
+    adapter = adapter_for(
+        "import json, os, time\n"
+        "import numpy as np, keras\n"
+        "from frameworks.tensorflow import ReportCallback\n"
+        "class Slow(keras.callbacks.Callback):\n"
+        "    def on_epoch_end(self, epoch, logs=None):\n"
+        "        time.sleep(0.1)\n"
+        "def train(params, ctx):\n"
+        "    (ctx.output_dir / 'pid').write_text(str(os.getpid()))\n"
+        "    x = np.random.rand(64, 4).astype('float32'); y = (x.sum(1) > 2).astype('int64')\n"
+        "    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, 'softmax')])\n"
+        "    model.compile('sgd', 'sparse_categorical_crossentropy', metrics=['accuracy'])\n"
+        "    history = model.fit(x, y, epochs=1000, verbose=0,\n"
+        "                        callbacks=[Slow(), ReportCallback(ctx)])\n"
+        "    (ctx.output_dir / 'fit_done').write_text('yes')\n"
+        "    time.sleep(1)  # the test sends SIGTERM again meanwhile\n"
+        "    (ctx.output_dir / 'after_fit.json').write_text(json.dumps(len(history.epoch)))\n"
+    )
+    reports: list[dict] = []
+    ctx = make_ctx(tmp_path, reporter=reports.append)
+    runner = threading.Thread(target=adapter.run, args=({}, ctx))
+    runner.start()
+    deadline = time.monotonic() + 60
+    while len(reports) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(reports) >= 3, "the trial never got going"
+    stopper = threading.Thread(target=adapter.stop)
+    stopper.start()
+    fit_done = ctx.output_dir / "fit_done"
+    while not fit_done.exists() and runner.is_alive():
+        time.sleep(0.02)
+    # A repeated stop (another SIGTERM) must not interrupt what follows the ended fit.
+    os.kill(int((ctx.output_dir / "pid").read_text()), signal.SIGTERM)
+    runner.join(timeout=30)
+    stopper.join(timeout=30)
+    assert not runner.is_alive()
+    epochs = [r["step"] for r in reports]
+    assert epochs == list(range(1, len(epochs) + 1))
+    assert len(epochs) < 1000
+    # The fit ended after an epoch, and the training function ran on to its end.
+    assert json.loads((ctx.output_dir / "after_fit.json").read_text()) == len(epochs)
+    assert gone(int((ctx.output_dir / "pid").read_text()))
+
+
+def test_stop_outside_a_fit_interrupts_the_function_at_once(tmp_path, adapter_for):
+    adapter = adapter_for(
+        "import os, time\n"
+        "def train(params, ctx):\n"
+        "    (ctx.output_dir / 'pid').write_text(str(os.getpid()))\n"
+        "    try:\n"
+        "        time.sleep(120)\n"
+        "    finally:\n"
+        "        (ctx.output_dir / 'unwound').write_text('yes')\n"
+    )
+    ctx = make_ctx(tmp_path)
+    runner = threading.Thread(target=adapter.run, args=({}, ctx))
+    runner.start()
+    pid_file = ctx.output_dir / "pid"
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    started = time.monotonic()
+    adapter.stop()
+    runner.join(timeout=30)
+    assert not runner.is_alive()
+    assert time.monotonic() - started < 5
+    assert (ctx.output_dir / "unwound").read_text() == "yes"
+    assert gone(int(pid_file.read_text()))
+    assert "sweeper: trial stopped on request" in (ctx.output_dir.parent / "trial.log").read_text()
+
+
+def test_a_stopped_adapter_starts_no_trial(tmp_path, adapter_for):
+    adapter = adapter_for("def train(params, ctx):\n    raise AssertionError('ran')\n")
+    adapter.stop()
+    adapter.run({}, make_ctx(tmp_path))
+    assert not (tmp_path / "trial-0001" / "trial.log").exists()
+
+
+def test_sigterm_in_the_child_stops_once_and_waits_for_the_epoch_in_a_fit(monkeypatch):
+    import frameworks.tensorflow as tf_adapter
+
+    monkeypatch.setattr(tf_adapter, "_stop", threading.Event())
+    with pytest.raises(StopTrial):
+        tf_adapter._on_sigterm(signal.SIGTERM, None)
+    assert tf_adapter._stop.is_set()
+    tf_adapter._on_sigterm(signal.SIGTERM, None)  # a repeated stop is ignored
+
+    monkeypatch.setattr(tf_adapter, "_stop", threading.Event())
+    monkeypatch.setattr(tf_adapter, "_watching_fits", 1)  # a ReportCallback is in model.fit
+    tf_adapter._on_sigterm(signal.SIGTERM, None)  # sets the flag, raises nothing
+    assert tf_adapter._stop.is_set()
+
+
+def test_a_failing_function_fails_the_trial_with_the_exit_status(tmp_path, adapter_for):
+    adapter = adapter_for(
+        "import sys\ndef train(params, ctx):\n    print('about to fail')\n    sys.exit(3)\n"
+    )
+    with pytest.raises(SweeperError) as caught:
+        adapter.run({}, make_ctx(tmp_path))
+    assert str(caught.value) == "the TensorFlow trial process exited with status 3"
+    assert "about to fail" in (tmp_path / "trial-0001" / "trial.log").read_text()
+
+
+def test_missing_tensorflow_names_the_extra_to_install(tmp_path, monkeypatch, adapter_for):
+    adapter = adapter_for("def train(params, ctx):\n    pass\n")
+    monkeypatch.setitem(sys.modules, "tensorflow", None)  # makes `import tensorflow` fail
+    with pytest.raises(SweeperError) as caught:
+        adapter.run({}, make_ctx(tmp_path))
+    assert str(caught.value) == (
+        'framework tensorflow needs TensorFlow; install it with: pip install "sweeper[tensorflow]"'
+    )
+    assert not (tmp_path / "trial-0001" / "trial.log").exists()  # checked before the child
+
+
+def test_missing_tensorflow_in_the_child_names_the_extra(tmp_path, monkeypatch, adapter_for):
+    adapter = adapter_for("def train(params, ctx):\n    pass\n")
+    fake = tmp_path / "no_tf" / "tensorflow"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text("raise ImportError('No module named tensorflow')\n")
+    path = os.pathsep.join(p for p in (str(fake.parent), os.environ.get("PYTHONPATH")) if p)
+    monkeypatch.setenv("PYTHONPATH", path)
+    with pytest.raises(SweeperError) as caught:
+        adapter.run({}, make_ctx(tmp_path))
+    assert (
+        str(caught.value)
+        == f"the TensorFlow trial process exited with status 2: {MISSING_TENSORFLOW}"
+    )
+    assert MISSING_TENSORFLOW in (tmp_path / "trial-0001" / "trial.log").read_text()
+
+
+def test_validating_a_spec_imports_neither_tensorflow_nor_keras(tmp_path):
+    code = (
+        "import sys\n"
+        "from frameworks.registry import get_adapter_class\n"
+        "from sweeper.spec import load_spec\n"
+        f"spec = load_spec({str(ROOT / EXAMPLE)!r})\n"
+        "get_adapter_class(spec.framework)(spec).validate()\n"
+        "print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
