@@ -162,8 +162,10 @@ class CommandAdapter(FrameworkAdapter):
         work = trial_dir / "work"
         work.mkdir(parents=True, exist_ok=True)
         code = self.spec.base_dir
+        source = self.spec.source
         for entry in code.iterdir():
-            if entry.name in _NOT_CODE or entry.name == CONFIG_FILE:
+            # Not the spec or manifest itself: a manifest may hold credentials.
+            if entry.name in _NOT_CODE or entry.name == CONFIG_FILE or entry == source:
                 continue
             link = work / entry.name
             if not link.exists() and not link.is_symlink():

@@ -95,7 +95,14 @@ class SweepRecorder(Callback):
         params = self.plan.params(trial.config)
         record = self.records[name] = TrialRecord(name, params)
         if self.tracker:
-            self.tracker.start_trial(name, params, {**self.tags, "sweeper.trial": name})
+            tags = {**self.tags, "sweeper.trial": name}
+            store = self.plan.store
+            if store is not None and store.results_uri:
+                tags["sweeper.artifacts"] = store.target(self.plan.sweep, name)
+            else:
+                tags["sweeper.artifacts"] = str(self.plan.trial_dir(name))
+            tags.pop("sweeper.results", None)
+            self.tracker.start_trial(name, params, tags)
         self._emit("start", record)
 
     def on_trial_result(

@@ -16,6 +16,7 @@ from sweeper.errors import TrialError
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from sweeper._store import SweepStore
     from sweeper.spec import Spec
 
 __all__ = ["TrialNamer", "TrialPlan", "run_trial"]
@@ -49,6 +50,7 @@ class TrialPlan:
     sweep: str
     sweep_dir: Path
     grid: list[dict[str, Any]] | None = None
+    store: SweepStore | None = None
 
     def trial_dir(self, name: str) -> Path:
         return self.sweep_dir / "trials" / name
@@ -113,24 +115,23 @@ def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
         directory.mkdir(parents=True, exist_ok=True)
     params = plan.params(config)
     (trial_dir / PARAMS_FILE).write_text(json.dumps(params, indent=2, default=str) + "\n")
-    ctx = TrialContext(
-        params=params,
-        trial=name,
-        sweep=plan.sweep,
-        output_dir=output_dir,
-        checkpoint_dir=checkpoint_dir,
-        data_dir=spec.resolve(spec.data) if spec.data else None,
-        gpu_ids=[str(g) for g in ray.get_gpu_ids()],
-        seed=_seed(spec, name),
-        metric=spec.search.metric,
-        reporter=tune.report,
-    )
-    adapter = get_adapter_class(spec.framework)(spec)
     log_path = trial_dir / LOG_FILE
     try:
         with _log_to(log_path):
             try:
-                adapter.run(params, ctx)
+                ctx = TrialContext(
+                    params=params,
+                    trial=name,
+                    sweep=plan.sweep,
+                    output_dir=output_dir,
+                    checkpoint_dir=checkpoint_dir,
+                    data_dir=_data_dir(plan),
+                    gpu_ids=[str(g) for g in ray.get_gpu_ids()],
+                    seed=_seed(spec, name),
+                    metric=spec.search.metric,
+                    reporter=tune.report,
+                )
+                get_adapter_class(spec.framework)(spec).run(params, ctx)
             except BaseException:
                 traceback.print_exc()
                 raise
@@ -142,3 +143,19 @@ def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
         )
         (trial_dir / ERROR_FILE).write_text(str(error) + "\n", encoding="utf-8")
         raise error from None
+    finally:
+        # Whatever the trial's end, its folder goes to the results store; if the store is
+        # unreachable the upload stays pending (sync-pending.json) for `sweeper sync`.
+        if plan.store is not None and plan.store.results_uri:
+            plan.store.sync_trial(plan.sweep_dir, plan.sweep, name)
+
+
+def _data_dir(plan: TrialPlan) -> Path | None:
+    """The trial's data: staged from the store (once per machine and version), or local."""
+    spec = plan.spec
+    if not spec.data:
+        return None
+    if plan.store is not None and plan.store.data_uri:
+        print(f"sweeper: staging {plan.store.data_uri}", flush=True)
+        return plan.store.stage_data()
+    return spec.resolve(spec.data)

@@ -71,6 +71,13 @@ def run(spec: Path, config: Path | None, address: str | None, quiet: bool) -> No
         if best is not None:
             click.echo(f"best {best['trial']}: {loaded.search.metric}={best[loaded.search.metric]}")
     total = len(result.results)
+    if result.unsynced:
+        click.echo(
+            f"error: {len(result.unsynced)} uploads to the results store are pending; "
+            f"run: sweeper sync {result.sweep_dir}",
+            err=True,
+        )
+        sys.exit(1)
     if result.failed:
         click.echo(
             f"error: {result.failed} of {total} trials failed; their logs are in "
@@ -118,6 +125,38 @@ def plan(spec: Path) -> None:
         for i, point in enumerate(grid_points(loaded), 1):
             values = ", ".join(f"{k}={v}" for k, v in point.items())
             click.echo(f"  trial-{i:04d}  {values}")
+
+
+@main.command()
+@click.argument("sweep")
+@_CONFIG
+def sync(sweep: str, config: Path | None) -> None:
+    """Upload what a sweep could not upload to its results store (after an outage).
+
+    SWEEP is the sweep's folder or its id (a folder under [results] dir). Credentials come from
+    boto3's standard chain. Exits 1 while anything is still pending.
+    """
+    from sweeper._store import load_sweep_store
+    from sweeper.errors import SpecError
+    from sweeper.settings import load_settings
+    from sweeper.storage import sync_pending
+
+    settings = load_settings(config)
+    folder = Path(sweep)
+    if not folder.is_dir():
+        folder = Path(settings.results.dir).expanduser() / sweep
+    if not folder.is_dir():
+        raise SpecError(
+            f"sweep must be a sweep folder or id, got {sweep!r}",
+            hint=f"sweeps are folders under {settings.results.dir}",
+        )
+    report = sync_pending(folder, load_sweep_store(folder))
+    if report.pending:
+        click.echo(
+            f"error: {len(report.pending)} uploads still pending: {report.summary()}", err=True
+        )
+        sys.exit(1)
+    click.echo(f"{folder.name}: every upload verified ({len(report.uploaded)} files now)")
 
 
 @main.command()

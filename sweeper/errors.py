@@ -6,7 +6,14 @@ line without a traceback. Anything else reaching the CLI is a bug in sweeper.
 
 from __future__ import annotations
 
-__all__ = ["ConfigError", "SpecError", "SweepError", "SweeperError", "TrialError"]
+__all__ = [
+    "ConfigError",
+    "SpecError",
+    "StorageError",
+    "SweepError",
+    "SweeperError",
+    "TrialError",
+]
 
 
 class SweeperError(Exception):
@@ -58,3 +65,10 @@ class SweepError(SweeperError):
 
 class TrialError(SweeperError):
     """A single trial failed; the sweep records it and goes on."""
+
+
+class StorageError(SweeperError):
+    """An object store could not be used: unreachable, denied, or an object is missing.
+
+    Its message never holds credentials (they are redacted before it is built).
+    """

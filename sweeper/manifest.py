@@ -45,6 +45,11 @@ class ManifestStore:
     secret_key: str | None = field(default=None, repr=False)
     region: str | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # A spec travels to Ray and into Tune's saved state: its copies carry no credentials
+        # (the sweep's store hands them to trials through Ray's object store instead).
+        return {**self.__dict__, "access_key": None, "secret_key": None}
+
     @property
     def secrets(self) -> list[str]:
         """The values every message and file must not contain."""

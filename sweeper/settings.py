@@ -54,6 +54,9 @@ class S3Settings(_Section):
     endpoint_url: str = ""
     region: str = ""
     addressing_style: Literal["auto", "path", "virtual"] = "auto"
+    cache_dir: str = "~/.cache/sweeper/data"
+    max_attempts: int = Field(5, ge=1)
+    upload_attempts: int = Field(4, ge=1)
 
 
 class LimitsSettings(_Section):

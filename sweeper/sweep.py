@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,11 +18,13 @@ import yaml
 from sweeper._console import TrialPrinter, best_table
 from sweeper._recorder import SweepRecorder
 from sweeper._space import grid_points, searcher_for, tune_space
+from sweeper._store import SweepStore
 from sweeper._trial import TrialNamer, TrialPlan, run_trial
 from sweeper.errors import SweeperError, SweepError
 from sweeper.results import best_trials, results_frame, write_results
 from sweeper.settings import Settings, load_settings
 from sweeper.spec import Spec, load_spec
+from sweeper.storage import is_s3_uri, pending_uploads
 
 __all__ = ["SweepResult", "run"]
 
@@ -40,6 +42,7 @@ class SweepResult:
         results: One row per trial (see :func:`sweeper.results.results_frame`).
         parent_run_id: The MLflow parent run.
         tracking_uri: The MLflow tracking store.
+        unsynced: Local folders whose upload to the results store is pending.
     """
 
     sweep: str
@@ -48,6 +51,7 @@ class SweepResult:
     results: pd.DataFrame
     parent_run_id: str | None
     tracking_uri: str
+    unsynced: list[str] = field(default_factory=list)
 
     @property
     def best(self) -> pd.Series | None:
@@ -217,11 +221,18 @@ def run(
     say = echo or (lambda line: None)
     from sweeper.tracking import Tracker
 
-    root = spec.resolve(spec.results or settings.results.dir)
+    store = SweepStore.for_sweep(spec, settings)
+    # With s3:// results the sweep's folder is still written locally first, then synced.
+    local_results = spec.results if spec.results and not is_s3_uri(spec.results) else None
+    root = spec.resolve(local_results or settings.results.dir)
     tracker = Tracker(settings.mlflow.tracking_uri, settings.mlflow.experiment or spec.name)
     sweep, sweep_dir = _sweep_dir(root, spec.name)
+    if store is not None:
+        store.record(sweep_dir)
     (sweep_dir / SPEC_FILE).write_text(_spec_text(spec), encoding="utf-8")
     tags = {"sweeper.sweep": sweep, "sweeper.spec": spec.name}
+    if store is not None and store.results_uri:
+        tags["sweeper.results"] = store.target(sweep)
     parent = tracker.start_sweep(
         sweep,
         params=_sweep_params(spec),
@@ -229,7 +240,7 @@ def run(
     )
     concurrency = _concurrency(spec, settings)
     grid = grid_points(spec) if spec.search.method == "grid" else None
-    plan = TrialPlan(spec=spec, sweep=sweep, sweep_dir=sweep_dir, grid=grid)
+    plan = TrialPlan(spec=spec, sweep=sweep, sweep_dir=sweep_dir, grid=grid, store=store)
     recorder = SweepRecorder(plan, tracker, tags, TrialPrinter(spec, say))
     started = time.time()
     status = "FAILED"
@@ -240,6 +251,8 @@ def run(
                 f"concurrency {concurrency or 'as resources allow'}, on {where}"
             )
             say(f"results: {sweep_dir}")
+            if store is not None:
+                store.share_secrets()
             say(
                 f"MLflow: {settings.mlflow.tracking_uri} experiment {tracker.experiment!r} "
                 f"run {parent}"
@@ -270,7 +283,17 @@ def run(
             tags=_best_tags(spec, frame),
             artifacts=[csv, sweep_dir / SPEC_FILE],
         )
-    result = SweepResult(sweep, sweep_dir, spec, frame, parent, settings.mlflow.tracking_uri)
+    unsynced: list[str] = []
+    if store is not None and store.results_uri:
+        store.sync_summary(sweep_dir, sweep)
+        unsynced = [entry.local for entry in pending_uploads(sweep_dir)]
+        if unsynced:
+            say(f"{len(unsynced)} uploads to {store.target(sweep)} are pending (store unreachable)")
+        else:
+            say(f"results synced to {store.target(sweep)}")
+    result = SweepResult(
+        sweep, sweep_dir, spec, frame, parent, settings.mlflow.tracking_uri, unsynced
+    )
     say("")
     say("best trials:")
     say(best_table(spec, best_trials(spec, frame)))

@@ -11,6 +11,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 # Ray can be told about GPUs it does not have: trials then get their own CUDA_VISIBLE_DEVICES.
 FAKE_GPUS = 2
+MOTO_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +29,9 @@ def ray_session():
         num_gpus=FAKE_GPUS,
         include_dashboard=False,
         log_to_driver=False,
+        # Trials reach the tests' S3 server (moto) with boto3's standard credential chain, as
+        # on a real node: give the workers moto's dummy keys.
+        runtime_env={"env_vars": {**MOTO_CREDENTIALS, "AWS_EC2_METADATA_DISABLED": "true"}},
     )
     yield ray
     ray.shutdown()

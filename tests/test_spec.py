@@ -242,7 +242,7 @@ def test_spec_error_format() -> None:
 
 TOP_KEYS = (
     "name, description, framework, entrypoint, command, metrics, caffe, parameters, search, "
-    "resources, data, results"
+    "resources, data, results, storage"
 )
 
 
@@ -739,13 +739,34 @@ def test_data_file_exists(project: Path, write_spec) -> None:
 
 
 @pytest.mark.parametrize("key", ["data", "results"])
-def test_object_storage_not_supported_yet(project: Path, write_spec, key: str) -> None:
-    error, file = spec_error(write_spec, OPTUNA + f"{key}: s3://bucket/prefix\n")
+def test_s3_uris_are_accepted_for_data_and_results(project: Path, write_spec, key: str) -> None:
+    spec = load_spec(write_spec(OPTUNA + f"{key}: s3://my-bucket/prefix\n"))
+    assert getattr(spec, key) == "s3://my-bucket/prefix"
+
+
+@pytest.mark.parametrize("key", ["data", "results"])
+def test_an_invalid_bucket_name_is_a_spec_error(project: Path, write_spec, key: str) -> None:
+    error, file = spec_error(write_spec, OPTUNA + f"{key}: s3://Bad_Bucket/prefix\n")
     assert str(error) == (
-        f"{key} must be a local path, got 's3://bucket/prefix' ({file}: {key}); "
-        "object storage (s3://) is not supported yet"
+        f"bucket must be a valid S3 bucket name, got 'Bad_Bucket' in 's3://Bad_Bucket/prefix' "
+        f"({file}: {key}); 3-63 lowercase letters, digits, '.' and '-', starting and ending with "
+        "a letter or digit"
     )
     assert error.field == key
+
+
+@pytest.mark.parametrize("key", ["data", "results"])
+def test_other_url_schemes_are_rejected(project: Path, write_spec, key: str) -> None:
+    error, file = spec_error(write_spec, OPTUNA + f"{key}: gs://bucket/prefix\n")
+    assert str(error) == (
+        f"{key} must be a local path or an s3:// URI, got 'gs://bucket/prefix' ({file}: {key}); "
+        "S3-compatible stores (MinIO, IBM COS) use s3:// with storage.endpoint_url"
+    )
+
+
+def test_storage_block_sets_the_endpoint(project: Path, write_spec) -> None:
+    text = OPTUNA + "results: s3://runs-bucket\nstorage: {endpoint_url: 'http://minio:9000'}\n"
+    assert load_spec(write_spec(text)).storage.endpoint_url == "http://minio:9000"
 
 
 def test_results_need_not_exist(project: Path, write_spec) -> None:

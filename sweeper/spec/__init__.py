@@ -1,7 +1,7 @@
 """The experiment spec: loading, validating and the parsed search space."""
 
 from sweeper.spec._loader import load_spec, parse_spec
-from sweeper.spec._model import CaffeSpec, MetricsSpec, Resources, Search, Spec
+from sweeper.spec._model import CaffeSpec, MetricsSpec, Resources, Search, Spec, StorageSpec
 from sweeper.spec._parameters import (
     Choice,
     Constant,
@@ -23,6 +23,7 @@ __all__ = [
     "Resources",
     "Search",
     "Spec",
+    "StorageSpec",
     "Uniform",
     "grid_values",
     "load_spec",

@@ -153,16 +153,20 @@ def parse_spec(
                 hint=f"{key} belongs to framework {users}" if users else None,
             )
     adapter(spec).validate()
+    from sweeper.storage import is_s3_uri, parse_s3_uri
+
     for key in ("data", "results"):
         value = getattr(spec, key)
-        if value and "://" in value:
+        if value and is_s3_uri(value):
+            parse_s3_uri(value, file=file, field=key)
+        elif value and "://" in value:
             raise SpecError(
-                f"{key} must be a local path, got {value!r}",
+                f"{key} must be a local path or an s3:// URI, got {value!r}",
                 file=file,
                 field=key,
-                hint="object storage (s3://) is not supported yet",
+                hint="S3-compatible stores (MinIO, IBM COS) use s3:// with storage.endpoint_url",
             )
-    if spec.data and not spec.resolve(spec.data).exists():
+    if spec.data and not is_s3_uri(spec.data) and not spec.resolve(spec.data).exists():
         raise SpecError(
             f"data must be an existing path, got {spec.data!r}",
             file=file,

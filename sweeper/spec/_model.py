@@ -24,7 +24,7 @@ from sweeper.spec._parameters import (
     parse_parameter,
 )
 
-__all__ = ["CaffeSpec", "MetricsSpec", "Resources", "Search", "Spec"]
+__all__ = ["CaffeSpec", "MetricsSpec", "Resources", "Search", "Spec", "StorageSpec"]
 
 # Keys only some frameworks read; each adapter names those it uses in ``FrameworkAdapter.uses``.
 FRAMEWORK_KEYS = ("entrypoint", "command", "metrics", "caffe")
@@ -156,6 +156,18 @@ class MetricsSpec(_Block):
         return patterns
 
 
+class StorageSpec(_Block):
+    """``storage``: the S3-compatible endpoint for this spec's ``s3://`` data and results.
+
+    Overrides ``[s3]`` of ``sweeper.toml`` key by key. Credentials never go here: boto3's
+    standard chain (environment, profile, instance role) provides them.
+    """
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    addressing_style: Literal["auto", "path", "virtual"] | None = None
+
+
 class CaffeSpec(_Block):
     """``caffe``: the solver (and net) prototxt files a ``caffe`` trial trains with."""
 
@@ -182,6 +194,7 @@ class Spec(_Block):
     resources: Resources = Field(default_factory=Resources)
     data: str | None = None
     results: str | None = None
+    storage: StorageSpec | None = None
 
     _space: dict[str, Parameter] = PrivateAttr(default_factory=dict)
     _source: Path | None = PrivateAttr(default=None)

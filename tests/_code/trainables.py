@@ -43,3 +43,26 @@ def fails(params, ctx):
     if params["x"] == 2:
         print("about to fail: x is 2")
         raise RuntimeError("x must not be 2")
+
+
+def reads_data(params, ctx):
+    """List the staged data and copy its size into the output; optionally stop the S3 server."""
+    data = ctx.data_dir
+    files = (
+        sorted(p.relative_to(data).as_posix() for p in data.rglob("*") if p.is_file())
+        if (data)
+        else []
+    )
+    (ctx.output_dir / "seen.json").write_text(
+        json.dumps({"files": files, "data": str(ctx.data_dir)})
+    )
+    (ctx.output_dir / "model.bin").write_bytes(os.urandom(int(params.get("size", 1000))))
+    if params.get("kill_pid"):
+        import signal
+
+        try:
+            os.kill(int(params["kill_pid"]), signal.SIGTERM)  # the store goes away mid-sweep
+            time.sleep(1.0)
+        except ProcessLookupError:
+            pass  # an earlier trial stopped it
+    ctx.report(step=1, score=float(params.get("x", 0)))

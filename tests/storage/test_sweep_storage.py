@@ -1,0 +1,203 @@
+"""Sweeps with s3:// data and results against a real S3-protocol server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import boto3
+import mlflow
+import pytest
+from click.testing import CliRunner
+
+from sweeper.cli import main
+from sweeper.spec import load_spec, parse_spec
+from sweeper.storage import pending_uploads
+from sweeper.sweep import run
+
+ROOT = Path(__file__).resolve().parents[2]
+CODE = "tests/_code/trainables.py"
+DATASET = {"train.csv": b"1,2,3\n" * 5000, "nested/labels.txt": b"a\nb\n", "x.bin": bytes(300_000)}
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+
+
+def s3(endpoint: str):
+    return boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1")
+
+
+def sweep_spec(
+    endpoint: str, bucket: str, parameters: dict, concurrency: int = 4, data: bool = True
+):
+    return parse_spec(
+        {
+            "name": "storage-test",
+            "framework": "python",
+            "entrypoint": f"{CODE}:reads_data",
+            "search": {
+                "method": "grid",
+                "metric": "score",
+                "mode": "max",
+                "concurrency": concurrency,
+            },
+            "parameters": parameters,
+            **({"data": f"s3://{bucket}/datasets/digits"} if data else {}),
+            "results": f"s3://{bucket}/runs",
+            "storage": {
+                "endpoint_url": endpoint,
+                "addressing_style": "path",
+                "region": "us-east-1",
+            },
+            "resources": {"cpus": 1},
+        },
+        base_dir=ROOT,
+    )
+
+
+def objects(endpoint: str, bucket: str, prefix: str) -> dict[str, bytes]:
+    client = s3(endpoint)
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    keys = [item["Key"] for page in pages for item in page.get("Contents", [])]
+    return {k: client.get_object(Bucket=bucket, Key=k)["Body"].read() for k in keys}
+
+
+def test_a_sweep_stages_once_per_node_and_syncs_every_trial(
+    s3_server, s3_proxy, bucket, put_objects, settings, tmp_path, monkeypatch
+):
+    put_objects(bucket, {f"datasets/digits/{k}": v for k, v in DATASET.items()})
+    monkeypatch.setenv("SWEEPER_S3_CACHE_DIR", str(tmp_path / "cache"))
+    from sweeper.settings import load_settings
+
+    settings = load_settings(
+        environ={
+            "SWEEPER_MLFLOW_TRACKING_URI": settings.mlflow.tracking_uri,
+            "SWEEPER_RESULTS_DIR": settings.results.dir,
+            "SWEEPER_S3_CACHE_DIR": str(tmp_path / "cache"),
+        }
+    )
+    s3_proxy.clear()
+    # Four trials start together on this node: one download of the dataset between them.
+    spec = sweep_spec(s3_proxy.endpoint, bucket, {"x": {"choice": [1, 2, 3, 4]}})
+    result = run(spec, settings, echo=None)
+    assert set(result.results["state"]) == {"completed"}, result.results["error"].tolist()
+    assert result.unsynced == []
+    for key in DATASET:
+        assert len(s3_proxy.gets(f"datasets/digits/{key}")) == 1, key
+
+    stored = objects(s3_server.endpoint, bucket, f"runs/{result.sweep}/")
+    for trial in result.results["trial"]:
+        local = result.sweep_dir / "trials" / trial
+        seen = json.loads((local / "output" / "seen.json").read_text())
+        assert seen["files"] == sorted(DATASET)
+        for path in local.rglob("*"):
+            if path.is_file():
+                key = f"runs/{result.sweep}/{trial}/{path.relative_to(local).as_posix()}"
+                assert stored[key] == path.read_bytes(), key
+    for name in ("results.csv", "spec.yml", "sweep.json"):
+        assert stored[f"runs/{result.sweep}/{name}"] == (result.sweep_dir / name).read_bytes()
+
+    # The aws CLI, another client of the same store, sees the same objects.
+    listing = subprocess.run(
+        ["aws", "--endpoint-url", s3_server.endpoint, "s3", "ls", "--recursive",
+         f"s3://{bucket}/runs/{result.sweep}/"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    assert f"runs/{result.sweep}/trial-0004/output/model.bin" in listing
+
+    runs = mlflow.MlflowClient(result.tracking_uri)
+    child = runs.get_run(result.results["mlflow_run_id"].iloc[0])
+    assert child.data.tags["sweeper.artifacts"] == (
+        f"s3://{bucket}/runs/{result.sweep}/{result.results['trial'].iloc[0]}"
+    )
+
+
+def test_results_wait_out_an_outage_and_sweeper_sync_finishes_them(moto_server, settings):
+    s3(moto_server.endpoint).create_bucket(Bucket="outage-test")
+    spec = sweep_spec(
+        moto_server.endpoint,
+        "outage-test",
+        {"x": {"choice": [1, 2]}, "kill_pid": moto_server.process.pid, "size": 50_000},
+        concurrency=1,
+        data=False,
+    )
+    # Give up fast once the store is gone (the defaults wait out a longer outage).
+    settings.s3.max_attempts = settings.s3.upload_attempts = 1
+    # The first trial stops the store; every upload fails and stays pending.
+    result = run(spec, settings, echo=None)
+    assert set(result.results["state"]) == {"completed"}
+    pending = {entry.local for entry in pending_uploads(result.sweep_dir)}
+    assert {"trials/trial-0001", "trials/trial-0002"} <= pending
+    assert len(result.unsynced) == len(pending)
+    for trial in ("trial-0001", "trial-0002"):
+        assert (result.sweep_dir / "trials" / trial / "output" / "model.bin").is_file()
+
+    moto_server.start()  # back, on the same port (and empty: moto keeps objects in memory)
+    s3(moto_server.endpoint).create_bucket(Bucket="outage-test")
+    done = CliRunner().invoke(main, ["sync", str(result.sweep_dir)])
+    assert done.exit_code == 0, done.output
+    assert pending_uploads(result.sweep_dir) == []
+    stored = objects(moto_server.endpoint, "outage-test", f"runs/{result.sweep}/")
+    for trial in ("trial-0001", "trial-0002"):
+        local = result.sweep_dir / "trials" / trial
+        for path in (p for p in local.rglob("*") if p.is_file()):
+            key = f"runs/{result.sweep}/{trial}/{path.relative_to(local).as_posix()}"
+            assert stored[key] == path.read_bytes(), key
+
+
+SECRET = "Sup3r-s3cret-Value-42"
+
+MANIFEST = """\
+name: secret-manifest
+cpus: 1
+data_stores:
+  - id: cos
+    type: s3_datastore
+    training_data: {{container: {bucket}}}
+    training_results: {{container: {bucket}}}
+    connection:
+      auth_url: {endpoint}
+      user_name: AKIDSECRETUSER99
+      password: {secret}
+framework:
+  name: custom
+  command: python3 train.py
+"""
+
+TRAIN = """\
+import json, os
+files = sorted(os.listdir(os.environ["DATA_DIR"]))
+json.dump(files, open(os.path.join(os.environ["RESULT_DIR"], "files.json"), "w"))
+print("env has", [k for k in os.environ if k.startswith("AWS")])
+"""
+
+
+def test_a_manifest_uses_its_credentials_and_they_appear_nowhere(
+    s3_server, bucket, put_objects, settings, tmp_path, capsys
+):
+    put_objects(bucket, {"input.csv": b"1,2\n"})
+    folder = tmp_path / "definition"
+    folder.mkdir()
+    (folder / "train.py").write_text(TRAIN)
+    (folder / "manifest.yml").write_text(
+        MANIFEST.format(bucket=bucket, endpoint=s3_server.endpoint, secret=SECRET)
+    )
+    settings.s3.cache_dir = str(tmp_path / "cache")
+    settings.s3.addressing_style = "path"
+    result = run(load_spec(folder / "manifest.yml"), settings)
+    assert set(result.results["state"]) == {"completed"}
+    trial_dir = result.sweep_dir / "trials" / "trial-0001"
+    assert json.loads((trial_dir / "output" / "files.json").read_text()) == ["input.csv"]
+    assert objects(s3_server.endpoint, bucket, f"{result.sweep}/trial-0001/output/files.json")
+
+    out = capsys.readouterr()
+    assert SECRET not in out.out + out.err
+    for path in [
+        *result.sweep_dir.rglob("*"),
+        Path(result.tracking_uri.removeprefix("sqlite:///")),
+    ]:
+        if path.is_file():
+            assert SECRET.encode() not in path.read_bytes(), path
+            assert b"AKIDSECRETUSER99" not in path.read_bytes(), path
+    for key, body in objects(s3_server.endpoint, bucket, result.sweep).items():
+        assert SECRET.encode() not in body, key
