@@ -491,3 +491,48 @@ def test_stop_at_any_moment_ends_the_run(model, write_spec, in_tmp):
         adapter.stop()
         thread.join(10)
         assert not thread.is_alive()
+
+
+MANIFEST = """\
+name: caffe_digits_mlp
+description: An MLP on the digits, written for the original service
+version: "1.0"
+gpus: 0
+cpus: 1
+memory: 1Gb
+learners: 1
+framework:
+  name: caffe
+  version: "1.0-py2"
+  command: caffe train -solver solver.prototxt
+evaluation_metrics:
+  type: emetrics_file
+hyper_parameters_optimization:
+  method:
+    name: random
+    parameters:
+      - {name: objective, string_value: test_accuracy}
+      - {name: maximize_or_minimize, string_value: maximize}
+      - {name: num_optimizer_steps, int_value: 2}
+  hyper_parameters:
+    - {name: base_lr, double_values: [0.05, 0.1]}
+    - {name: hidden, int_values: [32, 64]}
+    - {name: dropout, double_values: [0.1]}
+    - {name: batch_size, int_values: [64]}
+"""
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_a_caffe_manifest_runs_unchanged(model: Path, settings) -> None:
+    from sweeper.sweep import run
+
+    (model / "manifest.yml").write_text(MANIFEST)
+    spec = load_spec(model / "manifest.yml")
+    assert (spec.framework, spec.caffe.solver) == ("caffe", "solver.prototxt")
+    result = run(spec, settings, echo=None)
+    assert set(result.results["state"]) == {"completed"}
+    assert len(result.results) == 2
+    assert result.best["test_accuracy"] > 0.8
+    client = mlflow.MlflowClient(result.tracking_uri)
+    history = client.get_metric_history(result.best["mlflow_run_id"], "test_accuracy")
+    assert len(history) >= 2  # test net results at several iterations
