@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import mlflow
-import pandas as pd
 import pytest
 
 import frameworks._process as process_module
@@ -106,57 +105,21 @@ def spec_error(write_spec, text: str) -> str:
 
 
 @pytest.mark.slow
-def test_example_sweep_trains_with_caffe_and_mlflow_has_parent_and_children(tmp_path: Path):
+def test_example_sweep_trains_with_caffe_and_mlflow_has_parent_and_children(run_example):
     subprocess.run(
         [sys.executable, str(EXAMPLE_DIR / "make_data.py")], check=True, capture_output=True
     )
-    env = {
-        **os.environ,
-        "SWEEPER_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "SWEEPER_RESULTS_DIR": str(tmp_path / "results"),
-        "SWEEPER_RAY_NUM_CPUS": "2",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "sweeper", "run", EXAMPLE],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "Traceback" not in done.stderr
-
-    spec = load_spec(ROOT / EXAMPLE)
-    trials = spec.trial_count()
-    max_iter = spec.constants["max_iter"]
-    (sweep_dir,) = (tmp_path / "results").iterdir()
-    results = pd.read_csv(sweep_dir / "results.csv")
-    assert len(results) == trials
-    assert set(results["state"]) == {"completed"}
-    assert results["test_accuracy"].max() >= 0.95
-    for trial in results["trial"]:
-        output = sweep_dir / "trials" / trial / "output"
+    example = run_example(EXAMPLE, "test_accuracy")
+    max_iter = example.spec.constants["max_iter"]
+    for trial in example.results["trial"]:
+        output = example.sweep_dir / "trials" / trial / "output"
         for suffix in ("caffemodel", "solverstate"):
             assert (output / f"digits_mlp_iter_{max_iter}.{suffix}").stat().st_size > 0
-
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=[spec.name])
-    parents = runs[runs["tags.mlflow.parentRunId"].isna()]
-    assert len(parents) == 1
-    parent_id = parents["run_id"].iloc[0]
-    children = runs[runs["tags.mlflow.parentRunId"] == parent_id]
-    assert len(children) == trials
-    assert set(children["status"]) == {"FINISHED"}
-    assert children["metrics.test_accuracy"].max() >= 0.95
-    client = mlflow.MlflowClient()
     every_test = list(range(0, max_iter + 1, 50))  # test_interval 50, and iteration 0
-    for run_id in children["run_id"]:
+    for run_id in example.children["run_id"]:
         for metric in ("test_accuracy", "test_loss", "loss"):
-            history = client.get_metric_history(run_id, metric)
+            history = example.client.get_metric_history(run_id, metric)
             assert sorted(m.step for m in history) == every_test, metric
-    best = client.get_run(parent_id).data.metrics["best_test_accuracy"]
-    assert best == pytest.approx(results["test_accuracy"].max())
 
 
 # -- validation ------------------------------------------------------------------------------

@@ -12,8 +12,6 @@ import threading
 import time
 from pathlib import Path
 
-import mlflow
-import pandas as pd
 import pytest
 
 from frameworks.context import REPORTED_KEY, TrialContext
@@ -75,62 +73,27 @@ def gone(pid: int) -> bool:
 
 
 @pytest.mark.slow
-def test_example_sweep_trains_each_trial_in_its_own_process(tmp_path: Path):
-    env = {
-        **os.environ,
-        "SWEEPER_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
-        "SWEEPER_RESULTS_DIR": str(tmp_path / "results"),
-        "SWEEPER_RAY_NUM_CPUS": "2",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "sweeper", "run", EXAMPLE],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert "best trials:" in done.stdout
-
-    spec = load_spec(ROOT / EXAMPLE)
-    trials = spec.trial_count()
-    epochs = spec.constants["epochs"]
-    (sweep_dir,) = (tmp_path / "results").iterdir()
-    results = pd.read_csv(sweep_dir / "results.csv")
-    assert len(results) == trials
-    assert set(results["state"]) == {"completed"}
-    assert results["val_accuracy"].max() >= 0.95
-
+def test_example_sweep_trains_each_trial_in_its_own_process(run_example):
+    example = run_example(EXAMPLE, "val_accuracy")
+    epochs = example.spec.constants["epochs"]
     actors, children = set(), []
-    for trial in results["trial"]:
-        assert (sweep_dir / "trials" / trial / "output" / "model.keras").stat().st_size > 0
-        log = (sweep_dir / "trials" / trial / "trial.log").read_text()
+    for trial in example.results["trial"]:
+        trial_dir = example.sweep_dir / "trials" / trial
+        assert (trial_dir / "output" / "model.keras").stat().st_size > 0
+        log = (trial_dir / "trial.log").read_text()
         (actor,) = ACTOR_LINE.findall(log)
         ((child, parent),) = CHILD_LINE.findall(log)
         assert parent == actor != child  # a child of the trial's actor, not the actor itself
         actors.add(actor)
         children.append(child)
-    assert len(set(children)) == trials  # a fresh process for every trial
+    assert len(set(children)) == example.spec.trial_count()  # a fresh process for every trial
     assert not actors & set(children)
 
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=[spec.name])
-    parents = runs[runs["tags.mlflow.parentRunId"].isna()]
-    assert len(parents) == 1
-    parent_id = parents["run_id"].iloc[0]
-    child_runs = runs[runs["tags.mlflow.parentRunId"] == parent_id]
-    assert len(child_runs) == trials
-    assert set(child_runs["status"]) == {"FINISHED"}
     for name in ("loss", "accuracy", "val_loss", "val_accuracy"):
-        assert child_runs[f"metrics.{name}"].notna().all()
-    assert child_runs["metrics.val_accuracy"].max() >= 0.95
-    client = mlflow.MlflowClient()
-    for run_id in child_runs["run_id"]:
-        history = client.get_metric_history(run_id, "val_accuracy")
+        assert example.children[f"metrics.{name}"].notna().all()
+    for run_id in example.children["run_id"]:
+        history = example.client.get_metric_history(run_id, "val_accuracy")
         assert sorted(m.step for m in history) == list(range(1, epochs + 1))
-    best = client.get_run(parent_id).data.metrics["best_val_accuracy"]
-    assert best == pytest.approx(results["val_accuracy"].max())
 
 
 def test_reports_reach_the_actor_from_a_seeded_child_with_sized_threads(tmp_path, adapter_for):
