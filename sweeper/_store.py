@@ -119,11 +119,22 @@ class SweepStore:
         uri = parse_s3_uri(self.results_uri)
         return f"s3://{uri.bucket}/{safe_key(uri.prefix, sweep, *parts)}"
 
-    def sync_trial(self, sweep_dir: Path, sweep: str, trial: str) -> SyncReport:
-        """Upload a trial's folder to ``<prefix>/<sweep>/<trial>/`` (pending until verified)."""
+    def sync_trial(
+        self, sweep_dir: Path, sweep: str, trial: str, *, skip_existing: bool = False
+    ) -> SyncReport:
+        """Upload a trial's folder to ``<prefix>/<sweep>/<trial>/`` (pending until verified).
+
+        ``skip_existing`` keeps objects already there that match: the driver's second pass over
+        trials whose process may have died before it could upload.
+        """
         local = sweep_dir / "trials" / trial
         return sync_dir(
-            sweep_dir, local, self.target(sweep, trial), self._config(), files=_own_files(local)
+            sweep_dir,
+            local,
+            self.target(sweep, trial),
+            self._config(),
+            files=_own_files(local),
+            skip_existing=skip_existing,
         )
 
     def sync_summary(self, sweep_dir: Path, sweep: str) -> SyncReport:

@@ -285,6 +285,11 @@ def run(
         )
     unsynced: list[str] = []
     if store is not None and store.results_uri:
+        # A trial killed with its process (out of memory, a lost node) could not upload its
+        # folder itself: whatever it left goes up from here.
+        for record in recorder.records.values():
+            if record.state != "completed" and plan.trial_dir(record.name).is_dir():
+                store.sync_trial(sweep_dir, sweep, record.name, skip_existing=True)
         store.sync_summary(sweep_dir, sweep)
         unsynced = [entry.local for entry in pending_uploads(sweep_dir)]
         if unsynced:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 
 
@@ -66,3 +67,10 @@ def reads_data(params, ctx):
         except ProcessLookupError:
             pass  # an earlier trial stopped it
     ctx.report(step=1, score=float(params.get("x", 0)))
+
+
+def dies(params, ctx):
+    """Write a file, then take the whole process down (as the OOM killer would)."""
+    (ctx.output_dir / "partial.txt").write_text("written before the process died")
+    sys.stdout.flush()
+    os._exit(137)

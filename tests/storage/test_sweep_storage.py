@@ -201,3 +201,23 @@ def test_a_manifest_uses_its_credentials_and_they_appear_nowhere(
             assert b"AKIDSECRETUSER99" not in path.read_bytes(), path
     for key, body in objects(s3_server.endpoint, bucket, result.sweep).items():
         assert SECRET.encode() not in body, key
+
+
+def test_a_trial_whose_process_died_is_still_synced(s3_server, bucket, settings):
+    spec = parse_spec(
+        {
+            "name": "storage-test",
+            "framework": "python",
+            "entrypoint": f"{CODE}:dies",
+            "search": {"method": "grid", "metric": "score", "mode": "max"},
+            "results": f"s3://{bucket}/runs",
+            "storage": {"endpoint_url": s3_server.endpoint, "addressing_style": "path"},
+        },
+        base_dir=ROOT,
+    )
+    result = run(spec, settings, echo=None)
+    assert list(result.results["state"]) == ["failed"]
+    stored = objects(s3_server.endpoint, bucket, f"runs/{result.sweep}/trial-0001/")
+    key = f"runs/{result.sweep}/trial-0001/output/partial.txt"
+    assert stored[key] == b"written before the process died"
+    assert result.unsynced == []
