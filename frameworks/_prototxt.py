@@ -148,15 +148,11 @@ def format_value(value: Any, key: str | None = None) -> str:
         TypeError: If ``value`` is not a boolean, number or string.
     """
     value = _plain(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, numbers.Real):
-        return _number(value)
     if isinstance(value, str):
         if key in ENUM_KEYS and value.isidentifier():
             return value
-        return f'"{_quote(value)}"'
-    raise TypeError(f"a prototxt value must be a number, string or boolean, got {value!r}")
+        return f'"{format_text(value)}"'
+    return format_text(value)
 
 
 def format_text(value: Any, quote: str = '"') -> str:
