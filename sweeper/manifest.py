@@ -4,13 +4,15 @@ A manifest runs unchanged: its shell command line runs in a trial (through ``bas
 service ran it), with the service's environment (``DATA_DIR``, ``RESULT_DIR``, ...), its
 hyperparameters in ``config.json`` and its EMetrics as metrics. Without a
 ``hyper_parameters_optimization`` section it is a one-trial experiment; with one (WML
-experiments' format) it becomes a sweep. Connection credentials are kept out of the converted
-spec: they travel in :class:`ManifestStore`, which never prints them.
+experiments' format) it becomes a sweep; WML's ``hyperband`` becomes a random search with
+hyperband early stopping. Connection credentials are kept out of the converted spec: they travel
+in :class:`ManifestStore`, which never prints them.
 """
 
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import shlex
 from dataclasses import dataclass, field
@@ -32,6 +34,14 @@ _METHODS = {
     "random": {"method": "random"},
     "rbfopt": {"method": "optuna", "sampler": "gp"},  # both fit a surrogate of the objective
     "bandit": {"method": "optuna", "sampler": "tpe"},
+    "hyperband": {"method": "random"},  # plus early_stopping: hyperband (see _hyperband)
+}
+# Method parameters of hyperband, named as Optuna's HyperbandPruner names them, and the
+# early_stopping keys they set. WML's format gives no training length: max_resource is required.
+_HYPERBAND_OPTIONS = {
+    "max_resource": "max_steps",
+    "min_resource": "grace_period",
+    "reduction_factor": "reduction_factor",
 }
 _ONE_TRIAL_METRIC = "test_accuracy"  # the service's examples emit accuracy in the test group
 
@@ -217,11 +227,75 @@ def _dimension(entry: Any, index: int, file: str | None) -> tuple[str, Any]:
     )
 
 
-def _search(manifest: dict, file: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+def _number(value: Any) -> float | None:
+    """A finite number from a method parameter's value, else ``None``."""
+    if isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _hyperband(options: dict[str, tuple[int, Any]], file: str | None) -> tuple[dict[str, Any], str]:
+    """The ``early_stopping`` block of a WML hyperband method, and a note on how it was read."""
+    where = "hyper_parameters_optimization.method.parameters"
+    if "max_resource" not in options:
+        raise SpecError(
+            f"{where} must include max_resource for method hyperband, got nothing",
+            file=file,
+            field=where,
+            hint="add {name: max_resource, int_value: N}, N the most steps (iterations or "
+            "epochs) a trial reports; hyperband stops trials early against it",
+        )
+    block: dict[str, Any] = {"method": "hyperband"}
+    for option, key in _HYPERBAND_OPTIONS.items():
+        if option not in options:
+            continue
+        index, raw = options[option]
+        value = _number(raw)
+        if key == "reduction_factor":
+            if value is None or not value > 1:
+                raise SpecError(
+                    f"{where}.{index} ({option}) must be a number > 1, got {raw!r}",
+                    file=file,
+                    field=f"{where}.{index}",
+                )
+            block[key] = int(value) if value == int(value) else value
+            continue
+        if value is None or value != int(value) or value < 1:
+            raise SpecError(
+                f"{where}.{index} ({option}) must be an integer >= 1, got {raw!r}",
+                file=file,
+                field=f"{where}.{index}",
+            )
+        block[key] = int(value)
+    grace = block.get("grace_period", 1)
+    if block["max_steps"] <= grace:
+        index = options["max_resource"][0]
+        raise SpecError(
+            f"{where}.{index} (max_resource) must be greater than min_resource {grace}, "
+            f"got {block['max_steps']}",
+            file=file,
+            field=f"{where}.{index}",
+            hint="trials run min_resource steps before hyperband may stop them",
+        )
+    note = (
+        f"method hyperband: a random search whose trials hyperband stops early, judged at the "
+        f"steps their metrics report, up to max_resource {block['max_steps']} steps"
+    )
+    return block, note
+
+
+def _search(
+    manifest: dict, file: str | None
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None, list[str]]:
+    """The search, parameters, early stopping (or ``None``) and notes of a manifest."""
     hpo = manifest.get("hyper_parameters_optimization")
     if not hpo:
         one = {"method": "grid", "metric": _ONE_TRIAL_METRIC, "mode": "max"}
-        return one, {}
+        return one, {}, None, []
     hpo = _check_keys(hpo, ("method", "hyper_parameters"), "hyper_parameters_optimization",
                       file)  # fmt: skip
     method = hpo.get("method") or {}
@@ -232,24 +306,25 @@ def _search(manifest: dict, file: str | None) -> tuple[dict[str, Any], dict[str,
             f"{', '.join(_METHODS)}, got {name!r}",
             file=file,
             field="hyper_parameters_optimization.method.name",
-            hint="hyperband needs early stopping, which is not supported yet"
-            if name == "hyperband"
-            else None,
         )
-    options = {}
-    for entry in method.get("parameters") or []:
+    options: dict[str, tuple[int, Any]] = {}
+    for index, entry in enumerate(method.get("parameters") or []):
         value = next((v for k, v in entry.items() if k.endswith("_value")), None)
-        options[entry.get("name")] = value
+        options[entry.get("name")] = (index, value)
+    values = {key: value for key, (_, value) in options.items()}
     search = {
         **_METHODS[name],
-        "metric": options.get("objective") or "accuracy",
-        "mode": "min" if str(options.get("maximize_or_minimize", "")).startswith("min") else "max",
-        "trials": int(options.get("num_optimizer_steps") or 10),
+        "metric": values.get("objective") or "accuracy",
+        "mode": "min" if str(values.get("maximize_or_minimize", "")).startswith("min") else "max",
+        "trials": int(values.get("num_optimizer_steps") or 10),
     }
     parameters = dict(
         _dimension(entry, i, file) for i, entry in enumerate(hpo.get("hyper_parameters") or [])
     )
-    return search, parameters
+    if name != "hyperband":
+        return search, parameters, None, []
+    early_stopping, note = _hyperband(options, file)
+    return search, parameters, early_stopping, [note]
 
 
 def convert_manifest(
@@ -262,10 +337,11 @@ def convert_manifest(
         ``None``), and notes for the user about what was read differently.
 
     Raises:
-        SpecError: For what sweeper cannot honour (``learners > 1``, ``gpu_type``, ...).
+        SpecError: For what sweeper cannot honour (``learners > 1``, ``gpu_type``, ...), or a
+            hyperband method without ``max_resource``.
     """
     _check_keys(manifest, _TOP_KEYS, "", file)
-    search, parameters = _search(manifest, file)
+    search, parameters, early_stopping, notes = _search(manifest, file)
     paths, store = _store(manifest, file)
     spec: dict[str, Any] = {
         "name": _name(manifest.get("name")),
@@ -276,4 +352,6 @@ def convert_manifest(
         "parameters": parameters,
         **paths,
     }
-    return spec, store, _metrics(manifest, file)
+    if early_stopping is not None:
+        spec["early_stopping"] = early_stopping
+    return spec, store, _metrics(manifest, file) + notes

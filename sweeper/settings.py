@@ -63,6 +63,8 @@ class LimitsSettings(_Section):
     """``[limits]``: caps that apply to every sweep."""
 
     max_concurrency: int | None = Field(None, ge=1)
+    # GPUs a sweep may hold at once, across its trials; trials beyond it queue.
+    max_gpus: int | None = Field(None, ge=1)
 
 
 class Settings(_Section):

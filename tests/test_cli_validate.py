@@ -111,6 +111,64 @@ def test_validate_grid_over_continuous(project: Path, write_spec) -> None:
     )
 
 
+def test_validate_with_early_stopping_and_limits(project: Path, write_spec) -> None:
+    text = OPTUNA + (
+        "early_stopping: {method: hyperband, max_steps: 27}\n"
+        "limits: {max_failures: 1, max_failed_trials: 3, max_duration: 1h30m, max_gpu_hours: 2}\n"
+    )
+    write_spec(text)
+    result = invoke("validate", "experiment.yml")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("experiment.yml: valid (12 trials, python)")
+
+
+def test_validate_max_steps_missing(project: Path, write_spec) -> None:
+    write_spec(GRID + "early_stopping: {method: asha}\n")
+    assert_one_line_error(
+        invoke("validate", "experiment.yml"),
+        "early_stopping.max_steps must be set for method asha, got nothing "
+        "(experiment.yml: early_stopping.max_steps); set it to the number of steps (epochs) a "
+        "trial reports",
+    )
+
+
+def test_validate_key_of_another_stopping_method(project: Path, write_spec) -> None:
+    write_spec(GRID + "early_stopping: {method: median, reduction_factor: 3}\n")
+    assert_one_line_error(
+        invoke("validate", "experiment.yml"),
+        "early_stopping.reduction_factor must not be set for method median, got 3 "
+        "(experiment.yml: early_stopping.reduction_factor); reduction_factor belongs to methods "
+        "asha and hyperband",
+    )
+
+
+def test_validate_grace_period_not_below_max_steps(project: Path, write_spec) -> None:
+    write_spec(GRID + "early_stopping: {method: asha, max_steps: 10, grace_period: 10}\n")
+    assert_one_line_error(
+        invoke("validate", "experiment.yml"),
+        "early_stopping.grace_period must be less than max_steps 10, got 10 "
+        "(experiment.yml: early_stopping.grace_period); trials run grace_period steps before "
+        "they may be stopped; leave room below max_steps",
+    )
+
+
+def test_validate_bad_max_duration(project: Path, write_spec) -> None:
+    write_spec(GRID + "limits: {max_duration: soon}\n")
+    assert_one_line_error(
+        invoke("validate", "experiment.yml"),
+        "limits.max_duration must be seconds or a duration such as 90s, 30m, 2h, got 'soon' "
+        "(experiment.yml: limits.max_duration); combine d, h, m and s, e.g. 1h30m",
+    )
+
+
+def test_validate_negative_max_failures(project: Path, write_spec) -> None:
+    write_spec(GRID + "limits: {max_failures: -1}\n")
+    assert_one_line_error(
+        invoke("validate", "experiment.yml"),
+        "limits.max_failures must be >= 0, got -1 (experiment.yml: limits.max_failures)",
+    )
+
+
 def test_validate_yaml_error(project: Path, write_spec) -> None:
     write_spec("name: demo\n  framework: python\n")
     result = invoke("validate", "experiment.yml")

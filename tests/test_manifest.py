@@ -163,15 +163,133 @@ def test_what_sweeper_cannot_honour_is_a_clear_error(change, message):
     assert SECRET not in str(caught.value)
 
 
-def test_hyperband_needs_early_stopping():
-    text = MANIFEST + "hyper_parameters_optimization:\n  method: {name: hyperband}\n"
+HYPERBAND = MANIFEST + (
+    "hyper_parameters_optimization:\n"
+    "  method:\n"
+    "    name: hyperband\n"
+    "    parameters:\n"
+    "      - {name: objective, string_value: loss}\n"
+    "      - {name: maximize_or_minimize, string_value: minimize}\n"
+    "      - {name: num_optimizer_steps, int_value: 30}\n"
+    "      - {name: max_resource, int_value: 27}\n"
+    "  hyper_parameters:\n"
+    "    - {name: learning_rate, double_range: {min_value: 0.001, max_value: 0.01}}\n"
+)
+
+
+def test_hyperband_becomes_a_random_search_with_hyperband_early_stopping():
+    spec, _, notes = convert(HYPERBAND)
+    assert spec["search"] == {"method": "random", "metric": "loss", "mode": "min", "trials": 30}
+    assert spec["early_stopping"] == {"method": "hyperband", "max_steps": 27}
+    assert spec["parameters"] == {"learning_rate": {"uniform": [0.001, 0.01]}}
+    assert notes[-1] == (
+        "method hyperband: a random search whose trials hyperband stops early, judged at the "
+        "steps their metrics report, up to max_resource 27 steps"
+    )
+
+
+def test_hyperband_reads_min_resource_and_reduction_factor():
+    text = HYPERBAND.replace(
+        "      - {name: max_resource, int_value: 27}\n",
+        "      - {name: max_resource, double_value: 81.0}\n"
+        "      - {name: min_resource, int_value: 3}\n"
+        "      - {name: reduction_factor, double_value: 2.5}\n",
+    )
+    spec, _, _ = convert(text)
+    assert spec["early_stopping"] == {
+        "method": "hyperband", "max_steps": 81, "grace_period": 3, "reduction_factor": 2.5,
+    }  # fmt: skip
+
+
+def test_other_methods_have_no_early_stopping():
+    spec, _, notes = convert(HYPERBAND.replace("name: hyperband", "name: bandit"))
+    assert "early_stopping" not in spec
+    assert not any("hyperband" in note for note in notes)
+
+
+def test_a_converted_hyperband_manifest_is_a_valid_spec(tmp_path):
+    (tmp_path / "manifest.yml").write_text(HYPERBAND)
+    spec = load_spec(tmp_path / "manifest.yml")
+    assert spec.search.method == "random"
+    assert spec.early_stopping.method == "hyperband"
+    assert spec.early_stopping.effective_brackets == 4
+
+
+def test_hyperband_needs_max_resource():
+    text = HYPERBAND.replace("      - {name: max_resource, int_value: 27}\n", "")
     with pytest.raises(SpecError) as caught:
         convert(text)
     assert str(caught.value) == (
-        "hyper_parameters_optimization.method.name must be one of random, rbfopt, bandit, got "
-        "'hyperband' (manifest.yml: hyper_parameters_optimization.method.name); hyperband needs "
-        "early stopping, which is not supported yet"
+        "hyper_parameters_optimization.method.parameters must include max_resource for method "
+        "hyperband, got nothing (manifest.yml: hyper_parameters_optimization.method.parameters); "
+        "add {name: max_resource, int_value: N}, N the most steps (iterations or epochs) a trial "
+        "reports; hyperband stops trials early against it"
     )
+    assert SECRET not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (
+            "{name: max_resource, int_value: 0}",
+            "hyper_parameters_optimization.method.parameters.3 (max_resource) must be an integer "
+            ">= 1, got 0 (manifest.yml: hyper_parameters_optimization.method.parameters.3)",
+        ),
+        (
+            "{name: max_resource, double_value: 2.5}",
+            "hyper_parameters_optimization.method.parameters.3 (max_resource) must be an integer "
+            ">= 1, got 2.5 (manifest.yml: hyper_parameters_optimization.method.parameters.3)",
+        ),
+        (
+            "{name: max_resource, string_value: many}",
+            "hyper_parameters_optimization.method.parameters.3 (max_resource) must be an integer "
+            ">= 1, got 'many' (manifest.yml: hyper_parameters_optimization.method.parameters.3)",
+        ),
+        (
+            "{name: max_resource, double_value: .inf}",
+            "hyper_parameters_optimization.method.parameters.3 (max_resource) must be an integer "
+            ">= 1, got inf (manifest.yml: hyper_parameters_optimization.method.parameters.3)",
+        ),
+        (
+            "{name: max_resource, int_value: 1}",
+            "hyper_parameters_optimization.method.parameters.3 (max_resource) must be greater "
+            "than min_resource 1, got 1 (manifest.yml: "
+            "hyper_parameters_optimization.method.parameters.3); trials run min_resource steps "
+            "before hyperband may stop them",
+        ),
+        (
+            "{name: max_resource, int_value: 9}\n      - {name: reduction_factor, int_value: 1}",
+            "hyper_parameters_optimization.method.parameters.4 (reduction_factor) must be a "
+            "number > 1, got 1 (manifest.yml: hyper_parameters_optimization.method.parameters.4)",
+        ),
+    ],
+)
+def test_bad_hyperband_parameters(option, message):
+    text = HYPERBAND.replace("{name: max_resource, int_value: 27}", option)
+    with pytest.raises(SpecError) as caught:
+        convert(text)
+    assert str(caught.value) == message
+
+
+def test_unknown_optimizer_lists_hyperband():
+    text = HYPERBAND.replace("name: hyperband", "name: bayes")
+    with pytest.raises(SpecError) as caught:
+        convert(text)
+    assert str(caught.value) == (
+        "hyper_parameters_optimization.method.name must be one of random, rbfopt, bandit, "
+        "hyperband, got 'bayes' (manifest.yml: hyper_parameters_optimization.method.name)"
+    )
+
+
+def test_convert_writes_early_stopping_and_its_note(tmp_path, in_tmp):
+    (tmp_path / "manifest.yml").write_text(HYPERBAND)
+    result = CliRunner().invoke(main, ["convert", "manifest.yml", "-o", "experiment.yml"])
+    assert result.exit_code == 0, result.output
+    text = (tmp_path / "experiment.yml").read_text()
+    assert yaml.safe_load(text)["early_stopping"] == {"method": "hyperband", "max_steps": 27}
+    assert "# Note: method hyperband: a random search" in text
+    assert SECRET not in text
 
 
 def test_convert_writes_a_spec_without_the_credentials(tmp_path, in_tmp):

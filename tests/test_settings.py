@@ -37,6 +37,7 @@ def test_defaults_without_a_file(in_tmp: Path) -> None:
     assert settings.s3.region == ""
     assert settings.s3.addressing_style == "auto"
     assert settings.limits.max_concurrency is None
+    assert settings.limits.max_gpus is None
     assert settings == Settings()
 
 
@@ -70,6 +71,7 @@ addressing_style = "path"
 
 [limits]
 max_concurrency = 4
+max_gpus = 1
 """,
     )
     settings = load_settings(environ={})
@@ -83,6 +85,7 @@ max_concurrency = 4
     assert settings.s3.region == "eu-west-1"
     assert settings.s3.addressing_style == "path"
     assert settings.limits.max_concurrency == 4
+    assert settings.limits.max_gpus == 1
 
 
 def test_partial_file_keeps_other_defaults(in_tmp: Path) -> None:
@@ -211,6 +214,8 @@ def test_unknown_key_in_a_config_path(in_tmp: Path) -> None:
         ("[ray]\nnum_gpus = -1", "ray.num_gpus must be >= 0, got -1"),
         ("[mlflow]\ntracking_uri = 5", "mlflow.tracking_uri must be a string, got 5"),
         ("[limits]\nmax_concurrency = 0", "limits.max_concurrency must be >= 1, got 0"),
+        ("[limits]\nmax_gpus = 0", "limits.max_gpus must be >= 1, got 0"),
+        ("[limits]\nmax_gpus = 1.5", "limits.max_gpus must be an integer, got 1.5"),
         ("ray = 3", "ray must be a mapping, got 3"),
     ],
 )
@@ -247,6 +252,7 @@ def test_env_overrides_single_keys(in_tmp: Path) -> None:
             "SWEEPER_RAY_NUM_CPUS": "4",
             "SWEEPER_S3_ENDPOINT_URL": "http://minio:9000",
             "SWEEPER_LIMITS_MAX_CONCURRENCY": "3",
+            "SWEEPER_LIMITS_MAX_GPUS": "2",
             "HOME": "/root",
         }
     )
@@ -255,6 +261,7 @@ def test_env_overrides_single_keys(in_tmp: Path) -> None:
     assert settings.ray.num_cpus == 4
     assert settings.s3.endpoint_url == "http://minio:9000"
     assert settings.limits.max_concurrency == 3
+    assert settings.limits.max_gpus == 2
     assert settings.source == "sweeper.toml"
 
 
@@ -314,6 +321,28 @@ def test_empty_env_value_resets_an_optional_number(in_tmp: Path) -> None:
     assert settings.ray.num_cpus is None
     assert settings.limits.max_concurrency is None
     assert settings.ray.num_gpus == 1
+
+
+def test_env_max_gpus_overrides_the_file_and_can_be_unset(in_tmp: Path) -> None:
+    write(in_tmp / "sweeper.toml", "[limits]\nmax_gpus = 4\n")
+    assert load_settings(environ={}).limits.max_gpus == 4
+    assert load_settings(environ={"SWEEPER_LIMITS_MAX_GPUS": "1"}).limits.max_gpus == 1
+    assert load_settings(environ={"SWEEPER_LIMITS_MAX_GPUS": ""}).limits.max_gpus is None
+
+
+def test_invalid_env_max_gpus(in_tmp: Path) -> None:
+    error = config_error(environ={"SWEEPER_LIMITS_MAX_GPUS": "0"})
+    assert str(error) == (
+        "limits.max_gpus must be >= 1, got '0' (environment: SWEEPER_LIMITS_MAX_GPUS)"
+    )
+
+
+def test_unknown_limits_key_lists_max_gpus(in_tmp: Path) -> None:
+    write(in_tmp / "sweeper.toml", "[limits]\nmax_gpu = 1\n")
+    assert str(config_error(environ={})) == (
+        "limits keys must be one of max_concurrency, max_gpus, got 'max_gpu' "
+        "(sweeper.toml: limits.max_gpu); did you mean 'max_gpus'?"
+    )
 
 
 def test_empty_env_value_for_a_string_key(in_tmp: Path) -> None:

@@ -11,11 +11,14 @@ from sweeper.errors import SpecError, SweeperError
 from sweeper.spec import (
     Choice,
     Constant,
+    EarlyStopping,
     IntRange,
+    Limits,
     LogUniform,
     Resources,
     Uniform,
     load_spec,
+    parse_duration,
     parse_spec,
 )
 
@@ -242,7 +245,7 @@ def test_spec_error_format() -> None:
 
 TOP_KEYS = (
     "name, description, framework, entrypoint, command, metrics, caffe, parameters, search, "
-    "resources, data, results, storage"
+    "resources, data, results, storage, early_stopping, limits"
 )
 
 
@@ -837,3 +840,343 @@ def test_parse_spec_without_a_file(project: Path) -> None:
         parse_spec({"name": "demo", "framework": "python", "entrypoint": "train.py:train"})
     assert str(info.value) == "search must be set, got nothing (search)"
     assert info.value.file is None
+
+
+# --- early_stopping ----------------------------------------------------------------------------
+
+
+def stopping(project: Path, write_spec, block: str) -> EarlyStopping:
+    """The ``early_stopping`` of the OPTUNA spec with ``block`` (a flow mapping) added."""
+    spec = load_spec(write_spec(OPTUNA + f"early_stopping: {block}\n"))
+    assert spec.early_stopping is not None
+    return spec.early_stopping
+
+
+def test_early_stopping_is_off_by_default(project: Path, write_spec) -> None:
+    assert load_spec(write_spec(OPTUNA)).early_stopping is None
+
+
+def test_asha_defaults(project: Path, write_spec) -> None:
+    rule = stopping(project, write_spec, "{method: asha, max_steps: 27}")
+    assert (rule.method, rule.max_steps, rule.grace_period) == ("asha", 27, 1)
+    assert (rule.reduction_factor, rule.brackets, rule.min_trials) == (None, None, None)
+    assert rule.effective_reduction_factor == 3.0
+    assert isinstance(rule.effective_reduction_factor, float)
+    assert rule.effective_brackets == 1
+    assert rule.describe() == "asha (max_steps 27, grace_period 1, reduction_factor 3)"
+
+
+def test_asha_with_every_key(project: Path, write_spec) -> None:
+    block = "{method: asha, max_steps: 100, grace_period: 5, reduction_factor: 2.5, brackets: 2}"
+    rule = stopping(project, write_spec, block)
+    assert rule.effective_reduction_factor == 2.5
+    assert rule.effective_brackets == 2
+    assert rule.describe() == (
+        "asha (max_steps 100, grace_period 5, reduction_factor 2.5, brackets 2)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("max_steps", "grace_period", "reduction_factor", "brackets"),
+    [
+        (27, 1, 3, 4),
+        (81, 1, 3, 5),
+        (10, 1, 3, 3),
+        (26, 1, 3, 3),
+        (9, 3, 3, 2),
+        (100, 1, 2, 7),
+        (8, 2, 4, 2),
+        (2, 1, 3, 1),
+        (1000, 1, 10, 4),
+        (9, 4, 1.5, 3),
+    ],
+)
+def test_hyperband_brackets_are_computed(
+    project: Path,
+    write_spec,
+    max_steps: int,
+    grace_period: int,
+    reduction_factor: float,
+    brackets: int,
+) -> None:
+    block = (
+        f"{{method: hyperband, max_steps: {max_steps}, grace_period: {grace_period}, "
+        f"reduction_factor: {reduction_factor}}}"
+    )
+    assert stopping(project, write_spec, block).effective_brackets == brackets
+
+
+def test_hyperband_defaults(project: Path, write_spec) -> None:
+    rule = stopping(project, write_spec, "{method: hyperband, max_steps: 27}")
+    assert rule.effective_reduction_factor == 3.0
+    assert rule.effective_brackets == 4
+    assert rule.describe() == (
+        "hyperband (max_steps 27, grace_period 1, reduction_factor 3, brackets 4)"
+    )
+
+
+def test_median_defaults(project: Path, write_spec) -> None:
+    rule = stopping(project, write_spec, "{method: median}")
+    assert rule.max_steps is None
+    assert rule.grace_period == 1
+    assert rule.effective_min_trials == 3
+    assert rule.effective_brackets == 1
+    assert rule.describe() == "median (grace_period 1, min_trials 3)"
+
+
+def test_median_with_its_keys(project: Path, write_spec) -> None:
+    rule = stopping(project, write_spec, "{method: median, grace_period: 4, min_trials: 5}")
+    assert (rule.grace_period, rule.effective_min_trials) == (4, 5)
+
+
+def test_early_stopping_round_trips_through_a_dump(project: Path, write_spec) -> None:
+    """What the sweep writes as spec.yml (a dump without unset keys) loads again unchanged."""
+    for block in ("{method: median}", "{method: hyperband, max_steps: 9}"):
+        spec = load_spec(write_spec(OPTUNA + f"early_stopping: {block}\n"))
+        dumped = spec.model_dump(mode="json", exclude_none=True)
+        again = parse_spec(dumped, base_dir=project)
+        assert again.early_stopping == spec.early_stopping
+        assert again.limits == spec.limits
+
+
+@pytest.mark.parametrize("method", ["asha", "hyperband"])
+def test_max_steps_required(project: Path, write_spec, method: str) -> None:
+    error, file = spec_error(write_spec, OPTUNA + f"early_stopping: {{method: {method}}}\n")
+    assert str(error) == (
+        f"early_stopping.max_steps must be set for method {method}, got nothing "
+        f"({file}: early_stopping.max_steps); set it to the number of steps (epochs) a trial "
+        "reports"
+    )
+    assert error.field == "early_stopping.max_steps"
+
+
+def test_max_steps_not_for_median(project: Path, write_spec) -> None:
+    text = OPTUNA + "early_stopping: {method: median, max_steps: 27}\n"
+    error, file = spec_error(write_spec, text)
+    assert str(error) == (
+        f"early_stopping.max_steps must not be set for method median, got 27 "
+        f"({file}: early_stopping.max_steps); median compares trials at the same step; it needs "
+        "no training length"
+    )
+
+
+def test_reduction_factor_not_for_median(project: Path, write_spec) -> None:
+    text = OPTUNA + "early_stopping: {method: median, reduction_factor: 3}\n"
+    error, file = spec_error(write_spec, text)
+    assert str(error) == (
+        f"early_stopping.reduction_factor must not be set for method median, got 3 "
+        f"({file}: early_stopping.reduction_factor); reduction_factor belongs to methods asha "
+        "and hyperband"
+    )
+
+
+def test_brackets_not_for_hyperband(project: Path, write_spec) -> None:
+    text = OPTUNA + "early_stopping: {method: hyperband, max_steps: 27, brackets: 2}\n"
+    error, file = spec_error(write_spec, text)
+    assert str(error) == (
+        f"early_stopping.brackets must not be set for method hyperband, got 2 "
+        f"({file}: early_stopping.brackets); sweeper computes hyperband's brackets from "
+        "max_steps, grace_period and reduction_factor; use method asha to choose them"
+    )
+
+
+def test_brackets_not_for_median(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA + "early_stopping: {method: median, brackets: 1}\n")
+    assert str(error) == (
+        f"early_stopping.brackets must not be set for method median, got 1 "
+        f"({file}: early_stopping.brackets); brackets belong to method asha"
+    )
+
+
+@pytest.mark.parametrize("method", ["asha", "hyperband"])
+def test_min_trials_only_for_median(project: Path, write_spec, method: str) -> None:
+    text = OPTUNA + f"early_stopping: {{method: {method}, max_steps: 27, min_trials: 3}}\n"
+    error, file = spec_error(write_spec, text)
+    assert str(error) == (
+        f"early_stopping.min_trials must not be set for method {method}, got 3 "
+        f"({file}: early_stopping.min_trials); min_trials belongs to method median"
+    )
+
+
+@pytest.mark.parametrize("grace_period", [10, 12])
+def test_grace_period_below_max_steps(project: Path, write_spec, grace_period: int) -> None:
+    text = (
+        OPTUNA + f"early_stopping: {{method: asha, max_steps: 10, grace_period: {grace_period}}}\n"
+    )
+    error, file = spec_error(write_spec, text)
+    assert str(error) == (
+        f"early_stopping.grace_period must be less than max_steps 10, got {grace_period} "
+        f"({file}: early_stopping.grace_period); trials run grace_period steps before they may "
+        "be stopped; leave room below max_steps"
+    )
+
+
+def test_max_steps_above_the_default_grace_period(project: Path, write_spec) -> None:
+    text = OPTUNA + "early_stopping: {method: hyperband, max_steps: 1}\n"
+    error, file = spec_error(write_spec, text)
+    assert str(error) == (
+        f"early_stopping.max_steps must be greater than grace_period 1, got 1 "
+        f"({file}: early_stopping.max_steps); trials run grace_period steps (default 1) before "
+        "they may be stopped"
+    )
+
+
+def test_bad_early_stopping_method(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA + "early_stopping: {method: ahsa, max_steps: 9}\n")
+    assert str(error) == (
+        f"early_stopping.method must be one of asha, hyperband, median, got 'ahsa' "
+        f"({file}: early_stopping.method); did you mean 'asha'?"
+    )
+
+
+def test_early_stopping_method_required(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA + "early_stopping: {max_steps: 9}\n")
+    assert str(error) == (
+        f"early_stopping.method must be set, got nothing ({file}: early_stopping.method)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ("max_steps: 0", "early_stopping.max_steps must be >= 1, got 0"),
+        ("max_steps: 2.5", "early_stopping.max_steps must be an integer, got 2.5"),
+        ("max_steps: 9, grace_period: 0", "early_stopping.grace_period must be >= 1, got 0"),
+        (
+            "max_steps: 9, reduction_factor: 1",
+            "early_stopping.reduction_factor must be > 1.0, got 1",
+        ),
+        ("max_steps: 9, brackets: 0", "early_stopping.brackets must be >= 1, got 0"),
+    ],
+)
+def test_early_stopping_bounds(project: Path, write_spec, block: str, message: str) -> None:
+    error, file = spec_error(write_spec, OPTUNA + f"early_stopping: {{method: asha, {block}}}\n")
+    field = message.split(" ", 1)[0]
+    assert str(error) == f"{message} ({file}: {field})"
+
+
+def test_min_trials_bound(project: Path, write_spec) -> None:
+    error, file = spec_error(
+        write_spec, OPTUNA + "early_stopping: {method: median, min_trials: 0}\n"
+    )
+    assert str(error) == (
+        f"early_stopping.min_trials must be >= 1, got 0 ({file}: early_stopping.min_trials)"
+    )
+
+
+def test_early_stopping_unknown_key(project: Path, write_spec) -> None:
+    text = OPTUNA + "early_stopping: {method: asha, max_step: 9}\n"
+    error, _ = spec_error(write_spec, text)
+    assert error.field == "early_stopping.max_step"
+    assert error.message.startswith("early_stopping keys must be one of ")
+
+
+# --- limits ------------------------------------------------------------------------------------
+
+
+def test_limits_defaults(project: Path, write_spec) -> None:
+    limits = load_spec(write_spec(OPTUNA)).limits
+    assert limits == Limits()
+    assert limits.max_failures == 0
+    assert limits.max_failed_trials is None
+    assert limits.max_duration is None and limits.max_duration_s is None
+    assert limits.max_gpu_hours is None
+    assert limits.describe() == "none"
+
+
+def test_limits_every_key(project: Path, write_spec) -> None:
+    text = OPTUNA + (
+        "limits: {max_failures: 2, max_failed_trials: 5, max_duration: 2h, max_gpu_hours: 10}\n"
+    )
+    limits = load_spec(write_spec(text)).limits
+    assert (limits.max_failures, limits.max_failed_trials) == (2, 5)
+    assert limits.max_duration == "2h"  # as written, so that spec.yml round-trips
+    assert limits.max_duration_s == 7200.0
+    assert limits.max_gpu_hours == 10.0
+    assert limits.describe() == (
+        "max_failures 2, max_failed_trials 5, max_duration 2h, max_gpu_hours 10"
+    )
+
+
+def test_zero_failed_trials_is_a_limit(project: Path, write_spec) -> None:
+    limits = load_spec(write_spec(OPTUNA + "limits: {max_failed_trials: 0}\n")).limits
+    assert limits.max_failed_trials == 0
+
+
+def test_limits_round_trip_through_a_dump(project: Path, write_spec) -> None:
+    spec = load_spec(write_spec(OPTUNA + "limits: {max_duration: 1h30m, max_gpu_hours: 0.5}\n"))
+    dumped = spec.model_dump(mode="json", exclude_none=True)
+    assert dumped["limits"] == {"max_failures": 0, "max_duration": "1h30m", "max_gpu_hours": 0.5}
+    assert parse_spec(dumped, base_dir=project).limits == spec.limits
+
+
+@pytest.mark.parametrize(
+    ("duration", "seconds"),
+    [
+        ("90s", 90),
+        ("30m", 1800),
+        ("2h", 7200),
+        ("1d", 86400),
+        ("1h30m", 5400),
+        ("1h 30m", 5400),
+        ("1d 2h 3m 4s", 93784),
+        ("1.5h", 5400),
+        ("2H", 7200),
+        ("90", 90),
+        (90, 90),
+        (0.5, 0.5),
+    ],
+)
+def test_max_duration_forms(duration: str | float, seconds: float) -> None:
+    assert Limits(max_duration=duration).max_duration_s == seconds
+    assert parse_duration(duration) == seconds
+
+
+def test_max_duration_from_a_spec_in_seconds(project: Path, write_spec) -> None:
+    limits = load_spec(write_spec(OPTUNA + "limits: {max_duration: 3600}\n")).limits
+    assert (limits.max_duration, limits.max_duration_s) == (3600, 3600.0)
+
+
+@pytest.mark.parametrize(
+    "duration", ["soon", "0s", "1m1h", "90ms", "1h30", "2 hours", "''", "true"]
+)
+def test_bad_max_duration(project: Path, write_spec, duration: str) -> None:
+    error, file = spec_error(write_spec, OPTUNA + f"limits: {{max_duration: {duration}}}\n")
+    shown = {"''": "''", "true": "True"}.get(duration, repr(duration))
+    assert str(error) == (
+        f"limits.max_duration must be seconds or a duration such as 90s, 30m, 2h, got {shown} "
+        f"({file}: limits.max_duration); combine d, h, m and s, e.g. 1h30m"
+    )
+
+
+@pytest.mark.parametrize("duration", ["0", "-5", ".inf"])
+def test_max_duration_must_be_positive(project: Path, write_spec, duration: str) -> None:
+    error, file = spec_error(write_spec, OPTUNA + f"limits: {{max_duration: {duration}}}\n")
+    shown = {"0": "0", "-5": "-5", ".inf": "inf"}[duration]
+    assert str(error) == (
+        f"limits.max_duration must be > 0 seconds, got {shown} ({file}: limits.max_duration)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("block", "message"),
+    [
+        ("max_failures: -1", "limits.max_failures must be >= 0, got -1"),
+        ("max_failures: 1.5", "limits.max_failures must be an integer, got 1.5"),
+        ("max_failed_trials: -1", "limits.max_failed_trials must be >= 0, got -1"),
+        ("max_gpu_hours: 0", "limits.max_gpu_hours must be > 0.0, got 0"),
+        ("max_gpu_hours: lots", "limits.max_gpu_hours must be a number, got 'lots'"),
+    ],
+)
+def test_limits_bounds(project: Path, write_spec, block: str, message: str) -> None:
+    error, file = spec_error(write_spec, OPTUNA + f"limits: {{{block}}}\n")
+    field = message.split(" ", 1)[0]
+    assert str(error) == f"{message} ({file}: {field})"
+
+
+def test_limits_unknown_key(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA + "limits: {max_failure: 1}\n")
+    assert str(error) == (
+        "limits keys must be one of max_failures, max_failed_trials, max_duration, max_gpu_hours, "
+        f"got 'max_failure' ({file}: limits.max_failure); did you mean 'max_failures'?"
+    )

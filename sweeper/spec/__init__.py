@@ -1,7 +1,17 @@
 """The experiment spec: loading, validating and the parsed search space."""
 
+from sweeper.spec._lifecycle import parse_duration
 from sweeper.spec._loader import load_spec, parse_spec
-from sweeper.spec._model import CaffeSpec, MetricsSpec, Resources, Search, Spec, StorageSpec
+from sweeper.spec._model import (
+    CaffeSpec,
+    EarlyStopping,
+    Limits,
+    MetricsSpec,
+    Resources,
+    Search,
+    Spec,
+    StorageSpec,
+)
 from sweeper.spec._parameters import (
     Choice,
     Constant,
@@ -16,7 +26,9 @@ __all__ = [
     "CaffeSpec",
     "Choice",
     "Constant",
+    "EarlyStopping",
     "IntRange",
+    "Limits",
     "LogUniform",
     "MetricsSpec",
     "Parameter",
@@ -27,5 +39,6 @@ __all__ = [
     "Uniform",
     "grid_values",
     "load_spec",
+    "parse_duration",
     "parse_spec",
 ]

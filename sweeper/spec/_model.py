@@ -6,16 +6,9 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    field_validator,
-    model_validator,
-)
-from pydantic_core import PydanticCustomError
+from pydantic import Field, PrivateAttr, field_validator, model_validator
 
+from sweeper.spec._lifecycle import EarlyStopping, Limits, _Block, _invalid
 from sweeper.spec._parameters import (
     Constant,
     Parameter,
@@ -24,7 +17,16 @@ from sweeper.spec._parameters import (
     parse_parameter,
 )
 
-__all__ = ["CaffeSpec", "MetricsSpec", "Resources", "Search", "Spec", "StorageSpec"]
+__all__ = [
+    "CaffeSpec",
+    "EarlyStopping",
+    "Limits",
+    "MetricsSpec",
+    "Resources",
+    "Search",
+    "Spec",
+    "StorageSpec",
+]
 
 # Keys only some frameworks read; each adapter names those it uses in ``FrameworkAdapter.uses``.
 FRAMEWORK_KEYS = ("entrypoint", "command", "metrics", "caffe")
@@ -33,11 +35,6 @@ SAMPLERS = ("tpe", "cmaes", "random", "gp", "qmc")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
-
-
-def _invalid(message: str, field: str | None = None, hint: str | None = None) -> Exception:
-    """A validation error whose text sweeper chose (see ``_loader``) rather than pydantic."""
-    return PydanticCustomError("sweeper", message, {"field": field, "hint": hint})
 
 
 def parse_memory(value: Any) -> int:
@@ -59,10 +56,6 @@ def parse_memory(value: Any) -> int:
     if size < 1:
         raise ValueError(value)
     return size
-
-
-class _Block(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class Resources(_Block):
@@ -195,6 +188,8 @@ class Spec(_Block):
     data: str | None = None
     results: str | None = None
     storage: StorageSpec | None = None
+    early_stopping: EarlyStopping | None = None
+    limits: Limits = Field(default_factory=Limits)
 
     _space: dict[str, Parameter] = PrivateAttr(default_factory=dict)
     _source: Path | None = PrivateAttr(default=None)
