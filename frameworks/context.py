@@ -26,6 +26,9 @@ class TrialContext:
         checkpoint_dir: Where to write checkpoints.
         gpu_ids: The GPUs Ray assigned to this trial (also in ``CUDA_VISIBLE_DEVICES``).
         seed: A seed for this trial, derived from ``search.seed``, or ``None``.
+        attempt: 1 for the trial's first run; more when it runs again after a failure
+            (``limits.max_failures``) or in a resumed sweep. ``checkpoint_dir`` keeps what
+            earlier attempts saved, so a training function can continue from there.
     """
 
     def __init__(
@@ -41,6 +44,7 @@ class TrialContext:
         seed: int | None,
         metric: str,
         reporter: Callable[[dict[str, Any]], None],
+        attempt: int = 1,
     ) -> None:
         self.params = dict(params)
         self.trial = trial
@@ -50,6 +54,7 @@ class TrialContext:
         self.data_dir = data_dir
         self.gpu_ids = list(gpu_ids)
         self.seed = seed
+        self.attempt = attempt
         self._metric = metric
         self._reporter = reporter
         self._step = 0

@@ -9,7 +9,7 @@ from sweeper.settings import Settings, load_settings
 from sweeper.spec import Spec, load_spec
 
 if TYPE_CHECKING:
-    from sweeper.sweep import SweepResult, run
+    from sweeper.sweep import SweepResult, resume, run
 
 __all__ = [
     "ConfigError",
@@ -22,6 +22,7 @@ __all__ = [
     "TrialError",
     "load_settings",
     "load_spec",
+    "resume",
     "run",
 ]
 __version__ = "0.1.0"
@@ -29,7 +30,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> Any:
     # Running a sweep imports Ray, MLflow and pandas; `sweeper validate` should not wait for them.
-    if name in ("run", "SweepResult"):
+    if name in ("run", "resume", "SweepResult"):
         from sweeper import sweep
 
         return getattr(sweep, name)

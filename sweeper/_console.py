@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-    from sweeper._recorder import TrialRecord
+    from sweeper._journal import TrialRecord
     from sweeper.spec import Spec
 
 __all__ = ["TrialPrinter", "best_table"]
@@ -28,16 +28,23 @@ def _params(params: dict[str, Any], names: list[str]) -> str:
 class TrialPrinter:
     """Prints a line as each trial ends, with the best metric so far."""
 
-    def __init__(self, spec: Spec, echo: Callable[[str], None]) -> None:
+    def __init__(self, spec: Spec, echo: Callable[[str], None], done: int = 0) -> None:
         self.spec = spec
         self.echo = echo
         self.total = spec.trial_count()
-        self.done = 0
+        self.done = done
         self.best: float | None = None
         self.started = time.time()
         self._names = list(spec.dimensions)
 
     def __call__(self, kind: str, record: TrialRecord) -> None:
+        if kind == "retry":
+            error = (record.error or "").splitlines()[:1]
+            self.echo(
+                f"    {record.name} failed (attempt {record.attempts}), retrying"
+                + (f": {error[0]}" if error else "")
+            )
+            return
         if kind != "end":
             return
         self.done += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from ray import tune
 
 from sweeper.spec import Choice, IntRange, LogUniform, Parameter, Uniform, grid_values
@@ -15,10 +16,23 @@ if TYPE_CHECKING:
 
     from sweeper.spec import Spec
 
-__all__ = ["GRID_KEY", "grid_points", "searcher_for", "trial_params", "tune_space"]
+__all__ = [
+    "NAME_KEY",
+    "POINT_KEY",
+    "grid_points",
+    "point_name",
+    "random_points",
+    "searcher_for",
+    "sweep_points",
+    "trial_params",
+    "tune_domains",
+    "tune_space",
+]
 
-
-GRID_KEY = "grid_point"
+# Config keys sweeper adds to Tune's: the index of a grid or random point, and the name an
+# Optuna trial was given.
+POINT_KEY = "point"
+NAME_KEY = "trial_name"
 
 
 def _tune_dimension(param: Parameter) -> Any:
@@ -41,18 +55,23 @@ def _tune_dimension(param: Parameter) -> Any:
     raise TypeError(param)
 
 
-def tune_space(spec: Spec) -> dict[str, Any]:
-    """Tune's ``param_space`` for the spec's dimensions (constants are added in the trial).
+def tune_domains(spec: Spec) -> dict[str, Any]:
+    """Tune's domain for each search dimension (constants are added in the trial)."""
+    return {name: _tune_dimension(param) for name, param in spec.dimensions.items()}
 
-    A grid is one Tune dimension over the indexes of :func:`grid_points`: sweeper, not Tune's
-    internal ordering of grid dimensions, decides which point is ``trial-0001``, so ``sweeper
-    plan`` and the sweep agree.
+
+def tune_space(spec: Spec, indexes: list[int] | None = None) -> dict[str, Any]:
+    """Tune's ``param_space``: for grid and random search, one dimension over point indexes.
+
+    sweeper, not Tune, decides which point is ``trial-0001``: ``sweeper plan`` and the sweep
+    agree, and a resumed sweep runs exactly the points still missing (``indexes``). An Optuna
+    search draws its configurations from the searcher instead.
     """
-    if spec.search.method == "grid":
-        return {GRID_KEY: tune.grid_search(list(range(spec.trial_count())))}
-    if spec.search.method == "random":
-        return {name: _tune_dimension(param) for name, param in spec.dimensions.items()}
-    return {}
+    if spec.search.method == "optuna":
+        return {}
+    if indexes is None:
+        indexes = list(range(spec.trial_count()))
+    return {POINT_KEY: tune.grid_search(list(indexes))}
 
 
 def grid_points(spec: Spec) -> list[dict[str, Any]]:
@@ -63,9 +82,43 @@ def grid_points(spec: Spec) -> list[dict[str, Any]]:
     return [dict(zip(dims, combo, strict=True)) for combo in itertools.product(*values)]
 
 
-def trial_params(spec: Spec, config: dict[str, Any], grid: list[dict[str, Any]] | None) -> dict:
-    """A trial's parameters from Tune's config: constants, then sampled values or grid point."""
-    values = grid[config[GRID_KEY]] if grid is not None and GRID_KEY in config else config
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value  # numpy scalars to Python's
+
+
+def random_points(spec: Spec) -> list[dict[str, Any]]:
+    """The random search's ``trials`` points, drawn up front with ``search.seed``.
+
+    Drawing them before the sweep makes the points part of the sweep's record, so a resumed
+    sweep restarts an interrupted trial with its own values.
+    """
+    rng = np.random.default_rng(spec.search.seed)
+    domains = tune_domains(spec)
+    return [
+        {name: _plain(domain.sample(random_state=rng)) for name, domain in domains.items()}
+        for _ in range(spec.trial_count())
+    ]
+
+
+def sweep_points(spec: Spec) -> list[dict[str, Any]] | None:
+    """Every trial's values for grid and random search; ``None`` for Optuna's."""
+    if spec.search.method == "grid":
+        return grid_points(spec)
+    if spec.search.method == "random":
+        return random_points(spec)
+    return None
+
+
+def point_name(index: int) -> str:
+    """The name of the trial that runs point ``index``."""
+    return f"trial-{index + 1:04d}"
+
+
+def trial_params(
+    spec: Spec, config: dict[str, Any], points: list[dict[str, Any]] | None
+) -> dict[str, Any]:
+    """A trial's parameters from Tune's config: constants, then its point or Optuna's values."""
+    values = points[config[POINT_KEY]] if points is not None and POINT_KEY in config else config
     merged = {**spec.constants, **values}
     # In the order the spec declares them: flags, config.json and MLflow show them that way.
     return {name: merged[name] for name in spec.space if name in merged}
@@ -102,22 +155,46 @@ def _sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     return samplers[name](seed=seed)
 
 
-def searcher_for(spec: Spec, concurrency: int | None = None) -> Searcher | BasicVariantGenerator:
-    """The Tune search algorithm for the spec: Optuna's, or Tune's own grid/random one.
+def searcher_for(
+    spec: Spec,
+    concurrency: int | None = None,
+    *,
+    storage: optuna.storages.BaseStorage | None = None,
+    study_name: str | None = None,
+    first_number: int = 1,
+    told: int = 0,
+    early_stopped: set[str] | None = None,
+) -> Searcher | BasicVariantGenerator:
+    """The Tune search algorithm for the spec: Optuna's, or Tune's own generator.
 
-    Tune applies ``max_concurrent_trials`` to searchers only, so Tune's own generator gets the
-    cap (and the seed, which TuneConfig has no place for) directly.
+    Tune's generator walks the point indexes of :func:`tune_space`; Tune applies
+    ``max_concurrent_trials`` to searchers only, so it gets the cap directly.
+
+    Args:
+        spec: The spec.
+        concurrency: The cap on trials running at once.
+        storage: The Optuna study's storage (in memory when ``None``).
+        study_name: The study's name in ``storage``.
+        first_number: The number of the next new Optuna trial.
+        told: Trials the study already holds; the sampler's seed moves on by as many, so a
+            resumed sweep does not draw the first session's values again.
+        early_stopped: Tune trial ids the scheduler stopped (told to Optuna as pruned).
     """
     if spec.search.method != "optuna":
         from ray.tune.search import BasicVariantGenerator
 
-        return BasicVariantGenerator(max_concurrent=concurrency or 0, random_state=spec.search.seed)
-    from ray.tune.search.optuna import OptunaSearch
+        return BasicVariantGenerator(max_concurrent=concurrency or 0)
+    from sweeper._optuna import SweepOptunaSearch
 
+    seed = spec.search.seed
     space = {name: _optuna_distribution(p) for name, p in spec.dimensions.items()}
-    return OptunaSearch(
+    return SweepOptunaSearch(
         space=space,
         metric=spec.search.metric,
         mode=spec.search.mode,
-        sampler=_sampler(spec.sampler or "tpe", spec.search.seed),
+        sampler=_sampler(spec.sampler or "tpe", None if seed is None else seed + told),
+        storage=storage,
+        study_name=study_name,
+        first_number=first_number,
+        early_stopped=early_stopped,
     )

@@ -32,7 +32,16 @@ __all__ = ["SWEEP_FILE", "SweepStore", "load_sweep_store"]
 
 # What `sweeper sync` needs to find the store again: no credentials, ever.
 SWEEP_FILE = "sweep.json"
-SUMMARY_FILES = ["results.csv", "spec.yml", SWEEP_FILE]
+# The sweep's own files; trials' folders are synced one by one.
+SUMMARY_FILES = [
+    "results.csv",
+    "spec.yml",
+    SWEEP_FILE,
+    "state.json",
+    "trials.jsonl",
+    "points.json",
+    "optuna.journal",
+]
 
 
 def _store_config(spec: Spec, settings: Settings) -> StoreConfig:

@@ -24,22 +24,23 @@ __all__ = ["TrialNamer", "TrialPlan", "run_trial"]
 LOG_FILE = "trial.log"
 ERROR_FILE = "error.txt"
 PARAMS_FILE = "params.json"
+ATTEMPT_FILE = "attempt"
 _TAIL_LINES = 20
 
 
 class TrialNamer:
-    """Names Tune's trials ``trial-0001``, ``trial-0002``, ... in the order they are created.
-
-    Tune numbers trials in each trial's ``experiment_tag`` (from 0 for its own grid and random
-    search, from 1 for searchers such as Optuna's); its trial ids are random for the latter.
-    Tune deep-copies this object per trial, so it must hold no state.
+    """Names Tune's trials ``trial-0001``, ``trial-0002``, ...: after their grid or random point,
+    or the name the Optuna searcher gave them, so a trial keeps its name when a resumed sweep
+    runs it again. Tune deep-copies this object per trial, so it holds no state.
     """
 
-    def __init__(self, first: int) -> None:
-        self.offset = 1 - first
-
     def __call__(self, trial: Any) -> str:
-        return f"trial-{int(trial.experiment_tag.split('_', 1)[0]) + self.offset:04d}"
+        from sweeper._space import NAME_KEY, POINT_KEY, point_name
+
+        config = trial.config
+        if NAME_KEY in config:
+            return str(config[NAME_KEY])
+        return point_name(int(config[POINT_KEY]))
 
 
 @dataclass(frozen=True)
@@ -49,7 +50,7 @@ class TrialPlan:
     spec: Spec
     sweep: str
     sweep_dir: Path
-    grid: list[dict[str, Any]] | None = None
+    points: list[dict[str, Any]] | None = None
     store: SweepStore | None = None
 
     def trial_dir(self, name: str) -> Path:
@@ -59,7 +60,7 @@ class TrialPlan:
         """The parameters of the trial Tune configured with ``config``."""
         from sweeper._space import trial_params
 
-        return trial_params(self.spec, config, self.grid)
+        return trial_params(self.spec, config, self.points)
 
 
 @contextmanager
@@ -96,8 +97,24 @@ def _seed(spec: Spec, name: str) -> int | None:
     return None if base is None else base + int(name.rsplit("-", 1)[-1])
 
 
-def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
-    """Run one trial: build its context and directories, then hand over to the adapter."""
+def _next_attempt(trial_dir: Path) -> int:
+    """Count this run of the trial (retries and resumed runs start it again)."""
+    path = trial_dir / ATTEMPT_FILE
+    try:
+        attempt = int(path.read_text(encoding="utf-8").strip() or 0) + 1
+    except (OSError, ValueError):
+        attempt = 1
+    path.write_text(f"{attempt}\n", encoding="utf-8")
+    (trial_dir / ERROR_FILE).unlink(missing_ok=True)  # an earlier attempt's
+    return attempt
+
+
+def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> None:
+    """Run one trial: build its context and directories, then hand over to the adapter.
+
+    Tells ``board`` (see :mod:`sweeper._board`) when the trial starts staging data, running
+    and storing results.
+    """
     import json
 
     import ray
@@ -105,6 +122,7 @@ def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
 
     from frameworks.context import TrialContext
     from frameworks.registry import get_adapter_class
+    from sweeper._board import mark_phase
 
     spec = plan.spec
     name = tune.get_context().get_trial_name()
@@ -113,25 +131,41 @@ def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
     checkpoint_dir = trial_dir / "checkpoints"
     for directory in (output_dir, checkpoint_dir):
         directory.mkdir(parents=True, exist_ok=True)
+    attempt = _next_attempt(trial_dir)
     params = plan.params(config)
     (trial_dir / PARAMS_FILE).write_text(json.dumps(params, indent=2, default=str) + "\n")
     log_path = trial_dir / LOG_FILE
+    outcome = "failed"
     try:
         with _log_to(log_path):
             try:
+                if attempt > 1:
+                    print(f"sweeper: {name} attempt {attempt} starts", flush=True)
+                if spec.data:
+                    mark_phase(board, name, "staging")
+                data_dir = _data_dir(plan)
+                mark_phase(board, name, "running", node=ray.get_runtime_context().get_node_id())
                 ctx = TrialContext(
                     params=params,
                     trial=name,
                     sweep=plan.sweep,
                     output_dir=output_dir,
                     checkpoint_dir=checkpoint_dir,
-                    data_dir=_data_dir(plan),
+                    data_dir=data_dir,
                     gpu_ids=[str(g) for g in ray.get_gpu_ids()],
                     seed=_seed(spec, name),
                     metric=spec.search.metric,
                     reporter=tune.report,
+                    attempt=attempt,
                 )
                 get_adapter_class(spec.framework)(spec).run(params, ctx)
+                outcome = "returned"
+            except SystemExit:
+                # Tune ends a trial it stops (early stopping, a halted sweep) with SystemExit
+                # raised from inside ctx.report.
+                outcome = "stopped"
+                print(f"sweeper: {name} stopped by sweeper", flush=True)
+                raise
             except BaseException:
                 traceback.print_exc()
                 raise
@@ -146,8 +180,10 @@ def run_trial(config: dict[str, Any], plan: TrialPlan) -> None:
     finally:
         # Whatever the trial's end, its folder goes to the results store; if the store is
         # unreachable the upload stays pending (sync-pending.json) for `sweeper sync`.
+        mark_phase(board, name, "storing")
         if plan.store is not None and plan.store.results_uri:
             plan.store.sync_trial(plan.sweep_dir, plan.sweep, name)
+        mark_phase(board, name, "stored", outcome=outcome)
 
 
 def _data_dir(plan: TrialPlan) -> Path | None:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from sweeper.errors import SweeperError
+
+if TYPE_CHECKING:
+    from sweeper.sweep import SweepResult
 
 __all__ = ["main"]
 
@@ -45,31 +49,24 @@ def main() -> None:
     """Hyperparameter sweeps on Ray Tune, with Optuna search and MLflow tracking."""
 
 
-@main.command()
-@click.argument("spec", type=_SPEC)
-@_CONFIG
-@click.option(
+_ADDRESS = click.option(
     "--address", help="Ray cluster to use (ray://HOST:10001 or auto) instead of a local Ray."
 )
-@click.option("--quiet", "-q", is_flag=True, help="Print only the best trials.")
-def run(spec: Path, config: Path | None, address: str | None, quiet: bool) -> None:
-    """Run the sweep that SPEC (an experiment.yml) describes.
 
-    Exits 0 when every trial completed, 1 when a trial failed or the sweep could not run,
-    2 when SPEC or the settings are invalid.
-    """
-    from sweeper.settings import load_settings
-    from sweeper.spec import load_spec
 
-    loaded = load_spec(spec)
-    settings = load_settings(config)
-    from sweeper.sweep import run as run_sweep
-
-    result = run_sweep(loaded, settings, address=address, echo=None if quiet else click.echo)
+def _finish(result: SweepResult, quiet: bool) -> None:
+    """Print what the CLI adds to a sweep's own output, and exit with the sweep's status."""
+    spec = result.spec
     if quiet:
         best = result.best
         if best is not None:
-            click.echo(f"best {best['trial']}: {loaded.search.metric}={best[loaded.search.metric]}")
+            click.echo(f"best {best['trial']}: {spec.search.metric}={best[spec.search.metric]}")
+    if result.interrupted:
+        click.echo(f"error: interrupted; resume with: sweeper resume {result.sweep_dir}", err=True)
+        sys.exit(130)
+    if result.status == "failed":
+        click.echo(f"error: sweep failed: {result.reason}", err=True)
+        sys.exit(1)
     total = len(result.results)
     if result.unsynced:
         click.echo(
@@ -85,6 +82,134 @@ def run(spec: Path, config: Path | None, address: str | None, quiet: bool) -> No
             err=True,
         )
         sys.exit(1)
+
+
+@main.command()
+@click.argument("spec", type=_SPEC)
+@_CONFIG
+@_ADDRESS
+@click.option("--quiet", "-q", is_flag=True, help="Print only the best trials.")
+@click.option(
+    "--resume/--new",
+    "resume_choice",
+    default=None,
+    help="When a halted or interrupted sweep of this same spec exists: resume it, or start a "
+    "new sweep (default: ask on a terminal, start a new sweep otherwise).",
+)
+def run(
+    spec: Path, config: Path | None, address: str | None, quiet: bool, resume_choice: bool | None
+) -> None:
+    """Run the sweep that SPEC (an experiment.yml) describes.
+
+    Exits 0 when every trial completed (or a budget or `sweeper stop` halted the sweep), 1 when
+    a trial failed or the sweep could not run, 2 when SPEC or the settings are invalid, 130
+    when Ctrl-C halted it.
+    """
+    from sweeper.settings import load_settings
+    from sweeper.spec import load_spec
+    from sweeper.sweep import resume as resume_sweep
+    from sweeper.sweep import run as run_sweep
+    from sweeper.sweep import unfinished_sweep
+
+    loaded = load_spec(spec)
+    settings = load_settings(config)
+    echo = None if quiet else click.echo
+    earlier = unfinished_sweep(loaded, settings) if resume_choice is not False else None
+    if earlier is not None and resume_choice is None:
+        if sys.stdin.isatty():
+            resume_choice = click.confirm(
+                f"sweep {earlier.name} of this spec did not finish; resume it?", default=True
+            )
+        else:
+            click.echo(
+                f"note: sweep {earlier.name} of this spec did not finish; starting a new one "
+                f"(resume it with: sweeper resume {earlier}, or run --resume)",
+                err=True,
+            )
+    if earlier is not None and resume_choice:
+        result = resume_sweep(earlier, settings, spec=loaded, address=address, echo=echo)
+    else:
+        result = run_sweep(loaded, settings, address=address, echo=echo)
+    _finish(result, quiet)
+
+
+@main.command()
+@click.argument("sweep")
+@_CONFIG
+@_ADDRESS
+@click.option("--quiet", "-q", is_flag=True, help="Print only the best trials.")
+@click.option("--retry-failed", is_flag=True, help="Run trials that failed for good again too.")
+def resume(
+    sweep: str, config: Path | None, address: str | None, quiet: bool, retry_failed: bool
+) -> None:
+    """Continue a halted or interrupted SWEEP (its folder or id).
+
+    Finished trials are kept; interrupted ones run again from their checkpoints; the search
+    continues where it was. Exits like `sweeper run`.
+    """
+    from sweeper.settings import load_settings
+    from sweeper.sweep import resume as resume_sweep
+
+    settings = load_settings(config)
+    result = resume_sweep(
+        sweep,
+        settings,
+        retry_failed=retry_failed,
+        address=address,
+        echo=None if quiet else click.echo,
+    )
+    _finish(result, quiet)
+
+
+@main.command()
+@click.argument("sweep")
+@_CONFIG
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Wait until the sweep has halted.",
+)
+@click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait at most.")
+def stop(sweep: str, config: Path | None, wait: bool, timeout: float) -> None:
+    """Halt a running SWEEP gracefully, from any terminal on the driver's machine.
+
+    Running trials stop and their results are kept and synced; the sweep can be resumed with
+    `sweeper resume`. Exits 1 if it has not halted within --timeout.
+    """
+    import time
+
+    from sweeper._control import STOP_FILE
+    from sweeper._journal import SweepState
+    from sweeper.errors import SweepError
+    from sweeper.settings import load_settings
+    from sweeper.sweep import find_sweep
+
+    folder = find_sweep(sweep, load_settings(config))
+    state = SweepState.load(folder)
+    assert state is not None
+    if state.shown_status != "running":
+        raise SweepError(
+            f"sweep {state.sweep} must be running to stop it, got {state.shown_status}",
+            hint=f"resume it with: sweeper resume {state.sweep}"
+            if state.shown_status in ("halted", "interrupted")
+            else None,
+        )
+    (folder / STOP_FILE).write_text(f"{time.time()}\n", encoding="utf-8")
+    click.echo(f"stop requested for sweep {state.sweep}")
+    if not wait:
+        return
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = SweepState.load(folder)
+        if state is not None and state.shown_status != "running":
+            click.echo(
+                f"sweep {state.sweep} {state.shown_status}: {state.reason or ''}".rstrip(": ")
+            )
+            return
+        time.sleep(0.5)
+    click.echo(f"error: sweep {folder.name} has not halted after {timeout:g}s", err=True)
+    sys.exit(1)
 
 
 @main.command()

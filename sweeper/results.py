@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import pandas as pd
 
 if TYPE_CHECKING:
-    from sweeper._recorder import TrialRecord
+    from sweeper._journal import TrialRecord
     from sweeper.spec import Spec
 
 __all__ = ["RESULTS_FILE", "best_trials", "results_frame"]
@@ -21,14 +21,26 @@ RESULTS_FILE = "results.csv"
 def _iso(stamp: float | None) -> str | None:
     if stamp is None:
         return None
-    return datetime.fromtimestamp(stamp, tz=timezone.utc).isoformat(timespec="seconds")
+    return datetime.fromtimestamp(stamp, tz=timezone.utc).isoformat(timespec="milliseconds")
+
+
+# When a trial entered each state, as columns ``<state>_at`` (ISO 8601, UTC).
+_TIMES = {
+    "queued_at": "queued",
+    "started_at": "starting",
+    "staging_at": "staging",
+    "running_at": "running",
+    "storing_at": "storing",
+}
 
 
 def results_frame(spec: Spec, records: Iterable[TrialRecord]) -> pd.DataFrame:
-    """One row per trial: state, final and best metric, params, every metric's last value.
+    """One row per trial: state, final and best metric, GPU time, params, every metric's last
+    value, and when the trial entered each state.
 
     Params are ``params.<name>`` and metrics ``metrics.<name>`` columns, as in
-    ``mlflow.search_runs``.
+    ``mlflow.search_runs``. ``gpu_seconds`` is GPUs held x seconds, from the moment the trial
+    held its GPUs until its results were stored, over all its attempts.
     """
     metric = spec.search.metric
     rows = []
@@ -39,17 +51,26 @@ def results_frame(spec: Spec, records: Iterable[TrialRecord]) -> pd.DataFrame:
             metric: record.metrics.get(metric),
             f"best_{metric}": record.best,
             "steps": record.steps,
+            "attempts": record.attempts,
             "duration_s": round(record.duration, 3),
+            "gpus": record.gpus,
+            "gpu_seconds": round(record.gpu_seconds, 3),
         }
         row.update({f"params.{k}": v for k, v in record.params.items()})
         row.update({f"metrics.{k}": v for k, v in record.metrics.items()})
+        row.update({column: _iso(record.times.get(state)) for column, state in _TIMES.items()})
         row.update(
-            started=_iso(record.started),
-            ended=_iso(record.ended),
+            ended_at=_iso(record.ended),
+            node=record.node,
             error=record.error,
             mlflow_run_id=record.run_id,
         )
         rows.append(row)
+    if not rows:
+        # No trial ran (a sweep halted at once): the table still has its columns.
+        base = ["trial", "state", metric, f"best_{metric}", "steps", "attempts", "duration_s"]
+        columns = [*base, "gpus", "gpu_seconds", *_TIMES, "ended_at", "node", "error"]
+        return pd.DataFrame(columns=[*columns, "mlflow_run_id"])
     return pd.DataFrame(rows)
 
 

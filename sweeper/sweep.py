@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import logging
-import os
+import hashlib
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -15,18 +13,18 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from sweeper._console import TrialPrinter, best_table
-from sweeper._recorder import SweepRecorder
-from sweeper._space import grid_points, searcher_for, tune_space
+from sweeper._console import best_table
+from sweeper._journal import FINAL_STATES, SweepState, read_journal
+from sweeper._session import Session, close_interrupted, read_points, write_points
+from sweeper._space import sweep_points
 from sweeper._store import SweepStore
-from sweeper._trial import TrialNamer, TrialPlan, run_trial
-from sweeper.errors import SweeperError, SweepError
+from sweeper.errors import ConfigError, SpecError, SweepError
 from sweeper.results import best_trials, results_frame, write_results
 from sweeper.settings import Settings, load_settings
 from sweeper.spec import Spec, load_spec
 from sweeper.storage import is_s3_uri, pending_uploads
 
-__all__ = ["SweepResult", "run"]
+__all__ = ["SweepResult", "find_sweep", "resume", "run", "unfinished_sweep"]
 
 SPEC_FILE = "spec.yml"
 
@@ -43,6 +41,10 @@ class SweepResult:
         parent_run_id: The MLflow parent run.
         tracking_uri: The MLflow tracking store.
         unsynced: Local folders whose upload to the results store is pending.
+        status: ``completed``, ``halted`` (stopped on purpose or by a budget; resumable) or
+            ``failed`` (more failed trials than ``limits.max_failed_trials``).
+        reason: Why the sweep halted or failed.
+        interrupted: Whether Ctrl-C (or SIGTERM) halted it.
     """
 
     sweep: str
@@ -52,6 +54,9 @@ class SweepResult:
     parent_run_id: str | None
     tracking_uri: str
     unsynced: list[str] = field(default_factory=list)
+    status: str = "completed"
+    reason: str | None = None
+    interrupted: bool = False
 
     @property
     def best(self) -> pd.Series | None:
@@ -63,6 +68,13 @@ class SweepResult:
     def failed(self) -> int:
         """How many trials failed."""
         return int((self.results["state"] == "failed").sum()) if not self.results.empty else 0
+
+    @property
+    def gpu_hours(self) -> float:
+        """GPU-hours the sweep's trials held, over all sessions."""
+        if self.results.empty:
+            return 0.0
+        return float(self.results["gpu_seconds"].sum()) / 3600
 
 
 def _sweep_dir(root: Path, name: str) -> tuple[str, Path]:
@@ -76,81 +88,6 @@ def _sweep_dir(root: Path, name: str) -> tuple[str, Path]:
     return sweep, path
 
 
-@contextmanager
-def _ray(settings: Settings, address: str | None) -> Iterator[str]:
-    """Connect to the configured cluster, start a local Ray, or reuse one already up."""
-    import ray
-
-    if ray.is_initialized():
-        yield "the Ray instance already running in this process"
-        return
-    address = address or settings.ray.address or None
-    options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
-    try:
-        if address:
-            ray.init(address=address, **options)
-            where = f"Ray cluster at {address}"
-        else:
-            # "local" always starts a fresh instance, never one found on the machine.
-            ray.init(
-                address="local",
-                num_cpus=settings.ray.num_cpus,
-                num_gpus=settings.ray.num_gpus,
-                include_dashboard=False,
-                **options,
-            )
-            where = "a local Ray"
-    except Exception as exc:
-        raise SweepError(
-            f"Ray must start or be reachable, got {type(exc).__name__}: {exc} "
-            f"(sweeper.toml: ray.address = {address or ''!r})"
-        ) from None
-    try:
-        yield where
-    finally:
-        ray.shutdown()
-
-
-# Read by Tune on the driver when the Tuner is built and run.
-_TUNE_ENVIRONMENT = {
-    # Tune's default per-trial loggers write JSON, CSV and TensorBoard files for every result;
-    # sweeper records results itself, so they only cost time.
-    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
-    # sweeper prints its own progress; Tune's new console output ignores verbose=0.
-    "RAY_AIR_NEW_OUTPUT": "0",
-    # Reports may hold other metrics before the sweep's first appears (see TrialContext).
-    "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
-}
-
-
-@contextmanager
-def _tune_settings() -> Iterator[None]:
-    """Tune's settings for a sweep, restored afterwards so the calling process is left as it was.
-
-    Tune's and Optuna's log lines are held back too: sweeper reports each trial itself, and
-    Tune's end-of-run lines would repeat failures with tracebacks and warn about the per-trial
-    result files turned off above.
-    """
-    import optuna
-
-    saved_env = {name: os.environ.get(name) for name in _TUNE_ENVIRONMENT}
-    os.environ.update(_TUNE_ENVIRONMENT)
-    tune_logger = logging.getLogger("ray.tune")
-    tune_level, optuna_level = tune_logger.level, optuna.logging.get_verbosity()
-    tune_logger.setLevel(logging.CRITICAL)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        yield
-    finally:
-        tune_logger.setLevel(tune_level)
-        optuna.logging.set_verbosity(optuna_level)
-        for name, value in saved_env.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def _spec_text(spec: Spec) -> str:
     # A manifest may hold credentials: keep the converted spec, which has none.
     if spec.source and spec.source.is_file() and not spec.from_manifest:
@@ -158,43 +95,37 @@ def _spec_text(spec: Spec) -> str:
     return yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False)
 
 
+def spec_hash(spec: Spec) -> str:
+    """A fingerprint of the spec's text: a sweep resumes only with the spec it started with."""
+    return hashlib.sha256(_spec_text(spec).encode("utf-8")).hexdigest()[:16]
+
+
 def _concurrency(spec: Spec, settings: Settings) -> int | None:
     caps = [c for c in (spec.search.concurrency, settings.limits.max_concurrency) if c]
+    max_gpus = settings.limits.max_gpus
+    gpus = spec.resources.gpus
+    if max_gpus and gpus:
+        # The GPUs a sweep may hold at once: trials beyond them wait in Tune's queue.
+        caps.append(int(max_gpus // gpus))
     return min(caps) if caps else None
 
 
-def _tuner(spec: Spec, plan: TrialPlan, recorder: SweepRecorder, concurrency: int | None) -> Any:
-    from ray import tune
+def _check_limits(spec: Spec, settings: Settings) -> None:
+    max_gpus = settings.limits.max_gpus
+    if max_gpus and spec.resources.gpus > max_gpus:
+        raise ConfigError(
+            f"limits.max_gpus must be at least the GPUs one trial holds "
+            f"({spec.resources.gpus:g}, resources.gpus of {spec.label or spec.name}), "
+            f"got {max_gpus}",
+            file=settings.source or "sweeper.toml",
+            field="limits.max_gpus",
+        )
 
-    resources: dict[str, float] = {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus}
-    if spec.resources.memory_bytes:
-        resources["memory"] = spec.resources.memory_bytes
-    trainable = tune.with_resources(tune.with_parameters(run_trial, plan=plan), resources)
-    method = spec.search.method
-    namer = TrialNamer(first=1 if method == "optuna" else 0)
-    return tune.Tuner(
-        trainable,
-        param_space=tune_space(spec),
-        tune_config=tune.TuneConfig(
-            metric=spec.search.metric,
-            mode=spec.search.mode,
-            search_alg=searcher_for(spec, concurrency),
-            num_samples=1 if method == "grid" else spec.trial_count(),
-            max_concurrent_trials=concurrency if method == "optuna" else None,
-            # A new actor per trial costs a process start; trials of a sweep share resources,
-            # so reuse them (adapters reset framework state per trial).
-            reuse_actors=True,
-            trial_name_creator=namer,
-            trial_dirname_creator=namer,
-        ),
-        run_config=tune.RunConfig(
-            name="tune",
-            storage_path=str(plan.sweep_dir),
-            callbacks=[recorder],
-            verbose=0,
-            failure_config=tune.FailureConfig(max_failures=0),
-        ),
-    )
+
+def _results_root(spec: Spec, settings: Settings) -> Path:
+    # With s3:// results the sweep's folder is still written locally first, then synced.
+    local_results = spec.results if spec.results and not is_s3_uri(spec.results) else None
+    return spec.resolve(local_results or settings.results.dir)
 
 
 def run(
@@ -204,7 +135,7 @@ def run(
     address: str | None = None,
     echo: Callable[[str], None] | None = print,
 ) -> SweepResult:
-    """Run a sweep to its end and return its results.
+    """Run a new sweep to its end (or until it is halted) and return its results.
 
     Args:
         spec: A validated spec or the path of an ``experiment.yml``.
@@ -214,22 +145,23 @@ def run(
 
     Raises:
         SpecError: If the spec is invalid (nothing is started).
+        ConfigError: If the settings do not fit the spec (nothing is started).
         SweepError: If Ray or MLflow cannot be used.
     """
     spec = spec if isinstance(spec, Spec) else load_spec(spec)
     settings = settings or load_settings()
-    say = echo or (lambda line: None)
+    _check_limits(spec, settings)
     from sweeper.tracking import Tracker
 
     store = SweepStore.for_sweep(spec, settings)
-    # With s3:// results the sweep's folder is still written locally first, then synced.
-    local_results = spec.results if spec.results and not is_s3_uri(spec.results) else None
-    root = spec.resolve(local_results or settings.results.dir)
+    root = _results_root(spec, settings)
     tracker = Tracker(settings.mlflow.tracking_uri, settings.mlflow.experiment or spec.name)
     sweep, sweep_dir = _sweep_dir(root, spec.name)
     if store is not None:
         store.record(sweep_dir)
     (sweep_dir / SPEC_FILE).write_text(_spec_text(spec), encoding="utf-8")
+    points = sweep_points(spec)
+    write_points(sweep_dir, points)
     tags = {"sweeper.sweep": sweep, "sweeper.spec": spec.name}
     if store is not None and store.results_uri:
         tags["sweeper.results"] = store.target(sweep)
@@ -238,57 +170,209 @@ def run(
         params=_sweep_params(spec),
         tags={**tags, "sweeper.dir": str(sweep_dir), "mlflow.note.content": spec.description},
     )
-    concurrency = _concurrency(spec, settings)
-    grid = grid_points(spec) if spec.search.method == "grid" else None
-    plan = TrialPlan(spec=spec, sweep=sweep, sweep_dir=sweep_dir, grid=grid, store=store)
-    recorder = SweepRecorder(plan, tracker, tags, TrialPrinter(spec, say))
+    state = SweepState(
+        sweep=sweep,
+        spec=spec.name,
+        base_dir=str(spec.base_dir),
+        spec_hash=spec_hash(spec),
+        parent_run_id=parent,
+        tracking_uri=settings.mlflow.tracking_uri,
+        experiment=tracker.experiment,
+    )
+    return _drive(
+        spec,
+        settings,
+        state,
+        sweep_dir,
+        tracker,
+        store,
+        tags,
+        points,
+        {},
+        address=address,
+        echo=echo,
+    )
+
+
+def find_sweep(ref: str | Path, settings: Settings | None = None) -> Path:
+    """A sweep's folder from its path or its id (a folder under ``[results] dir``).
+
+    Raises:
+        SpecError: If no such sweep exists.
+    """
+    settings = settings or load_settings()
+    folder = Path(ref)
+    if not (folder / "state.json").is_file():
+        folder = Path(settings.results.dir).expanduser() / str(ref)
+    if not (folder / "state.json").is_file():
+        raise SpecError(
+            f"sweep must be a sweep folder or id, got {str(ref)!r}",
+            hint=f"sweeps are folders under {settings.results.dir}",
+        )
+    return folder
+
+
+def unfinished_sweep(spec: Spec, settings: Settings) -> Path | None:
+    """The latest sweep of this very spec that was halted or interrupted, if any."""
+    root = _results_root(spec, settings)
+    if not root.is_dir():
+        return None
+    digest = spec_hash(spec)
+    found = []
+    for folder in root.glob(f"{spec.name}-*"):
+        state = SweepState.load(folder) if (folder / "state.json").is_file() else None
+        if state is None or state.spec_hash != digest:
+            continue
+        if state.shown_status in ("halted", "interrupted"):
+            found.append((state.updated, folder))
+    return max(found)[1] if found else None
+
+
+def resume(
+    sweep: str | Path,
+    settings: Settings | None = None,
+    *,
+    spec: Spec | None = None,
+    retry_failed: bool = False,
+    address: str | None = None,
+    echo: Callable[[str], None] | None = print,
+) -> SweepResult:
+    """Continue a halted or interrupted sweep: finished trials stay, the rest run.
+
+    Interrupted trials run again under their names (from their checkpoints, which their
+    folders keep); a grid or random search runs exactly its missing points; an Optuna search
+    continues its study.
+
+    Args:
+        sweep: The sweep's folder or id.
+        settings: Project settings (the MLflow store must be the sweep's).
+        spec: The spec, when the caller loaded it (a manifest's, with its credentials); by
+            default the sweep's ``spec.yml``.
+        retry_failed: Run trials that failed for good again too.
+        address: A Ray cluster to use instead of ``settings.ray.address``.
+        echo: Where progress lines go (``None``: silent).
+
+    Raises:
+        SpecError: If ``sweep`` is not a sweep, or ``spec`` is not the one it ran.
+        SweepError: If the sweep is running, or Ray or MLflow cannot be used.
+    """
+    settings = settings or load_settings()
+    sweep_dir = find_sweep(sweep, settings)
+    state = SweepState.load(sweep_dir)
+    assert state is not None
+    if state.driver_alive:
+        raise SweepError(
+            f"sweep {state.sweep} must not be running to resume it, got a driver alive "
+            f"(pid {state.pid} on {state.host})",
+            hint=f"stop it first: sweeper stop {state.sweep}",
+        )
+    if spec is None:
+        spec = load_spec(sweep_dir / SPEC_FILE, base_dir=Path(state.base_dir or "."))
+    elif spec_hash(spec) != state.spec_hash:
+        raise SpecError(
+            f"spec must be the one sweep {state.sweep} started with, got a changed spec",
+            file=spec.label,
+            hint="run it as a new sweep, or resume with: sweeper resume " + state.sweep,
+        )
+    _check_limits(spec, settings)
+    from sweeper.tracking import Tracker
+
+    tracking_uri = state.tracking_uri or settings.mlflow.tracking_uri
+    tracker = Tracker(tracking_uri, state.experiment or spec.name)
+    records = read_journal(sweep_dir)
+    state.sessions = max(state.sessions, 1)
+    tracker.resume_sweep(state.parent_run_id or "", {"sweeper.sessions": str(state.sessions + 1)})
+    close_interrupted(records, tracker)
+    store = SweepStore.for_sweep(spec, settings)
+    tags = {"sweeper.sweep": state.sweep, "sweeper.spec": spec.name}
+    if store is not None and store.results_uri:
+        tags["sweeper.results"] = store.target(state.sweep)
+    say = echo or (lambda line: None)
+    say(f"resuming sweep {state.sweep} (session {state.sessions + 1})")
+    return _drive(
+        spec,
+        settings,
+        state,
+        sweep_dir,
+        tracker,
+        store,
+        tags,
+        read_points(sweep_dir),
+        records,
+        retry_failed=retry_failed,
+        address=address,
+        echo=echo,
+    )
+
+
+def _drive(
+    spec: Spec,
+    settings: Settings,
+    state: SweepState,
+    sweep_dir: Path,
+    tracker: Any,
+    store: SweepStore | None,
+    tags: dict[str, str],
+    points: list[dict[str, Any]] | None,
+    records: dict[str, Any],
+    *,
+    retry_failed: bool = False,
+    address: str | None,
+    echo: Callable[[str], None] | None,
+) -> SweepResult:
+    """Run one session of the sweep, then write its results, MLflow summary and state."""
+    say = echo or (lambda line: None)
+    state.claim()
+    state.save(sweep_dir)
+    session = Session(
+        spec=spec,
+        settings=settings,
+        sweep=state.sweep,
+        sweep_dir=sweep_dir,
+        state=state,
+        tracker=tracker,
+        store=store,
+        tags=tags,
+        points=points,
+        records=records,
+        retry_failed=retry_failed,
+        concurrency=_concurrency(spec, settings),
+        address=address,
+        say=say,
+    )
     started = time.time()
-    status = "FAILED"
+    outcome = None
     try:
-        with _ray(settings, address) as where:
-            say(
-                f"sweep {sweep}: {spec.trial_count()} trials, {_method(spec)}, "
-                f"concurrency {concurrency or 'as resources allow'}, on {where}"
-            )
-            say(f"results: {sweep_dir}")
-            if store is not None:
-                store.share_secrets()
-            say(
-                f"MLflow: {settings.mlflow.tracking_uri} experiment {tracker.experiment!r} "
-                f"run {parent}"
-            )
-            try:
-                with _tune_settings():
-                    _tuner(spec, plan, recorder, concurrency).fit()
-            except SweeperError:
-                raise
-            except Exception as exc:
-                raise SweepError(
-                    f"Ray Tune stopped the sweep: {type(exc).__name__}: {exc}"
-                ) from exc
-        status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
-        raise
+        outcome = session.run()
     finally:
         tracker.flush()
-        recorder.finish()
-        frame = results_frame(spec, recorder.records.values())
-        if frame.empty or not (frame["state"] == "completed").any():
-            status = "FAILED" if status == "FINISHED" else status
+        final = outcome.records if outcome is not None else session.records
+        for record in final.values():
+            record.run_id = tracker.run_id(record.name) or record.run_id
+        frame = results_frame(spec, final.values())
+        status = outcome.status if outcome is not None else "failed"
+        reason = outcome.reason if outcome is not None else "the sweep stopped on an error"
         csv = write_results(frame, sweep_dir)
+        state.status, state.reason, state.pid = status, reason, None
+        state.gpu_seconds = float(frame["gpu_seconds"].sum()) if not frame.empty else 0.0
+        state.save(sweep_dir)
         tracker.end_sweep(
-            status,
+            {"completed": "FINISHED", "halted": "KILLED"}.get(status, "FAILED"),
             metrics=_sweep_metrics(spec, frame, time.time() - started),
-            tags=_best_tags(spec, frame),
+            tags={
+                **_best_tags(spec, frame),
+                "sweeper.status": status,
+                **({"sweeper.reason": reason} if reason else {}),
+            },
             artifacts=[csv, sweep_dir / SPEC_FILE],
         )
+    sweep = state.sweep
     unsynced: list[str] = []
     if store is not None and store.results_uri:
-        # A trial killed with its process (out of memory, a lost node) could not upload its
-        # folder itself: whatever it left goes up from here.
-        for record in recorder.records.values():
-            if record.state != "completed" and plan.trial_dir(record.name).is_dir():
+        # A trial killed with its process (out of memory, a lost node) or stopped while it
+        # stored could not upload its folder itself: whatever it left goes up from here.
+        for record in final.values():
+            if record.state != "completed" and _trial_dir(sweep_dir, record.name).is_dir():
                 store.sync_trial(sweep_dir, sweep, record.name, skip_existing=True)
         store.sync_summary(sweep_dir, sweep)
         unsynced = [entry.local for entry in pending_uploads(sweep_dir)]
@@ -297,17 +381,31 @@ def run(
         else:
             say(f"results synced to {store.target(sweep)}")
     result = SweepResult(
-        sweep, sweep_dir, spec, frame, parent, settings.mlflow.tracking_uri, unsynced
+        sweep,
+        sweep_dir,
+        spec,
+        frame,
+        state.parent_run_id,
+        tracker.tracking_uri,
+        unsynced,
+        status=status,
+        reason=reason,
+        interrupted=outcome.interrupted,
     )
     say("")
     say("best trials:")
     say(best_table(spec, best_trials(spec, frame)))
+    say(f"GPU time: {result.gpu_hours:.4g} GPU-hours")
     say(f"results table: {sweep_dir / 'results.csv'}")
+    if status == "halted":
+        say(f"sweep halted: {reason}; resume it with: sweeper resume {sweep_dir}")
+    elif status == "failed":
+        say(f"sweep failed: {reason}")
     return result
 
 
-def _method(spec: Spec) -> str:
-    return f"optuna ({spec.sampler})" if spec.search.method == "optuna" else spec.search.method
+def _trial_dir(sweep_dir: Path, name: str) -> Path:
+    return sweep_dir / "trials" / name
 
 
 def _sweep_params(spec: Spec) -> dict[str, Any]:
@@ -326,10 +424,12 @@ def _sweep_params(spec: Spec) -> dict[str, Any]:
 
 def _sweep_metrics(spec: Spec, frame: pd.DataFrame, wall: float) -> dict[str, float]:
     states = frame["state"].value_counts().to_dict() if not frame.empty else {}
+    gpu_seconds = float(frame["gpu_seconds"].sum()) if not frame.empty else 0.0
     metrics = {
-        "trials_completed": float(states.get("completed", 0)),
-        "trials_failed": float(states.get("failed", 0)),
+        **{f"trials_{state}": float(states.get(state, 0)) for state in FINAL_STATES},
         "wall_time_s": wall,
+        "gpu_seconds": gpu_seconds,
+        "gpu_hours": gpu_seconds / 3600,
     }
     best = best_trials(spec, frame, 1)
     if not best.empty:

@@ -60,6 +60,8 @@ class Tracker:
             ) from None
         self.parent_run_id: str | None = None
         self._runs: dict[str, str] = {}  # trial name -> MLflow run id
+        self._known: set[str] = set()  # trials with a child run, created or queued
+        self._statuses: dict[str, str] = {}  # child run statuses found by resume_sweep
         self._queue: queue.Queue[Any] = queue.Queue()
         self._thread = threading.Thread(target=self._work, name="sweeper-mlflow", daemon=True)
         self._failed = False
@@ -72,8 +74,52 @@ class Tracker:
         self._thread.start()
         return self.parent_run_id
 
+    def resume_sweep(self, parent_run_id: str, tags: dict[str, str]) -> str:
+        """Continue an earlier session's parent run and its child runs (``sweeper resume``).
+
+        Raises:
+            SweepError: If the parent run is gone from the tracking store.
+        """
+        try:
+            self._client.get_run(parent_run_id)
+            children = self._client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'",
+                max_results=50000,
+            )
+        except Exception as exc:
+            raise SweepError(
+                f"the sweep's MLflow run must exist in {self.tracking_uri}, got "
+                f"{type(exc).__name__}: {exc}",
+                hint="resume with the sweeper.toml the sweep started with",
+            ) from None
+        self.parent_run_id = parent_run_id
+        for run in children:
+            name = run.data.tags.get("sweeper.trial")
+            if name:
+                self._runs[name] = run.info.run_id
+                self._known.add(name)
+                self._statuses[name] = run.info.status
+        self._client.update_run(parent_run_id, status="RUNNING")
+        self._guard(
+            self._client.log_batch,
+            parent_run_id,
+            tags=[self._tag(k, v) for k, v in tags.items()],
+        )
+        self._thread.start()
+        return parent_run_id
+
+    def has_trial(self, trial: str) -> bool:
+        """Whether the trial has a child run (or one is queued for creation)."""
+        return trial in self._known
+
+    def status(self, trial: str) -> str | None:
+        """A child run's status when :meth:`resume_sweep` found it (``None``: no run)."""
+        return self._statuses.get(trial)
+
     def start_trial(self, trial: str, params: dict[str, Any], tags: dict[str, str]) -> None:
         """Queue the creation of a trial's child run with its params."""
+        self._known.add(trial)
         self._put(self._create_child, trial, params, tags)
 
     def log_metrics(self, trial: str, metrics: dict[str, float], step: int) -> None:
@@ -84,9 +130,20 @@ class Tracker:
         entries = [Metric(k, float(v), stamp, step) for k, v in metrics.items()]
         self._queue.put(("metrics", trial, entries))
 
-    def end_trial(self, trial: str, status: str, tags: dict[str, str] | None = None) -> None:
-        """Queue the end of a trial's child run (``FINISHED``, ``FAILED`` or ``KILLED``)."""
-        self._put(self._end_child, trial, status, tags or {})
+    def reopen_trial(self, trial: str, tags: dict[str, str] | None = None) -> None:
+        """Queue setting a trial's child run back to running (a retry or a resumed trial)."""
+        self._put(self._reopen_child, trial, tags or {})
+
+    def end_trial(
+        self,
+        trial: str,
+        status: str,
+        tags: dict[str, str] | None = None,
+        metrics: dict[str, float] | None = None,
+    ) -> None:
+        """Queue the end of a trial's child run (``FINISHED``, ``FAILED`` or ``KILLED``),
+        with final ``metrics`` (logged at step 0) and ``tags``."""
+        self._put(self._end_child, trial, status, tags or {}, metrics or {})
 
     def end_sweep(
         self,
@@ -164,15 +221,30 @@ class Tracker:
             self._runs[trial] = run.info.run_id
             self._log_params(run.info.run_id, params)
 
-    def _end_child(self, trial: str, status: str, tags: dict[str, str]) -> None:
+    def _end_child(
+        self, trial: str, status: str, tags: dict[str, str], metrics: dict[str, float]
+    ) -> None:
         run_id = self._runs.get(trial)
         if run_id is None:
             return
+        if tags or metrics:
+            self._guard(
+                self._client.log_batch,
+                run_id,
+                metrics=[self._metric(k, v) for k, v in metrics.items()],
+                tags=[self._tag(k, v) for k, v in tags.items()],
+            )
+        self._guard(self._client.set_terminated, run_id, status)
+
+    def _reopen_child(self, trial: str, tags: dict[str, str]) -> None:
+        run_id = self._runs.get(trial)
+        if run_id is None:
+            return
+        self._guard(self._client.update_run, run_id, status="RUNNING")
         if tags:
             self._guard(
                 self._client.log_batch, run_id, tags=[self._tag(k, v) for k, v in tags.items()]
             )
-        self._guard(self._client.set_terminated, run_id, status)
 
     def _log_params(self, run_id: str, params: dict[str, Any]) -> None:
         from mlflow.entities import Param

@@ -69,7 +69,8 @@ def test_run_succeeds_and_prints_the_best_trials(write_spec, cli_env):
     result = CliRunner(env=cli_env).invoke(main, ["run", str(spec)])
     assert result.exit_code == 0, result.output
     lines = result.stdout.splitlines()
-    assert lines[0].startswith("sweep cli-test-") and "3 trials, grid, concurrency 2" in lines[0]
+    assert lines[0].startswith("sweep cli-test-")
+    assert "3 of 3 trials to run, grid, concurrency 2" in lines[0]
     assert sum(line.startswith("[") and "completed" in line for line in lines) == 3
     best = lines.index("best trials:")
     assert lines[best + 1].split() == ["trial", "score", "x", "duration_s"]

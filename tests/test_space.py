@@ -1,4 +1,5 @@
-"""``tune_space``, ``grid_points``, ``searcher_for``: the spec's space as Tune and Optuna see it."""
+"""``tune_domains``, ``tune_space``, the sweep's points, ``searcher_for``: the spec's space as Tune
+and Optuna see it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,17 @@ from ray.tune.search import sample as tune_sample
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.search.variant_generator import generate_variants
 
-from sweeper._space import GRID_KEY, grid_points, searcher_for, trial_params, tune_space
+from sweeper._space import (
+    POINT_KEY,
+    grid_points,
+    point_name,
+    random_points,
+    searcher_for,
+    sweep_points,
+    trial_params,
+    tune_domains,
+    tune_space,
+)
 from sweeper.spec import Spec, grid_values, parse_spec
 
 # QMCSampler is "experimental" in Optuna; its warning is expected here.
@@ -52,12 +63,12 @@ def make_spec(
     )
 
 
-# --- tune_space: random ------------------------------------------------------------------------
+# --- tune_domains: random -------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
 def random_space() -> dict[str, Any]:
-    return tune_space(make_spec("random", SPACE))
+    return tune_domains(make_spec("random", SPACE))
 
 
 def test_random_space_has_only_dimensions(random_space: dict[str, Any]) -> None:
@@ -118,7 +129,7 @@ def test_int_log_domain_upper_bound_is_inclusive(random_space: dict[str, Any]) -
 
 
 def test_int_log_domain_reaches_both_bounds() -> None:
-    domain = tune_space(make_spec("random", {"n": {"int": [1, 3], "log": True}}))["n"]
+    domain = tune_domains(make_spec("random", {"n": {"int": [1, 3], "log": True}}))["n"]
     assert set(domain.sample(size=500, random_state=0)) == {1, 2, 3}
 
 
@@ -143,20 +154,20 @@ def test_uniform_step_samples_are_on_the_grid(random_space: dict[str, Any]) -> N
 
 def test_int_step_with_offset_low_samples_the_declared_values() -> None:
     spec = make_spec("random", {"n": {"int": [1, 9], "step": 2}})
-    samples = set(tune_space(spec)["n"].sample(size=2000, random_state=0))
+    samples = set(tune_domains(spec)["n"].sample(size=2000, random_state=0))
     assert samples == set(grid_values(spec.space["n"]))
 
 
 def test_uniform_step_with_offset_low_gives_a_tune_domain() -> None:
     spec = make_spec("random", {"x": {"uniform": [0.1, 0.9], "step": 0.2}})
-    samples = tune_space(spec)["x"].sample(size=500, random_state=0)
+    samples = tune_domains(spec)["x"].sample(size=500, random_state=0)
     grid = grid_values(spec.space["x"])
     assert all(min(abs(s - g) for g in grid) < 1e-9 for s in samples)
 
 
 def test_uniform_step_not_dividing_the_range_gives_a_tune_domain() -> None:
     spec = make_spec("random", {"x": {"uniform": [0, 1], "step": 0.3}})
-    tune_space(spec)
+    tune_domains(spec)
 
 
 # --- tune_space: grid and optuna ---------------------------------------------------------------
@@ -179,8 +190,16 @@ def grid_spec() -> Spec:
 def test_grid_space_is_one_dimension_over_the_grid_points(grid_spec: Spec) -> None:
     """sweeper owns the grid's order: Tune only walks the indexes of ``grid_points``."""
     assert tune_space(grid_spec) == {
-        GRID_KEY: {"grid_search": list(range(grid_spec.trial_count()))}
+        POINT_KEY: {"grid_search": list(range(grid_spec.trial_count()))}
     }
+
+
+def test_random_space_is_one_dimension_over_the_random_points() -> None:
+    assert tune_space(make_spec("random", SPACE)) == {POINT_KEY: {"grid_search": [0, 1, 2, 3]}}
+
+
+def test_a_resumed_sweep_walks_only_the_missing_points(grid_spec: Spec) -> None:
+    assert tune_space(grid_spec, [2, 5, 7]) == {POINT_KEY: {"grid_search": [2, 5, 7]}}
 
 
 def test_optuna_space_is_left_to_the_searcher() -> None:
@@ -222,13 +241,13 @@ def test_grid_points_are_nested_loops_in_declared_order() -> None:
 
 def test_tune_walks_the_grid_indexes_in_order(grid_spec: Spec) -> None:
     """Tune's i-th grid trial is index i, so trial-0001 is ``grid_points(spec)[0]``."""
-    indexes = [config[GRID_KEY] for _, config in generate_variants(tune_space(grid_spec))]
+    indexes = [config[POINT_KEY] for _, config in generate_variants(tune_space(grid_spec))]
     assert indexes == list(range(grid_spec.trial_count()))
 
 
 def test_trial_params_map_a_grid_index_to_its_point_with_constants(grid_spec: Spec) -> None:
     points = grid_points(grid_spec)
-    params = trial_params(grid_spec, {GRID_KEY: 5}, points)
+    params = trial_params(grid_spec, {POINT_KEY: 5}, points)
     assert params == {**grid_spec.constants, **points[5]}
 
 
@@ -320,22 +339,35 @@ def test_grid_and_random_use_tunes_generator(method: str) -> None:
     assert isinstance(searcher, BasicVariantGenerator)
 
 
-def test_random_generator_is_seeded() -> None:
-    def draw(seed: int) -> list[float]:
-        spec = make_spec("random", SPACE, seed=seed)
-        state = searcher_for(spec)._random_state
-        return list(tune_space(spec)["dropout"].sample(size=5, random_state=state))
+def test_random_points_are_drawn_with_the_seed() -> None:
+    def draw(seed: int | None) -> list[dict[str, Any]]:
+        return random_points(make_spec("random", SPACE, seed=seed, trials=5))
 
     assert draw(5) == draw(5)
     assert draw(5) != draw(6)
+    assert draw(None) != draw(None)
 
 
-def test_random_generator_without_seed_is_not_fixed() -> None:
-    spec = make_spec("random", SPACE)
-    domain = tune_space(spec)["dropout"]
-    first = list(domain.sample(size=5, random_state=searcher_for(spec)._random_state))
-    again = list(domain.sample(size=5, random_state=searcher_for(spec)._random_state))
-    assert first != again
+def test_random_points_hold_every_dimension_within_bounds() -> None:
+    spec = make_spec("random", SPACE, seed=1, trials=50)
+    points = random_points(spec)
+    assert len(points) == 50
+    for point in points:
+        assert set(point) == set(spec.dimensions)
+        assert 1.0e-4 <= point["lr"] <= 1.0e-1
+        assert point["hidden"] in (32, 64, 128)
+        assert type(point["layers"]) is int and 1 <= point["layers"] <= 4
+        assert point["width"] in grid_values(spec.space["width"])
+
+
+def test_sweep_points_by_method(grid_spec: Spec) -> None:
+    assert sweep_points(grid_spec) == grid_points(grid_spec)
+    assert len(sweep_points(make_spec("random", SPACE, trials=7)) or []) == 7
+    assert sweep_points(make_spec("optuna", SPACE)) is None
+
+
+def test_point_names_count_from_one() -> None:
+    assert [point_name(i) for i in (0, 9, 1234)] == ["trial-0001", "trial-0010", "trial-1235"]
 
 
 @pytest.mark.parametrize(("concurrency", "expected"), [(None, 0), (3, 3)])

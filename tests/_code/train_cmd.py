@@ -38,6 +38,7 @@ seen = {
         )
     },
     "cwd": os.getcwd(),
+    "pid": os.getpid(),
 }
 Path(os.environ["RESULT_DIR"], "seen.json").write_text(json.dumps(seen))
 
@@ -47,6 +48,8 @@ if args.x < 0:
 
 for epoch in range(1, args.epochs + 1):
     time.sleep(args.sleep)
+    with open(Path(os.environ["RESULT_DIR"], "epochs.log"), "a") as ran:
+        ran.write(f"{epoch}\n")
     loss, score = 1.0 / epoch, args.x * epoch
     if args.channel == "stdout":
         print("SWEEPER_METRICS " + json.dumps({"step": epoch, "loss": loss, "score": score}))

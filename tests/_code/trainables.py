@@ -74,3 +74,36 @@ def dies(params, ctx):
     (ctx.output_dir / "partial.txt").write_text("written before the process died")
     sys.stdout.flush()
     os._exit(137)
+
+
+def steps(params, ctx):
+    """Report ``epochs`` steps of ``sleep`` seconds each, saving the step as a checkpoint.
+
+    A later attempt continues after the checkpoint's step; ``die_at`` kills the first attempt's
+    process at that step (``signal``: SIGKILL to itself, else ``os._exit``). Every step run is
+    appended to ``output/steps.log`` as ``<attempt> <step>``.
+    """
+    checkpoint = ctx.checkpoint_dir / "step.json"
+    start = json.loads(checkpoint.read_text())["step"] if checkpoint.exists() else 0
+    with open(ctx.output_dir / "steps.log", "a") as log:
+        for step in range(start + 1, int(params.get("epochs", 5)) + 1):
+            time.sleep(float(params.get("sleep", 0.1)))
+            log.write(f"{ctx.attempt} {step}\n")
+            log.flush()
+            if params.get("die_at") == step and ctx.attempt == 1:
+                if params.get("signal"):
+                    import signal
+
+                    os.kill(os.getpid(), signal.SIGKILL)
+                os._exit(3)
+            partial = checkpoint.with_suffix(".partial")
+            partial.write_text(json.dumps({"step": step}))
+            partial.replace(checkpoint)
+            # A curve that rises with x: higher x is better at every step.
+            ctx.report(step=step, score=float(params["x"]) * step / (step + 1))
+
+
+def broken(params, ctx):
+    """Always fail, after one report."""
+    ctx.report(step=1, score=float(params.get("x", 0)))
+    raise RuntimeError("this trial always fails")

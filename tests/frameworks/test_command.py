@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -189,3 +190,27 @@ def test_stop_ends_the_program_promptly(tmp_path, write_spec, in_tmp):
     assert not worker.is_alive()
     assert time.time() - started < 10
     assert adapter._process is not None and adapter._process._process.poll() is not None
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_early_stopping_ends_the_program_of_a_stopped_trial(settings):
+    # Trials run in grid order and x falls: each new trial is worse than those before it.
+    spec = command_spec(
+        {"x": {"choice": [6, 5, 4, 3, 2, 1]}, "channel": "stdout", "epochs": 9, "sleep": 0.2},
+        early_stopping={"method": "asha", "max_steps": 9, "reduction_factor": 3},
+    )
+    result = run(spec, settings, echo=None)
+    frame = result.results.set_index("trial")
+    stopped = frame[frame["state"] == "stopped"]
+    assert len(stopped) >= 3
+    time.sleep(1.0)
+    for trial, row in stopped.iterrows():
+        output = result.sweep_dir / "trials" / trial / "output"
+        pid = json.loads((output / "seen.json").read_text())["pid"]
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # the program is gone
+        ran = [int(epoch) for epoch in (output / "epochs.log").read_text().split()]
+        # It stopped within moments of the decision (a step or two in flight), not at the end.
+        assert ran[-1] <= row["steps"] + 2 < 9 + 2
+        assert ran[-1] < 9
+    assert set(frame.loc[frame["state"] != "stopped", "steps"]) == {9}

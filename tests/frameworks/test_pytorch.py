@@ -78,3 +78,44 @@ def test_trial_is_seeded_from_the_search_seed(tmp_path, write_spec, in_tmp):
     PyTorchAdapter(spec).run({}, make_ctx(tmp_path, seed=4, reporter=reports.append))
     assert reports[0]["acc"] == reports[1]["acc"]
     assert torch.get_num_threads() == 1
+
+
+@pytest.mark.slow
+def test_asha_stops_real_digits_trials_early_and_spends_far_fewer_epochs(tmp_path):
+    import os
+    import subprocess
+
+    import mlflow
+    import pandas as pd
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {
+        **os.environ,
+        "SWEEPER_MLFLOW_TRACKING_URI": uri,
+        "SWEEPER_RESULTS_DIR": str(tmp_path / "results"),
+        "SWEEPER_RAY_NUM_CPUS": "2",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "sweeper", "run", "configs/digits-pytorch-asha.yml"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    (sweep_dir,) = (tmp_path / "results").iterdir()
+    frame = pd.read_csv(sweep_dir / "results.csv")
+    assert len(frame) == 27
+    assert set(frame["state"]) == {"completed", "stopped"}
+    stopped = frame[frame["state"] == "stopped"]
+    assert len(stopped) >= 10
+    # Running all 27 configurations for 27 epochs costs 729 epochs; ASHA far fewer.
+    assert frame["steps"].sum() <= 0.5 * 27 * 27
+    assert frame["val_accuracy"].max() >= 0.95
+    best = frame.loc[frame["val_accuracy"].idxmax()]
+    assert best["state"] == "completed" and best["steps"] == 27
+    for trial in stopped["trial"]:
+        log = (sweep_dir / "trials" / trial / "trial.log").read_text()
+        assert f"sweeper: {trial} stopped by sweeper" in log  # its training loop ended there
+    mlflow.set_tracking_uri(uri)
+    runs = mlflow.search_runs(experiment_names=["digits-pytorch-asha"])
+    children = runs[runs["tags.mlflow.parentRunId"].notna()].set_index("tags.mlflow.runName")
+    assert set(children["status"]) == {"FINISHED"}
+    assert set(children.loc[stopped["trial"], "tags.sweeper.state"]) == {"stopped"}

@@ -1,0 +1,371 @@
+"""One session of a sweep: the Tune run that ``sweeper run`` or ``sweeper resume`` drives.
+
+A new sweep and a resumed one differ only in what is left to run: a session gets the trials of
+earlier sessions from the journal and runs the grid or random points still missing, or the
+Optuna trials still owed, on a fresh Tune run. (Tune's own restore repeats trials that ended
+after its last periodic save, does not rerun errored trials, and can silently fall back to a
+new search state; see :mod:`sweeper._journal` and :mod:`sweeper._optuna`.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sweeper._console import TrialPrinter
+from sweeper._control import STOP_FILE, SweepControl, SweepStopper, on_interrupt, scheduler_for
+from sweeper._journal import FINAL_STATES, Journal, SweepState, TrialRecord
+from sweeper._recorder import SweepRecorder
+from sweeper._space import POINT_KEY, point_name, searcher_for, tune_space
+from sweeper._trial import TrialNamer, TrialPlan, run_trial
+from sweeper.errors import SweeperError, SweepError
+
+if TYPE_CHECKING:
+    from sweeper._store import SweepStore
+    from sweeper.settings import Settings
+    from sweeper.spec import Spec
+    from sweeper.tracking import Tracker
+
+__all__ = ["POINTS_FILE", "Session", "SessionOutcome"]
+
+POINTS_FILE = "points.json"
+
+
+@dataclass
+class SessionOutcome:
+    """How a session ended: ``completed``, ``halted`` (resumable) or ``failed``."""
+
+    status: str
+    reason: str | None
+    records: dict[str, TrialRecord]
+    interrupted: bool = False
+
+
+@dataclass
+class Session:
+    """Everything one session needs; :meth:`run` drives it to its end."""
+
+    spec: Spec
+    settings: Settings
+    sweep: str
+    sweep_dir: Path
+    state: SweepState
+    tracker: Tracker
+    store: SweepStore | None
+    tags: dict[str, str]
+    points: list[dict[str, Any]] | None
+    records: dict[str, TrialRecord] = field(default_factory=dict)
+    retry_failed: bool = False
+    concurrency: int | None = None
+    address: str | None = None
+    say: Callable[[str], None] = lambda line: None
+
+    # -- what is left ----------------------------------------------------------------------------
+
+    def _rerun(self, record: TrialRecord) -> bool:
+        return (
+            record.state not in FINAL_STATES
+            or record.state == "halted"
+            or (self.retry_failed and record.state == "failed")
+        )
+
+    def remaining_indexes(self) -> list[int]:
+        """Grid or random points whose trial has not ended for good."""
+        assert self.points is not None
+        indexes = []
+        for i in range(len(self.points)):
+            record = self.records.get(point_name(i))
+            if record is None or self._rerun(record):
+                indexes.append(i)
+        return indexes
+
+    def remaining_count(self) -> int:
+        if self.points is not None:
+            return len(self.remaining_indexes())
+        done = sum(1 for r in self.records.values() if not self._rerun(r))
+        return max(0, self.spec.trial_count() - done)
+
+    # -- the run ---------------------------------------------------------------------------------
+
+    def run(self) -> SessionOutcome:
+        spec = self.spec
+        (self.sweep_dir / STOP_FILE).unlink(missing_ok=True)
+        journal = Journal(self.sweep_dir)
+        control = SweepControl(spec, self.sweep_dir)
+        plan = TrialPlan(spec, self.sweep, self.sweep_dir, self.points, self.store)
+        done_before = sum(1 for r in self.records.values() if not self._rerun(r))
+        printer = TrialPrinter(spec, self.say, done=done_before)
+        recorder = SweepRecorder(
+            plan,
+            self.tracker,
+            self.tags,
+            journal=journal,
+            control=control,
+            records=self.records,
+            on_event=printer,
+        )
+        control.usage = recorder.usage
+        interrupted = False
+        try:
+            with _ray(self.settings, self.address) as where:
+                from sweeper._board import PhaseBoard
+
+                remaining = self.remaining_count()
+                self.say(
+                    f"sweep {self.sweep}: {remaining} of {spec.trial_count()} trials to run, "
+                    f"{_method(spec)}, concurrency {self.concurrency or 'as resources allow'}, "
+                    f"on {where}"
+                )
+                self.say(f"results: {self.sweep_dir}")
+                if self.store is not None:
+                    self.store.share_secrets()
+                self.say(
+                    f"MLflow: {self.tracker.tracking_uri} experiment "
+                    f"{self.tracker.experiment!r} run {self.tracker.parent_run_id}"
+                )
+                recorder.board = PhaseBoard.remote()
+                if self.points is not None:
+                    for i in self.remaining_indexes():
+                        name = point_name(i)
+                        recorder.queue(name, plan.params({POINT_KEY: i}))
+                if remaining:
+                    tuner = self._tuner(plan, recorder, control)
+                    with _tune_settings(), on_interrupt(control):
+                        control.started = time.time()  # max_duration counts from here
+                        try:
+                            tuner.fit()
+                        except SweeperError:
+                            raise
+                        except KeyboardInterrupt:
+                            raise
+                        except Exception as exc:
+                            raise SweepError(
+                                f"Ray Tune stopped the sweep: {type(exc).__name__}: {exc}"
+                            ) from exc
+                recorder.finish()
+                _release(recorder.board)
+        except KeyboardInterrupt:
+            interrupted = True
+            control.halt("interrupted (Ctrl-C)")
+            recorder.finish()
+        except SweeperError:
+            recorder.finish()
+            raise
+        finally:
+            journal.close()
+        if control.failure:
+            status, reason = "failed", control.failure
+        elif control.halt_reason:
+            status, reason = "halted", control.halt_reason
+        else:
+            status, reason = "completed", None
+        return SessionOutcome(status, reason, recorder.records, interrupted)
+
+    def _tuner(self, plan: TrialPlan, recorder: SweepRecorder, control: SweepControl) -> Any:
+        from ray import tune
+
+        spec = self.spec
+        resources: dict[str, float] = {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus}
+        if spec.resources.memory_bytes:
+            resources["memory"] = spec.resources.memory_bytes
+        trainable = tune.with_resources(
+            tune.with_parameters(run_trial, plan=plan, board=recorder.board), resources
+        )
+        if self.points is not None:
+            space = tune_space(spec, self.remaining_indexes())
+            searcher = searcher_for(spec, self.concurrency)
+            samples = 1
+        else:
+            space, samples = {}, self.remaining_count()
+            searcher = self._optuna_searcher(control)
+        namer = TrialNamer()
+        session = self.state.sessions
+        return tune.Tuner(
+            trainable,
+            param_space=space,
+            tune_config=tune.TuneConfig(
+                metric=spec.search.metric,
+                mode=spec.search.mode,
+                search_alg=searcher,
+                scheduler=scheduler_for(spec, control.early_stopped),
+                num_samples=samples,
+                max_concurrent_trials=self.concurrency if self.points is None else None,
+                # A new actor per trial costs a process start; trials of a sweep share
+                # resources, so reuse them (adapters reset framework state per trial).
+                reuse_actors=True,
+                trial_name_creator=namer,
+                trial_dirname_creator=namer,
+            ),
+            run_config=tune.RunConfig(
+                name="tune" if session <= 1 else f"tune-{session}",
+                storage_path=str(self.sweep_dir),
+                callbacks=[recorder],
+                stop=SweepStopper(control),
+                verbose=0,
+                failure_config=tune.FailureConfig(max_failures=spec.limits.max_failures),
+            ),
+        )
+
+    def _optuna_searcher(self, control: SweepControl) -> Any:
+        from sweeper._optuna import open_study
+
+        dims = self.spec.dimensions
+        restart = {
+            name: {k: v for k, v in record.params.items() if k in dims}
+            for name, record in self.records.items()
+            if self._rerun(record)
+        }
+        storage, first, told = open_study(self.sweep_dir, self.sweep, restart)
+        return searcher_for(
+            self.spec,
+            self.concurrency,
+            storage=storage,
+            study_name=self.sweep,
+            first_number=first,
+            told=told,
+            early_stopped=control.early_stopped,
+        )
+
+
+def _release(board: Any) -> None:
+    """End the phase board: a Ray instance the caller keeps must not collect them."""
+    import ray
+
+    if board is not None:
+        with contextlib.suppress(Exception):
+            ray.kill(board)
+
+
+def write_points(sweep_dir: Path, points: list[dict[str, Any]] | None) -> None:
+    if points is not None:
+        (sweep_dir / POINTS_FILE).write_text(
+            json.dumps(points, default=str) + "\n", encoding="utf-8"
+        )
+
+
+def read_points(sweep_dir: Path) -> list[dict[str, Any]] | None:
+    path = sweep_dir / POINTS_FILE
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def _method(spec: Spec) -> str:
+    return f"optuna ({spec.sampler})" if spec.search.method == "optuna" else spec.search.method
+
+
+@contextmanager
+def _ray(settings: Settings, address: str | None) -> Iterator[str]:
+    """Connect to the configured cluster, start a local Ray, or reuse one already up."""
+    import ray
+
+    if ray.is_initialized():
+        yield "the Ray instance already running in this process"
+        return
+    address = address or settings.ray.address or None
+    options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
+    try:
+        if address:
+            ray.init(address=address, **options)
+            where = f"Ray cluster at {address}"
+        else:
+            # "local" always starts a fresh instance, never one found on the machine.
+            ray.init(
+                address="local",
+                num_cpus=settings.ray.num_cpus,
+                num_gpus=settings.ray.num_gpus,
+                include_dashboard=False,
+                **options,
+            )
+            where = "a local Ray"
+    except Exception as exc:
+        raise SweepError(
+            f"Ray must start or be reachable, got {type(exc).__name__}: {exc} "
+            f"(sweeper.toml: ray.address = {address or ''!r})"
+        ) from None
+    try:
+        yield where
+    finally:
+        ray.shutdown()
+
+
+# Read by Tune on the driver when the Tuner is built and run.
+_TUNE_ENVIRONMENT = {
+    # Tune's default per-trial loggers write JSON, CSV and TensorBoard files for every result;
+    # sweeper records results itself, so they only cost time.
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    # sweeper prints its own progress; Tune's new console output ignores verbose=0.
+    "RAY_AIR_NEW_OUTPUT": "0",
+    # Reports may hold other metrics before the sweep's first appears (see TrialContext).
+    "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
+    # sweeper handles Ctrl-C itself: a halt by signal works like `sweeper stop`.
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
+}
+
+
+@contextmanager
+def _tune_settings() -> Iterator[None]:
+    """Tune's settings for a sweep, restored afterwards so the calling process is left as it was.
+
+    Tune's and Optuna's log lines are held back too: sweeper reports each trial itself, and
+    Tune's end-of-run lines would repeat failures with tracebacks and warn about the per-trial
+    result files turned off above.
+    """
+    import optuna
+
+    saved_env = {name: os.environ.get(name) for name in _TUNE_ENVIRONMENT}
+    os.environ.update(_TUNE_ENVIRONMENT)
+    tune_logger = logging.getLogger("ray.tune")
+    tune_level, optuna_level = tune_logger.level, optuna.logging.get_verbosity()
+    tune_logger.setLevel(logging.CRITICAL)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        tune_logger.setLevel(tune_level)
+        optuna.logging.set_verbosity(optuna_level)
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def close_interrupted(records: dict[str, TrialRecord], tracker: Tracker) -> list[str]:
+    """Settle what a crashed session left open, in the journal's records and in MLflow.
+
+    Trials the journal does not show ended were interrupted: they become halted (their GPU time
+    counts until the journal last saw them) and their MLflow runs are marked killed, with
+    ``sweeper.interrupted``. Trials that ended but whose MLflow run was still open (the driver
+    died before writing it) get their run closed.
+
+    Returns:
+        The names of the interrupted trials.
+    """
+    from sweeper._recorder import MLFLOW_STATUS
+
+    closed = []
+    for name, record in sorted(records.items()):
+        if record.attempts == 0 and record.state not in FINAL_STATES:
+            del records[name]  # queued, never started: simply still to run
+            continue
+        if record.state not in FINAL_STATES:
+            last = max(record.times.values(), default=time.time())
+            record.end_attempt(last)
+            record.enter("halted", last)
+            closed.append(name)
+            tags = {"sweeper.state": "halted", "sweeper.interrupted": "true"}
+        elif tracker.status(name) == "RUNNING":
+            tags = {"sweeper.state": record.state}
+        else:
+            continue
+        if tracker.has_trial(name):
+            status = MLFLOW_STATUS[record.state]
+            tracker.end_trial(name, status, tags, metrics={"gpu_seconds": record.gpu_seconds})
+    return closed
