@@ -46,6 +46,7 @@ class SweepControl:
         early_stopped: Tune trial ids a scheduler stopped.
         halt_reason: Why the sweep is halting (stop request, Ctrl-C, a budget), once it is.
         failure: Why the sweep failed (too many failed trials), once it did.
+        signal: The signal that halted it, if one did.
     """
 
     spec: Spec
@@ -55,6 +56,7 @@ class SweepControl:
     early_stopped: set[str] = field(default_factory=set)
     halt_reason: str | None = None
     failure: str | None = None
+    signal: int | None = None  # the signal (SIGINT, SIGTERM) that halted the sweep
     _checked: float = 0.0
 
     @property
@@ -163,6 +165,7 @@ def on_interrupt(control: SweepControl) -> Iterator[None]:
             raise KeyboardInterrupt
         name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
         control.halt(f"interrupted ({name})")
+        control.signal = signum
         os.write(
             2,
             b"\nsweeper: halting the sweep (running trials stop, results are kept); "

@@ -41,13 +41,15 @@ def _number(name: str) -> int:
 
 
 def open_study(
-    sweep_dir: Path, sweep: str, restart: dict[str, dict[str, Any]]
+    sweep_dir: Path, sweep: str, restart: dict[str, dict[str, Any]], finished: set[str]
 ) -> tuple[optuna.storages.BaseStorage, int, int]:
     """The sweep's study storage, ready for this session.
 
     Trials the study still holds as running were interrupted: they are closed as failed (their
-    partial results are not the configuration's worth) and ``restart`` (name to values) goes
-    back into the queue, so those trials run again under their own names.
+    partial results are not the configuration's worth) and go back into the queue with their
+    values, with ``restart`` (name to values: halted trials, and failed ones to retry), so those
+    trials run again under their own names. That includes trials the searcher had handed out
+    but that never started. ``finished`` trials are never queued again.
 
     Returns:
         The storage, the number the next new trial gets, and how many trials the study holds.
@@ -61,6 +63,7 @@ def open_study(
     except KeyError:
         return storage, 1, 0
     numbers = [0]
+    restart = dict(restart)
     trials = study.get_trials(deepcopy=False)
     for trial in trials:
         name = trial.user_attrs.get(TRIAL_ATTR)
@@ -68,6 +71,8 @@ def open_study(
             numbers.append(_number(name))
         if trial.state in (TrialState.RUNNING, TrialState.WAITING):
             storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            if name and name not in finished:
+                restart.setdefault(name, dict(trial.params))
     for name, values in sorted(restart.items()):
         study.enqueue_trial(values, user_attrs={TRIAL_ATTR: name}, skip_if_exists=False)
     return storage, max(numbers) + 1, len(trials)

@@ -13,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -46,7 +47,7 @@ class SessionOutcome:
     status: str
     reason: str | None
     records: dict[str, TrialRecord]
-    interrupted: bool = False
+    signal: int | None = None
 
 
 @dataclass
@@ -113,7 +114,6 @@ class Session:
             on_event=printer,
         )
         control.usage = recorder.usage
-        interrupted = False
         try:
             with _ray(self.settings, self.address) as where:
                 from sweeper._board import PhaseBoard
@@ -153,8 +153,8 @@ class Session:
                 recorder.finish()
                 _release(recorder.board)
         except KeyboardInterrupt:
-            interrupted = True
             control.halt("interrupted (Ctrl-C)")
+            control.signal = control.signal or signal.SIGINT
             recorder.finish()
         except SweeperError:
             recorder.finish()
@@ -167,7 +167,7 @@ class Session:
             status, reason = "halted", control.halt_reason
         else:
             status, reason = "completed", None
-        return SessionOutcome(status, reason, recorder.records, interrupted)
+        return SessionOutcome(status, reason, recorder.records, control.signal)
 
     def _tuner(self, plan: TrialPlan, recorder: SweepRecorder, control: SweepControl) -> Any:
         from ray import tune
@@ -223,7 +223,8 @@ class Session:
             for name, record in self.records.items()
             if self._rerun(record)
         }
-        storage, first, told = open_study(self.sweep_dir, self.sweep, restart)
+        finished = {name for name, r in self.records.items() if not self._rerun(r)}
+        storage, first, told = open_study(self.sweep_dir, self.sweep, restart, finished)
         return searcher_for(
             self.spec,
             self.concurrency,

@@ -61,9 +61,9 @@ def _finish(result: SweepResult, quiet: bool) -> None:
         best = result.best
         if best is not None:
             click.echo(f"best {best['trial']}: {spec.search.metric}={best[spec.search.metric]}")
-    if result.interrupted:
+    if result.signal is not None:
         click.echo(f"error: interrupted; resume with: sweeper resume {result.sweep_dir}", err=True)
-        sys.exit(130)
+        sys.exit(128 + result.signal)  # the shell's convention: 130 for Ctrl-C
     if result.status == "failed":
         click.echo(f"error: sweep failed: {result.reason}", err=True)
         sys.exit(1)
@@ -226,7 +226,7 @@ def validate(spec: Path) -> None:
 @click.argument("spec", type=_SPEC)
 def plan(spec: Path) -> None:
     """Print SPEC's search space and trial count (and a grid's trials) without training."""
-    from sweeper._space import grid_points
+    from sweeper._space import point_name, sweep_points
     from sweeper.spec import load_spec
 
     loaded = load_spec(spec)
@@ -241,15 +241,24 @@ def plan(spec: Path) -> None:
         f"per trial: {res.cpus:g} cpus, {res.gpus:g} gpus"
         + (f", memory {res.memory}" if res.memory else "")
     )
+    if loaded.early_stopping is not None:
+        click.echo(f"early stopping: {loaded.early_stopping.describe()}")
+    if loaded.limits.describe() != "none":
+        click.echo(f"limits: {loaded.limits.describe()}")
     click.echo("parameters:")
     width = max((len(n) for n in loaded.space), default=0)
     for name, param in loaded.space.items():
         click.echo(f"  {name:<{width}}  {param.describe()}")
-    if search.method == "grid":
-        click.echo("grid:")
-        for i, point in enumerate(grid_points(loaded), 1):
-            values = ", ".join(f"{k}={v}" for k, v in point.items())
-            click.echo(f"  trial-{i:04d}  {values}")
+    # Random points are drawn up front: with a seed, they are known before the sweep runs.
+    if search.method == "grid" or (search.method == "random" and search.seed is not None):
+        click.echo("grid:" if search.method == "grid" else f"points (seed {search.seed}):")
+        for i, point in enumerate(sweep_points(loaded) or []):
+            values = ", ".join(f"{k}={_short(v)}" for k, v in point.items())
+            click.echo(f"  {point_name(i)}  {values}")
+
+
+def _short(value: object) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
 @main.command()

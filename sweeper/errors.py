@@ -19,17 +19,13 @@ __all__ = [
 class SweeperError(Exception):
     """Root of every error sweeper raises for a user to read.
 
+    Its text is ``<message> (<file>: <field>); <hint>``, each part when given.
+
     Attributes:
         exit_code: The process exit status the CLI uses for this error.
     """
 
     exit_code: int = 1
-
-
-class SpecError(SweeperError, ValueError):
-    """An experiment spec (or a manifest) is invalid; nothing was started."""
-
-    exit_code = 2
 
     def __init__(
         self,
@@ -53,6 +49,12 @@ class SpecError(SweeperError, ValueError):
         if self.hint:
             text += f"; {self.hint}"
         return text
+
+
+class SpecError(SweeperError, ValueError):
+    """An experiment spec (or a manifest) is invalid; nothing was started."""
+
+    exit_code = 2
 
 
 class ConfigError(SpecError):

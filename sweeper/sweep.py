@@ -44,7 +44,7 @@ class SweepResult:
         status: ``completed``, ``halted`` (stopped on purpose or by a budget; resumable) or
             ``failed`` (more failed trials than ``limits.max_failed_trials``).
         reason: Why the sweep halted or failed.
-        interrupted: Whether Ctrl-C (or SIGTERM) halted it.
+        signal: The signal (Ctrl-C's SIGINT, SIGTERM) that halted it, if one did.
     """
 
     sweep: str
@@ -56,7 +56,7 @@ class SweepResult:
     unsynced: list[str] = field(default_factory=list)
     status: str = "completed"
     reason: str | None = None
-    interrupted: bool = False
+    signal: int | None = None
 
     @property
     def best(self) -> pd.Series | None:
@@ -390,7 +390,7 @@ def _drive(
         unsynced,
         status=status,
         reason=reason,
-        interrupted=outcome.interrupted,
+        signal=outcome.signal,
     )
     say("")
     say("best trials:")

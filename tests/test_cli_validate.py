@@ -347,3 +347,26 @@ def test_run_bad_spec_fails_before_starting_anything(project: Path, write_spec) 
 def test_ui_missing_config(project: Path) -> None:
     result = invoke("ui", "--config", "nope.toml")
     assert_one_line_error(result, "config file must exist, got 'nope.toml' (--config)")
+
+
+def test_plan_shows_early_stopping_and_limits(project: Path, write_spec) -> None:
+    write_spec(
+        GRID
+        + "early_stopping: {method: asha, max_steps: 27}\n"
+        + "limits: {max_failures: 2, max_duration: 2h}\n"
+    )
+    lines = invoke("plan", "experiment.yml").stdout.splitlines()
+    assert lines[3] == "early stopping: asha (max_steps 27, grace_period 1, reduction_factor 3)"
+    assert lines[4] == "limits: max_failures 2, max_duration 2h"
+    assert lines[5] == "parameters:"
+
+
+def test_plan_random_with_a_seed_lists_the_points_the_sweep_will_run(
+    project: Path, write_spec
+) -> None:
+    write_spec(OPTUNA.replace("method: optuna, sampler: cmaes", "method: random, seed: 4"))
+    first = invoke("plan", "experiment.yml").stdout
+    assert first == invoke("plan", "experiment.yml").stdout  # the seed fixes them
+    points = first.split("points (seed 4):\n", 1)[1].splitlines()
+    assert [line.split()[0] for line in points] == [f"trial-{i:04d}" for i in range(1, 13)]
+    assert all("lr=" in line and "batch=" in line for line in points)
