@@ -52,6 +52,7 @@ class TrialProcess:
         cwd: Its working directory.
         env: Its whole environment.
         log_path: The trial's log file; output is appended line by line.
+        stop_signal: The signal that asks the program to end (Caffe stops cleanly on SIGINT).
     """
 
     def __init__(
@@ -61,8 +62,10 @@ class TrialProcess:
         cwd: Path,
         env: Mapping[str, str],
         log_path: Path,
+        stop_signal: int = signal.SIGTERM,
     ) -> None:
         self.argv = list(argv)
+        self.stop_signal = stop_signal
         self.cwd = cwd
         self.env = dict(env)
         self.log_path = log_path
@@ -106,18 +109,18 @@ class TrialProcess:
                 self._process.stdout.close()
             return self._process.wait()
 
-    def stop(self, grace: float = 10.0, signal: int = signal.SIGTERM) -> None:
+    def stop(self, grace: float = 10.0, signal: int | None = None) -> None:
         """Ask the program to end, and kill it if it has not after ``grace`` seconds.
 
         Args:
             grace: Seconds to wait before SIGKILL.
-            signal: The signal that asks (SIGTERM; Caffe stops cleanly on SIGINT).
+            signal: The signal that asks (default: ``stop_signal``).
         """
         self._stopping.set()
         process = self._process
         if process is None or process.poll() is not None:
             return
-        process.send_signal(signal)
+        process.send_signal(self.stop_signal if signal is None else signal)
         try:
             process.wait(timeout=grace)
         except subprocess.TimeoutExpired:

@@ -172,7 +172,19 @@ class CaffeLog:
         return done
 
 
-def caffe_argv(caffe: str, solver: Path, gpu_ids: list[str]) -> list[str]:
+def latest_snapshot(output_dir: Path) -> Path | None:
+    """The solver state of the highest iteration Caffe saved in ``output_dir``, if any."""
+    found = []
+    for path in output_dir.glob("*_iter_*.solverstate*"):
+        match = re.search(r"_iter_(\d+)\.solverstate(\.h5)?$", path.name)
+        if match:
+            found.append((int(match.group(1)), path))
+    return max(found)[1] if found else None
+
+
+def caffe_argv(
+    caffe: str, solver: Path, gpu_ids: list[str], snapshot: Path | None = None
+) -> list[str]:
     """The ``caffe train`` command line for a rendered solver.
 
     SIGINT stops training after the current iteration (with a snapshot, see
@@ -182,6 +194,8 @@ def caffe_argv(caffe: str, solver: Path, gpu_ids: list[str]) -> list[str]:
     """
     argv = [caffe, "train", "-solver", str(solver), "-sigint_effect", "stop"]
     argv += ["-sighup_effect", "snapshot"]
+    if snapshot is not None:
+        argv += ["-snapshot", str(snapshot)]
     if gpu_ids:
         argv += ["-gpu", ",".join(str(i) for i in range(len(gpu_ids)))]
     return argv
@@ -482,11 +496,14 @@ class CaffeAdapter(FrameworkAdapter):
         }
         if ctx.gpu_ids:
             extra["CUDA_VISIBLE_DEVICES"] = ",".join(ctx.gpu_ids)
+        # A retried or resumed trial continues from the last snapshot an earlier attempt saved.
+        snapshot = latest_snapshot(ctx.output_dir) if ctx.attempt > 1 else None
         process = TrialProcess(
-            caffe_argv(caffe, solver, ctx.gpu_ids),
+            caffe_argv(caffe, solver, ctx.gpu_ids, snapshot),
             cwd=ctx.output_dir,
             env=child_environment(extra),
             log_path=ctx.output_dir.parent / LOG_FILE,
+            stop_signal=signal.SIGINT,
         )
         log = CaffeLog()
 

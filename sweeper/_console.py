@@ -15,14 +15,15 @@ if TYPE_CHECKING:
 __all__ = ["TrialPrinter", "best_table"]
 
 
-def _short(value: Any) -> str:
+def format_value(value: Any) -> str:
+    """A number as it reads in a progress line (4 significant digits)."""
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
 
 
 def _params(params: dict[str, Any], names: list[str]) -> str:
-    return ", ".join(f"{k}={_short(params[k])}" for k in names if k in params)
+    return ", ".join(f"{k}={format_value(params[k])}" for k in names if k in params)
 
 
 class TrialPrinter:
@@ -59,8 +60,8 @@ class TrialPrinter:
             )
         ):
             self.best = value
-        shown = f"{metric}={_short(value)}" if value is not None else f"{metric}=-"
-        best = f"best={_short(self.best)}" if self.best is not None else "best=-"
+        shown = f"{metric}={format_value(value)}" if value is not None else f"{metric}=-"
+        best = f"best={format_value(self.best)}" if self.best is not None else "best=-"
         line = (
             f"[{self.done}/{self.total}] {record.name} {record.state:<9} {shown} {best} "
             f"({_params(record.params, self._names)}) {record.duration:.1f}s"

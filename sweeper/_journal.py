@@ -61,6 +61,8 @@ class TrialRecord:
     gpu_seconds: float = 0.0
     attempt_started: float | None = None
     node: str | None = None
+    actor_id: str | None = None
+    pid: int | None = None
 
     @property
     def started(self) -> float | None:

@@ -41,6 +41,14 @@ _BOARD_EVERY = 0.5  # seconds between reads of the phase board
 _JOURNAL_RESULTS_EVERY = 5.0  # seconds between journal lines for a trial's latest metrics
 
 
+def _actor_id(trial: Trial) -> str | None:
+    """The Ray actor running the trial: the Ray dashboard lists actors by this id (and pid)."""
+    try:
+        return trial.temporary_state.ray_actor._actor_id.hex()
+    except AttributeError:
+        return None
+
+
 def _error_text(trial: Trial, error_file: Path) -> str:
     """The trial's error as sweeper raised it, without Ray's wrapping and traceback."""
     if error_file.is_file():
@@ -143,6 +151,7 @@ class SweepRecorder(Callback):
         now = time.time()
         record.attempts += 1
         record.attempt_started = now
+        record.actor_id = _actor_id(trial)
         record.error = None
         record.enter("starting", now)
         if self.tracker:
@@ -297,6 +306,8 @@ class SweepRecorder(Callback):
                 continue
             if info.get("node"):
                 record.node = info["node"]
+            if info.get("pid"):
+                record.pid = int(info["pid"])
             if phase == "stored":
                 record.times["stored"] = at
             else:

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sweeper._console import TrialPrinter
 from sweeper._control import STOP_FILE, SweepControl, SweepStopper, on_interrupt, scheduler_for
 from sweeper._journal import FINAL_STATES, Journal, SweepState, TrialRecord
+from sweeper._progress import SweepProgress
 from sweeper._recorder import SweepRecorder
 from sweeper._space import POINT_KEY, point_name, searcher_for, tune_space
 from sweeper._trial import TrialNamer, TrialPlan, run_trial
@@ -68,6 +68,7 @@ class Session:
     concurrency: int | None = None
     address: str | None = None
     say: Callable[[str], None] = lambda line: None
+    live: bool = False
 
     # -- what is left ----------------------------------------------------------------------------
 
@@ -103,16 +104,20 @@ class Session:
         control = SweepControl(spec, self.sweep_dir)
         plan = TrialPlan(spec, self.sweep, self.sweep_dir, self.points, self.store)
         done_before = sum(1 for r in self.records.values() if not self._rerun(r))
-        printer = TrialPrinter(spec, self.say, done=done_before)
         recorder = SweepRecorder(
-            plan,
-            self.tracker,
-            self.tags,
-            journal=journal,
-            control=control,
-            records=self.records,
-            on_event=printer,
+            plan, self.tracker, self.tags, journal=journal, control=control, records=self.records
         )
+        progress = SweepProgress(
+            spec,
+            self.sweep,
+            self.say,
+            lambda: list(recorder.records.values()),
+            lambda: recorder.usage()[1],
+            live=self.live,
+            interval=self.settings.console.progress_interval,
+            done=done_before,
+        )
+        recorder.on_event = progress
         control.usage = recorder.usage
         try:
             with _ray(self.settings, self.address) as where:
@@ -138,7 +143,7 @@ class Session:
                         recorder.queue(name, plan.params({POINT_KEY: i}))
                 if remaining:
                     tuner = self._tuner(plan, recorder, control)
-                    with _tune_settings(), on_interrupt(control):
+                    with _tune_settings(), on_interrupt(control), progress:
                         control.started = time.time()  # max_duration counts from here
                         try:
                             tuner.fit()
@@ -277,14 +282,26 @@ def _ray(settings: Settings, address: str | None) -> Iterator[str]:
             where = f"Ray cluster at {address}"
         else:
             # "local" always starts a fresh instance, never one found on the machine.
-            ray.init(
+            context = ray.init(
                 address="local",
                 num_cpus=settings.ray.num_cpus,
                 num_gpus=settings.ray.num_gpus,
-                include_dashboard=False,
+                include_dashboard=settings.ray.dashboard,
+                dashboard_host="127.0.0.1",  # never on other interfaces: it has no login
+                dashboard_port=settings.ray.dashboard_port,
                 **options,
             )
             where = "a local Ray"
+            if settings.ray.dashboard:
+                url = getattr(context, "dashboard_url", None)
+                # Ray's token authentication (on unless RAY_AUTH_MODE=disabled) guards it.
+                token = os.environ.get("RAY_AUTH_MODE", "").lower() != "disabled"
+                login = ", token: ray get-auth-token" if token else ""
+                where += (
+                    f" (dashboard: http://{url}{login})"
+                    if url
+                    else " (no dashboard: it needs pip install 'ray[default]')"
+                )
     except Exception as exc:
         raise SweepError(
             f"Ray must start or be reachable, got {type(exc).__name__}: {exc} "

@@ -144,7 +144,8 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> Non
                 if spec.data:
                     mark_phase(board, name, "staging")
                 data_dir = _data_dir(plan)
-                mark_phase(board, name, "running", node=ray.get_runtime_context().get_node_id())
+                runtime = ray.get_runtime_context()
+                mark_phase(board, name, "running", node=runtime.get_node_id(), pid=os.getpid())
                 ctx = TrialContext(
                     params=params,
                     trial=name,

@@ -52,6 +52,11 @@ def main() -> None:
 _ADDRESS = click.option(
     "--address", help="Ray cluster to use (ray://HOST:10001 or auto) instead of a local Ray."
 )
+_DASHBOARD = click.option(
+    "--dashboard/--no-dashboard",
+    default=None,
+    help="Start the local Ray's dashboard on 127.0.0.1 (default: [ray] dashboard, on).",
+)
 
 
 def _finish(result: SweepResult, quiet: bool) -> None:
@@ -88,6 +93,7 @@ def _finish(result: SweepResult, quiet: bool) -> None:
 @click.argument("spec", type=_SPEC)
 @_CONFIG
 @_ADDRESS
+@_DASHBOARD
 @click.option("--quiet", "-q", is_flag=True, help="Print only the best trials.")
 @click.option(
     "--resume/--new",
@@ -97,7 +103,12 @@ def _finish(result: SweepResult, quiet: bool) -> None:
     "new sweep (default: ask on a terminal, start a new sweep otherwise).",
 )
 def run(
-    spec: Path, config: Path | None, address: str | None, quiet: bool, resume_choice: bool | None
+    spec: Path,
+    config: Path | None,
+    address: str | None,
+    dashboard: bool | None,
+    quiet: bool,
+    resume_choice: bool | None,
 ) -> None:
     """Run the sweep that SPEC (an experiment.yml) describes.
 
@@ -127,9 +138,11 @@ def run(
                 err=True,
             )
     if earlier is not None and resume_choice:
-        result = resume_sweep(earlier, settings, spec=loaded, address=address, echo=echo)
+        result = resume_sweep(
+            earlier, settings, spec=loaded, address=address, echo=echo, dashboard=dashboard
+        )
     else:
-        result = run_sweep(loaded, settings, address=address, echo=echo)
+        result = run_sweep(loaded, settings, address=address, echo=echo, dashboard=dashboard)
     _finish(result, quiet)
 
 
@@ -137,10 +150,16 @@ def run(
 @click.argument("sweep")
 @_CONFIG
 @_ADDRESS
+@_DASHBOARD
 @click.option("--quiet", "-q", is_flag=True, help="Print only the best trials.")
 @click.option("--retry-failed", is_flag=True, help="Run trials that failed for good again too.")
 def resume(
-    sweep: str, config: Path | None, address: str | None, quiet: bool, retry_failed: bool
+    sweep: str,
+    config: Path | None,
+    address: str | None,
+    dashboard: bool | None,
+    quiet: bool,
+    retry_failed: bool,
 ) -> None:
     """Continue a halted or interrupted SWEEP (its folder or id).
 
@@ -157,6 +176,7 @@ def resume(
         retry_failed=retry_failed,
         address=address,
         echo=None if quiet else click.echo,
+        dashboard=dashboard,
     )
     _finish(result, quiet)
 

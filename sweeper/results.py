@@ -62,6 +62,8 @@ def results_frame(spec: Spec, records: Iterable[TrialRecord]) -> pd.DataFrame:
         row.update(
             ended_at=_iso(record.ended),
             node=record.node,
+            actor_id=record.actor_id,
+            pid=record.pid,
             error=record.error,
             mlflow_run_id=record.run_id,
         )
@@ -69,7 +71,8 @@ def results_frame(spec: Spec, records: Iterable[TrialRecord]) -> pd.DataFrame:
     if not rows:
         # No trial ran (a sweep halted at once): the table still has its columns.
         base = ["trial", "state", metric, f"best_{metric}", "steps", "attempts", "duration_s"]
-        columns = [*base, "gpus", "gpu_seconds", *_TIMES, "ended_at", "node", "error"]
+        columns = [*base, "gpus", "gpu_seconds", *_TIMES, "ended_at", "node", "actor_id", "pid"]
+        columns.append("error")
         return pd.DataFrame(columns=[*columns, "mlflow_run_id"])
     return pd.DataFrame(rows)
 

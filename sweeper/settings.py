@@ -33,6 +33,8 @@ class RaySettings(_Section):
     address: str = ""
     num_cpus: int | None = Field(None, ge=1)
     num_gpus: int | None = Field(None, ge=0)
+    dashboard: bool = True
+    dashboard_port: int = Field(8265, ge=0, le=65535)
 
 
 class MlflowSettings(_Section):
@@ -67,6 +69,12 @@ class LimitsSettings(_Section):
     max_gpus: int | None = Field(None, ge=1)
 
 
+class ConsoleSettings(_Section):
+    """``[console]``: what ``sweeper run`` shows while a sweep runs."""
+
+    progress_interval: float = Field(30.0, ge=0)
+
+
 class Settings(_Section):
     """All of ``sweeper.toml``; every key has a default."""
 
@@ -75,6 +83,7 @@ class Settings(_Section):
     results: ResultsSettings = Field(default_factory=ResultsSettings)
     s3: S3Settings = Field(default_factory=S3Settings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     _source: str | None = PrivateAttr(default=None)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -134,6 +135,8 @@ def run(
     *,
     address: str | None = None,
     echo: Callable[[str], None] | None = print,
+    live: bool | None = None,
+    dashboard: bool | None = None,
 ) -> SweepResult:
     """Run a new sweep to its end (or until it is halted) and return its results.
 
@@ -142,6 +145,9 @@ def run(
         settings: Project settings; by default ``./sweeper.toml`` and ``SWEEPER_*``.
         address: A Ray cluster to use instead of ``settings.ray.address``.
         echo: Where progress lines go (``None``: silent).
+        live: Draw a live display instead of periodic status lines (default: when ``echo``
+            is set and standard output is a terminal).
+        dashboard: Start the local Ray's dashboard (default: ``[ray] dashboard``).
 
     Raises:
         SpecError: If the spec is invalid (nothing is started).
@@ -191,6 +197,8 @@ def run(
         {},
         address=address,
         echo=echo,
+        live=live,
+        dashboard=dashboard,
     )
 
 
@@ -236,6 +244,8 @@ def resume(
     retry_failed: bool = False,
     address: str | None = None,
     echo: Callable[[str], None] | None = print,
+    live: bool | None = None,
+    dashboard: bool | None = None,
 ) -> SweepResult:
     """Continue a halted or interrupted sweep: finished trials stay, the rest run.
 
@@ -251,6 +261,8 @@ def resume(
         retry_failed: Run trials that failed for good again too.
         address: A Ray cluster to use instead of ``settings.ray.address``.
         echo: Where progress lines go (``None``: silent).
+        live: As for :func:`run`.
+        dashboard: As for :func:`run`.
 
     Raises:
         SpecError: If ``sweep`` is not a sweep, or ``spec`` is not the one it ran.
@@ -302,6 +314,8 @@ def resume(
         retry_failed=retry_failed,
         address=address,
         echo=echo,
+        live=live,
+        dashboard=dashboard,
     )
 
 
@@ -319,9 +333,16 @@ def _drive(
     retry_failed: bool = False,
     address: str | None,
     echo: Callable[[str], None] | None,
+    live: bool | None = None,
+    dashboard: bool | None = None,
 ) -> SweepResult:
     """Run one session of the sweep, then write its results, MLflow summary and state."""
     say = echo or (lambda line: None)
+    if live is None:
+        live = echo is not None and sys.stdout.isatty()
+    if dashboard is not None:
+        ray_settings = settings.ray.model_copy(update={"dashboard": dashboard})
+        settings = settings.model_copy(update={"ray": ray_settings})
     state.claim()
     state.save(sweep_dir)
     session = Session(
@@ -339,6 +360,7 @@ def _drive(
         concurrency=_concurrency(spec, settings),
         address=address,
         say=say,
+        live=live,
     )
     started = time.time()
     outcome = None
