@@ -10,7 +10,7 @@ from sweeper.errors import ConfigError, SpecError
 from sweeper.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parents[1]
-SECTIONS = "ray, mlflow, results, s3, limits"
+SECTIONS = "ray, mlflow, results, s3, limits, console"
 
 
 def write(path: Path, text: str) -> Path:
@@ -192,8 +192,8 @@ def test_unknown_key_without_close_match(in_tmp: Path) -> None:
     write(in_tmp / "sweeper.toml", "[ray]\nzzz = 1\n")
     error = config_error(environ={})
     assert str(error) == (
-        "ray keys must be one of address, num_cpus, num_gpus, got 'zzz' (sweeper.toml: ray.zzz); "
-        "remove it"
+        "ray keys must be one of address, num_cpus, num_gpus, dashboard, dashboard_port, "
+        "got 'zzz' (sweeper.toml: ray.zzz); remove it"
     )
 
 
@@ -368,3 +368,14 @@ def test_repository_sweeper_toml_is_valid(monkeypatch: pytest.MonkeyPatch) -> No
     assert settings.source == str(path)
     # The file documents every key with its built-in default value.
     assert settings.model_dump() == Settings().model_dump()
+
+
+def test_dashboard_and_progress_settings(in_tmp):
+    write(in_tmp / "sweeper.toml", "[ray]\ndashboard = false\n[console]\nprogress_interval = 5\n")
+    settings = load_settings()
+    assert settings.ray.dashboard is False and settings.ray.dashboard_port == 8265
+    assert settings.console.progress_interval == 5.0
+    env = load_settings(
+        environ={"SWEEPER_RAY_DASHBOARD": "true", "SWEEPER_RAY_DASHBOARD_PORT": "9000"}
+    )
+    assert env.ray.dashboard is True and env.ray.dashboard_port == 9000
