@@ -9,6 +9,7 @@ from sweeper.settings import Settings, load_settings
 from sweeper.spec import Spec, load_spec
 
 if TYPE_CHECKING:
+    from sweeper.history import Sweep, load
     from sweeper.sweep import SweepResult, resume, run
 
 __all__ = [
@@ -16,10 +17,12 @@ __all__ = [
     "Settings",
     "Spec",
     "SpecError",
+    "Sweep",
     "SweepError",
     "SweepResult",
     "SweeperError",
     "TrialError",
+    "load",
     "load_settings",
     "load_spec",
     "resume",
@@ -34,4 +37,8 @@ def __getattr__(name: str) -> Any:
         from sweeper import sweep
 
         return getattr(sweep, name)
+    if name in ("load", "Sweep"):
+        from sweeper import history
+
+        return getattr(history, name)
     raise AttributeError(f"module 'sweeper' has no attribute {name!r}")

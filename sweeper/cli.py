@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING
 
 import click
 
+from sweeper._inspect import COMMANDS as _INSPECT_COMMANDS
+from sweeper._options import CONFIG as _CONFIG
+from sweeper._plot_cli import plot as _plot
 from sweeper.errors import SweeperError
 
 if TYPE_CHECKING:
@@ -16,11 +19,6 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 _SPEC = click.Path(path_type=Path, dir_okay=False)
-_CONFIG = click.option(
-    "--config",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Settings file (default: ./sweeper.toml).",
-)
 
 
 def _fail(error: SweeperError) -> None:
@@ -388,3 +386,7 @@ def ui(config: Path | None, host: str, port: int) -> None:
     ]
     click.echo(f"MLflow UI on http://{host}:{port} for {settings.mlflow.tracking_uri}")
     sys.exit(subprocess.call(command))
+
+
+for _command in (*_INSPECT_COMMANDS, _plot):
+    main.add_command(_command)

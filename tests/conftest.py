@@ -139,3 +139,104 @@ def run_example(tmp_path: Path):
         return ExampleRun(spec, sweep_dir, results, children, parent_id, client, done.stdout)
 
     return run
+
+
+TALKING_SPEC = f"""\
+name: talking
+framework: python
+entrypoint: {ROOT / "tests" / "_code" / "talking.py"}:talks
+parameters:
+  x: {{choice: [1, 2, 3]}}
+  epochs: 3
+  sleep: 0.05
+search: {{method: grid, metric: score, mode: max, concurrency: 2}}
+"""
+
+
+@dataclass
+class FinishedSweep:
+    """A real sweep that ran to its end: trial-0002 failed after a step, trial-0003 is best."""
+
+    result: Any  # the SweepResult
+    settings: Any
+    folder: Path  # holds experiment.yml, mlflow.db and results/
+
+
+@pytest.fixture(scope="session")
+def talking_sweep(ray_session, tmp_path_factory) -> FinishedSweep:
+    """One finished sweep shared by the tests that only read sweeps on disk."""
+    from sweeper.settings import load_settings
+    from sweeper.sweep import run
+
+    folder = tmp_path_factory.mktemp("talking")
+    settings = load_settings(
+        environ={
+            "SWEEPER_MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
+            "SWEEPER_RESULTS_DIR": str(folder / "results"),
+        }
+    )
+    (folder / "experiment.yml").write_text(TALKING_SPEC, encoding="utf-8")
+    result = run(folder / "experiment.yml", settings, echo=None)
+    assert result.status == "completed"
+    return FinishedSweep(result, settings, folder)
+
+
+class SweeperCli:
+    """Runs ``python -m sweeper ...`` in a test's folder, with its own MLflow store and results,
+    as a user would in a terminal."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.uri = f"sqlite:///{folder / 'mlflow.db'}"
+        self.env = {
+            **os.environ,
+            "SWEEPER_MLFLOW_TRACKING_URI": self.uri,
+            "SWEEPER_RESULTS_DIR": str(folder / "results"),
+            "SWEEPER_RAY_NUM_CPUS": "2",
+        }
+
+    def start(self, *args: str) -> subprocess.Popen[str]:
+        """Start a command in the background (stdout and stderr piped)."""
+        return subprocess.Popen(
+            [sys.executable, "-m", "sweeper", *args],
+            cwd=self.folder, env=self.env, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )  # fmt: skip
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Run a command to its end."""
+        return subprocess.run(
+            [sys.executable, "-m", "sweeper", *args],
+            cwd=self.folder, env=self.env, text=True, capture_output=True, timeout=timeout,
+        )  # fmt: skip
+
+    def sweep_dir(self) -> Path:
+        """The one sweep folder under ``results/``."""
+        (folder,) = (self.folder / "results").iterdir()
+        return folder
+
+    def children(self, parent: str, experiment: str) -> Any:
+        """The MLflow child runs of ``parent``."""
+        import mlflow
+
+        mlflow.set_tracking_uri(self.uri)
+        runs = mlflow.search_runs(experiment_names=[experiment])
+        return runs[runs["tags.mlflow.parentRunId"] == parent]
+
+    @staticmethod
+    def wait_for(check: Any, timeout: float = 120) -> None:
+        """Poll ``check()`` until it is true; fail after ``timeout`` seconds."""
+        import time
+
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if check():
+                return
+            time.sleep(0.1)
+        raise AssertionError("timed out")
+
+
+@pytest.fixture
+def cli(tmp_path: Path) -> SweeperCli:
+    """``sweeper`` run in subprocesses from the test's temporary folder."""
+    return SweeperCli(tmp_path)

@@ -6,15 +6,9 @@ Each test drives `sweeper` in a subprocess with its own local Ray, as a user wou
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-import mlflow
 import optuna
 import pandas as pd
 import pytest
@@ -50,64 +44,14 @@ search: {{method: optuna, sampler: tpe, trials: 8, seed: 1, metric: score, mode:
 """
 
 
-class Cli:
-    """Runs `python -m sweeper ...` in the test's folder, with its own MLflow store and results."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.uri = f"sqlite:///{folder / 'mlflow.db'}"
-        self.env = {
-            **os.environ,
-            "SWEEPER_MLFLOW_TRACKING_URI": self.uri,
-            "SWEEPER_RESULTS_DIR": str(folder / "results"),
-            "SWEEPER_RAY_NUM_CPUS": "2",
-        }
-
-    def start(self, *args: str) -> subprocess.Popen[str]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "sweeper", *args],
-            cwd=self.folder, env=self.env, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )  # fmt: skip
-
-    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "sweeper", *args],
-            cwd=self.folder, env=self.env, text=True, capture_output=True, timeout=timeout,
-        )  # fmt: skip
-
-    def sweep_dir(self) -> Path:
-        (folder,) = (self.folder / "results").iterdir()
-        return folder
-
-    def children(self, parent: str) -> pd.DataFrame:
-        mlflow.set_tracking_uri(self.uri)
-        runs = mlflow.search_runs(experiment_names=["crash"])
-        return runs[runs["tags.mlflow.parentRunId"] == parent]
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Cli:
-    return Cli(tmp_path)
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError("timed out")
-
-
-def states(cli: Cli) -> dict[str, str]:
+def states(cli) -> dict[str, str]:
     results = cli.folder / "results"
     if not results.is_dir() or not any(results.iterdir()):
         return {}
     return {name: r.state for name, r in read_journal(cli.sweep_dir()).items()}
 
 
-def halfway(cli: Cli) -> bool:
+def halfway(cli) -> bool:
     """Two trials completed and another one running."""
     now = states(cli)
     done = sum(1 for s in now.values() if s == "completed")
@@ -118,12 +62,12 @@ def attempts(sweep_dir: Path, trial: str) -> int:
     return int((sweep_dir / "trials" / trial / "attempt").read_text())
 
 
-def killed_halfway(cli: Cli, spec: str) -> tuple[Path, dict[str, str]]:
+def killed_halfway(cli, spec: str) -> tuple[Path, dict[str, str]]:
     """Start a sweep, SIGKILL its driver once two trials completed; return what it left."""
     (cli.folder / "experiment.yml").write_text(spec)
     driver = cli.start("run", "experiment.yml")
     try:
-        wait_for(lambda: halfway(cli))
+        cli.wait_for(lambda: halfway(cli))
     finally:
         driver.kill()  # SIGKILL: no handler, no cleanup
         driver.communicate(timeout=60)
@@ -133,7 +77,7 @@ def killed_halfway(cli: Cli, spec: str) -> tuple[Path, dict[str, str]]:
     return sweep_dir, before
 
 
-def check_resumed(cli: Cli, sweep_dir: Path, before: dict[str, str], total: int) -> pd.DataFrame:
+def check_resumed(cli, sweep_dir: Path, before: dict[str, str], total: int) -> pd.DataFrame:
     """The resumed sweep has every trial once, completed; finished ones did not run again."""
     frame = pd.read_csv(sweep_dir / "results.csv").set_index("trial")
     assert list(frame.index) == [f"trial-{i:04d}" for i in range(1, total + 1)]
@@ -147,7 +91,7 @@ def check_resumed(cli: Cli, sweep_dir: Path, before: dict[str, str], total: int)
     assert set(frame.loc[interrupted, "attempts"]) == {2}
     state = SweepState.load(sweep_dir)
     assert state.status == "completed" and state.sessions == 2
-    children = cli.children(state.parent_run_id)
+    children = cli.children(state.parent_run_id, "crash")
     assert sorted(children["tags.mlflow.runName"]) == list(frame.index)  # one run per trial
     assert set(children["status"]) == {"FINISHED"}
     tagged = children.set_index("tags.mlflow.runName")["tags.sweeper.interrupted"]
@@ -202,7 +146,7 @@ def test_an_optuna_sweep_killed_halfway_resumes_its_study(cli):
 def test_sweeper_stop_halts_a_running_sweep_which_resumes(cli):
     (cli.folder / "experiment.yml").write_text(GRID_SPEC)
     driver = cli.start("run", "experiment.yml")
-    wait_for(lambda: halfway(cli))
+    cli.wait_for(lambda: halfway(cli))
     sweep_dir = cli.sweep_dir()
     stopped = cli.run("stop", sweep_dir.name, timeout=120)
     out, err = driver.communicate(timeout=120)
@@ -223,20 +167,20 @@ def test_sweeper_stop_halts_a_running_sweep_which_resumes(cli):
         assert (sweep_dir / "trials" / trial / "output" / "steps.log").is_file()
     state = SweepState.load(sweep_dir)
     assert state.status == "halted"
-    children = cli.children(state.parent_run_id).set_index("tags.mlflow.runName")
+    children = cli.children(state.parent_run_id, "crash").set_index("tags.mlflow.runName")
     assert set(children.loc[halted, "status"]) == {"KILLED"}
 
     done = cli.run("resume", sweep_dir.name)
     assert done.returncode == 0, done.stdout + done.stderr
     frame = pd.read_csv(sweep_dir / "results.csv")
     assert len(frame) == 6 and set(frame["state"]) == {"completed"}
-    assert len(cli.children(state.parent_run_id)) == 6
+    assert len(cli.children(state.parent_run_id, "crash")) == 6
 
 
 def test_ctrl_c_halts_the_sweep_gracefully(cli):
     (cli.folder / "experiment.yml").write_text(GRID_SPEC)
     driver = cli.start("run", "experiment.yml")
-    wait_for(lambda: halfway(cli))
+    cli.wait_for(lambda: halfway(cli))
     driver.send_signal(signal.SIGINT)
     out, err = driver.communicate(timeout=120)
     sweep_dir = cli.sweep_dir()

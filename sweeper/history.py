@@ -1,0 +1,326 @@
+"""Sweeps on disk, read from any terminal: also while another process runs them.
+
+A sweep's folder holds its state (``state.json``, rewritten atomically) and its journal
+(``trials.jsonl``, appended to as trials change state). :class:`Sweep` reads both, so its
+``results`` are live while the sweep runs and the same as ``results.csv`` once it ended.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import yaml
+
+from sweeper._journal import FINAL_STATES, SweepState, TrialRecord, read_journal
+from sweeper.errors import SpecError
+from sweeper.results import RESULTS_FILE, best_trials, results_frame
+from sweeper.spec import Search, Spec
+
+if TYPE_CHECKING:
+    from sweeper.settings import Settings
+
+__all__ = ["EXPORT_FORMATS", "Sweep", "export", "list_sweeps", "load"]
+
+EXPORT_FORMATS = ("csv", "parquet", "json")
+_SPEC_FILE = "spec.yml"
+_POINTS_FILE = "points.json"
+_STORE_FILE = "sweep.json"
+_LOG_FILE = "trial.log"
+_TRIAL = re.compile(r"trial-\d{4,}")
+
+
+class Sweep:
+    """One sweep's folder as it stands on disk; :meth:`refresh` reads it again.
+
+    Attributes:
+        sweep: The sweep's id (its folder's name).
+        sweep_dir: The sweep's folder.
+        state: ``state.json``: status, driver, sessions, MLflow parent run.
+    """
+
+    def __init__(self, sweep_dir: str | Path) -> None:
+        self.sweep_dir = Path(sweep_dir)
+        self.refresh()
+
+    def refresh(self) -> Sweep:
+        """Read ``state.json`` and the journal again (what a running sweep changed since)."""
+        path = self.sweep_dir / "state.json"
+        try:
+            state = SweepState.load(self.sweep_dir)
+        except (OSError, ValueError, TypeError) as exc:
+            raise SpecError(
+                f"sweep state must be readable JSON, got {exc}", file=str(path)
+            ) from None
+        if state is None:
+            raise SpecError(f"sweep folder must hold state.json, got {str(self.sweep_dir)!r}")
+        self.state = state
+        self.sweep = state.sweep or self.sweep_dir.name
+        for cached in ("records", "results"):
+            self.__dict__.pop(cached, None)
+        return self
+
+    def __repr__(self) -> str:
+        return f"Sweep({self.sweep!r}, status={self.status!r})"
+
+    # -- the sweep ----------------------------------------------------------------------------
+
+    @property
+    def status(self) -> str:
+        """``running``, ``completed``, ``halted``, ``failed`` or ``interrupted`` (driver gone)."""
+        return self.state.shown_status
+
+    @property
+    def reason(self) -> str | None:
+        """Why the sweep halted or failed."""
+        return self.state.reason
+
+    @cached_property
+    def spec(self) -> Spec | None:
+        """The spec it ran (``spec.yml``), or ``None`` when its files moved since."""
+        from sweeper.spec import load_spec
+
+        try:
+            return load_spec(self.sweep_dir / _SPEC_FILE, base_dir=Path(self.state.base_dir or "."))
+        except SpecError:
+            return None
+
+    @cached_property
+    def _search(self) -> dict[str, Any]:
+        # From the spec's text: there even when its files moved and .spec is None.
+        try:
+            data = yaml.safe_load((self.sweep_dir / _SPEC_FILE).read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            data = None
+        search = data.get("search") if isinstance(data, dict) else None
+        return search if isinstance(search, dict) else {}
+
+    @property
+    def metric(self) -> str:
+        """The metric the search optimizes."""
+        return str(self._search.get("metric") or "")
+
+    @property
+    def mode(self) -> str:
+        """``min`` or ``max``."""
+        return str(self._search.get("mode") or "max")
+
+    @property
+    def _ranking(self) -> Spec:
+        # All that results_frame and best_trials read of a spec; there even when .spec is None.
+        return Spec.model_construct(
+            search=Search.model_construct(metric=self.metric, mode=self.mode)
+        )
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds from the sweep's start to now (running) or to the last change it recorded."""
+        if self.status == "running":
+            return max(0.0, time.time() - self.state.created)
+        times = [t for record in self.records.values() for t in record.times.values()]
+        return max(0.0, max([self.state.updated, *times]) - self.state.created)
+
+    @property
+    def results_uri(self) -> str | None:
+        """``s3://bucket/prefix/<sweep>`` when the sweep syncs to an object store, else ``None``."""
+        try:
+            data = json.loads((self.sweep_dir / _STORE_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        results = data.get("results") if isinstance(data, dict) else None
+        if not results:
+            return None
+        from sweeper.storage import parse_s3_uri, safe_key
+
+        uri = parse_s3_uri(results)
+        return f"s3://{uri.bucket}/{safe_key(uri.prefix, self.sweep)}"
+
+    # -- its trials ---------------------------------------------------------------------------
+
+    @cached_property
+    def records(self) -> dict[str, TrialRecord]:
+        """Each trial's last journaled state, its clock stopped when read.
+
+        A trial's attempt in progress counts until now, or until the journal last saw it when
+        the sweep's driver is gone; trials such a sweep never started are left out (they run on
+        resume), as ``results.csv`` leaves them out.
+        """
+        records = read_journal(self.sweep_dir)
+        live = self.state.driver_alive
+        now = time.time()
+        for name, record in list(records.items()):
+            if live or record.state in FINAL_STATES:
+                record.end_attempt(now)
+            elif record.attempts == 0:
+                del records[name]
+            else:
+                record.end_attempt(max(record.times.values(), default=now))
+        return dict(sorted(records.items()))
+
+    @cached_property
+    def results(self) -> pd.DataFrame:
+        """One row per trial, the columns of ``results.csv``; live while the sweep runs."""
+        csv = self.sweep_dir / RESULTS_FILE
+        saved = pd.read_csv(csv) if csv.is_file() else None
+        if not self.records and saved is not None:
+            return saved
+        if saved is not None and "mlflow_run_id" in saved:
+            # The journal does not hold MLflow's run ids: the driver adds them at the end.
+            ids = saved.set_index("trial")["mlflow_run_id"].dropna().to_dict()
+            for record in self.records.values():
+                record.run_id = record.run_id or ids.get(record.name)
+        return results_frame(self._ranking, self.records.values())
+
+    @property
+    def best(self) -> pd.Series | None:
+        """The best completed trial's row, or ``None``."""
+        ranked = best_trials(self._ranking, self.results, 1)
+        return None if ranked.empty else ranked.iloc[0]
+
+    def top(self, count: int = 5) -> pd.DataFrame:
+        """The ``count`` best completed trials, best first."""
+        return best_trials(self._ranking, self.results, count)
+
+    def counts(self) -> dict[str, int]:
+        """How many trials are in each state."""
+        if self.results.empty:
+            return {}
+        return {str(k): int(v) for k, v in self.results["state"].value_counts().items()}
+
+    @property
+    def trials_done(self) -> int:
+        """Trials finished for good: completed, stopped or failed (halted ones run again)."""
+        counts = self.counts()
+        return sum(counts.get(state, 0) for state in ("completed", "stopped", "failed"))
+
+    @property
+    def trials_total(self) -> int:
+        """How many trials the sweep runs in all."""
+        try:  # a grid's or random search's points, drawn up front
+            total = len(json.loads((self.sweep_dir / _POINTS_FILE).read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            total = self._search.get("trials")
+            if not isinstance(total, int):
+                total = self.spec.trial_count() if self.spec is not None else 0
+        return max(total, len(self.results))
+
+    @property
+    def gpu_hours(self) -> float:
+        """GPU-hours the sweep's trials held so far, over all sessions."""
+        if self.results.empty:
+            return 0.0
+        return float(self.results["gpu_seconds"].sum()) / 3600
+
+    def trial_name(self, trial: str | int) -> str:
+        """The name of one of the sweep's trials (``7`` and ``0007`` name ``trial-0007``).
+
+        Raises:
+            SpecError: If the sweep has no such trial.
+        """
+        text = str(trial).strip()
+        name = f"trial-{int(text):04d}" if text.isdigit() else text
+        known = set(self.results["trial"]) if not self.results.empty else set()
+        if name in known or (
+            _TRIAL.fullmatch(name) and (self.sweep_dir / "trials" / name).is_dir()
+        ):
+            return name
+        names = sorted(known)
+        have = f"one of {names[0]}..{names[-1]}" if len(names) > 1 else " ".join(names)
+        raise SpecError(
+            f"trial must be {have or 'a started trial'} of sweep {self.sweep}, got {text!r}",
+            hint=f"list them with: sweeper status {self.sweep}",
+        )
+
+    def trial_dir(self, name: str | int) -> Path:
+        """The trial's folder: ``params.json``, ``trial.log``, ``output/``, ``checkpoints/``."""
+        return self.sweep_dir / "trials" / self.trial_name(name)
+
+    def log_path(self, name: str | int) -> Path:
+        """The trial's log: everything it printed (it may not exist yet while it is queued)."""
+        return self.trial_dir(name) / _LOG_FILE
+
+
+def load(sweep: str | Path, settings: Settings | None = None) -> Sweep:
+    """A sweep by its folder or id (a folder under ``[results] dir``).
+
+    Raises:
+        SpecError: If no such sweep exists or its ``state.json`` cannot be read.
+    """
+    from sweeper.sweep import find_sweep
+
+    return Sweep(find_sweep(sweep, settings))
+
+
+def list_sweeps(settings: Settings | None = None, root: str | Path | None = None) -> list[Sweep]:
+    """Every sweep under ``root`` (default ``[results] dir``), newest first.
+
+    Folders whose ``state.json`` is missing or unreadable are skipped.
+    """
+    if root is None:
+        from sweeper.settings import load_settings
+
+        root = (settings or load_settings()).results.dir
+    folder = Path(root).expanduser()
+    sweeps = []
+    for child in sorted(folder.iterdir()) if folder.is_dir() else []:
+        if (child / "state.json").is_file():
+            try:
+                sweeps.append(Sweep(child))
+            except SpecError:
+                continue
+    return sorted(sweeps, key=lambda s: s.state.created, reverse=True)
+
+
+def export(sweep: Sweep | str | Path, path: str | Path, format: str | None = None) -> Path:
+    """Write a sweep's results table as ``csv``, ``parquet`` or ``json`` (a list of records).
+
+    The format is taken from ``path``'s suffix when not given. The file appears whole or not at
+    all (written to a temporary file, then renamed).
+
+    Raises:
+        SpecError: If the format is not one of :data:`EXPORT_FORMATS`.
+    """
+    sweep = sweep if isinstance(sweep, Sweep) else load(sweep)
+    path = Path(path)
+    format = (format or path.suffix.lstrip(".")).lower()
+    if format not in EXPORT_FORMATS:
+        raise SpecError(
+            f"export format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}",
+            hint="name it with --format or the output file's suffix",
+        )
+    if not path.parent.is_dir():
+        raise SpecError(
+            f"export path must be in an existing folder, got {str(path)!r}",
+            hint=f"create {path.parent} first",
+        )
+    frame = sweep.results
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    try:
+        if format == "csv":
+            frame.to_csv(partial, index=False)
+        elif format == "parquet":
+            _for_parquet(frame).to_parquet(partial, index=False)
+        else:
+            frame.to_json(partial, orient="records", double_precision=15)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return path
+
+
+def _for_parquet(frame: pd.DataFrame) -> pd.DataFrame:
+    """Parquet columns hold one type: a parameter whose values mix types becomes JSON text."""
+    out = frame.copy()
+    for column in out.columns:
+        values = out[column].dropna()
+        if out[column].dtype == object and len({type(v) for v in values}) > 1:
+            out[column] = out[column].map(
+                lambda v: v if v is None or isinstance(v, str) else json.dumps(v, default=str)
+            )
+    return out

@@ -1,0 +1,400 @@
+"""Plots of a sweep, as PNG and HTML, logged to its MLflow parent run.
+
+Optuna's visualization module draws the optimization history, the parallel coordinates and the
+parameter importances from an in-memory Optuna study rebuilt from the sweep's journal: one trial
+per sweeper trial, in order (Optuna's number n is ``trial-{n+1:04d}``), the spec's search
+dimensions as distributions (constants left out), completed trials' final metric as values,
+trials stopped early as pruned, failed or halted ones as failed. Parameter importance is
+PED-ANOVA's: deterministic (no random forest, no seed) and without scikit-learn. The learning
+curves (the metric at every reported step, one line per trial) come from the child runs' MLflow
+metric history. HTML files are plotly figures with plotly.js inlined (they work offline and in
+the MLflow UI); PNG files are drawn with matplotlib's Agg backend (no browser, no kaleido).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import sys
+import warnings
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import yaml
+
+from sweeper._journal import SweepState, read_journal
+from sweeper.errors import SpecError, SweepError
+from sweeper.results import RESULTS_FILE, results_frame
+from sweeper.spec import Choice, Parameter, Spec
+
+if TYPE_CHECKING:
+    import optuna
+
+    from sweeper.settings import Settings
+
+__all__ = ["ARTIFACT_PATH", "PLOTS", "plot_sweep"]
+
+# Where the plots go in the sweep's folder (by default) and in its parent run's artifacts.
+PLOTS_DIR = "plots"
+ARTIFACT_PATH = "plots"
+PLOTS = ("optimization_history", "parallel_coordinate", "param_importances", "learning_curves")
+# Line styles of the learning curves, by the trial's state (completed trials: solid).
+_DASH = {"stopped": ("dash", "--"), "failed": ("dot", ":"), "halted": ("dot", ":")}
+
+
+class _Skip(Exception):
+    """A plot that cannot be drawn from this sweep; its message says why."""
+
+
+@dataclass
+class _SweepData:
+    spec: Spec
+    state: SweepState
+    frame: pd.DataFrame  # one row per trial, as results.csv
+    curves: dict[str, list[tuple[int, float]]] = field(default_factory=dict)  # trial -> steps
+    study: Any = None  # the in-memory optuna.Study
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def metric(self) -> str:
+        return self.spec.search.metric
+
+    def completed(self) -> list[Any]:
+        import optuna
+
+        return self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+
+
+def plot_sweep(
+    sweep_dir: Path,
+    out_dir: Path | None = None,
+    *,
+    log_to_mlflow: bool = True,
+    settings: Settings | None = None,
+    echo: Callable[[str], None] | None = print,
+) -> list[Path]:
+    """Write the sweep's plots, each as ``<name>.png`` and ``<name>.html``, and log them.
+
+    The plots are ``optimization_history``, ``parallel_coordinate``, ``param_importances`` and
+    ``learning_curves``. One that cannot be drawn (too few completed trials, no parameter that
+    varies, no metric history in MLflow) is skipped with a one-line note to ``echo``.
+
+    Args:
+        sweep_dir: The sweep's folder (with ``state.json``, ``spec.yml`` and its journal).
+        out_dir: Where to write the files; default ``<sweep_dir>/plots``.
+        log_to_mlflow: Also log the files to the sweep's MLflow parent run, under ``plots/``.
+        settings: Whose MLflow tracking URI to use when ``state.json`` names none.
+        echo: Where notes, the files written and the MLflow run go (``None``: silent).
+
+    Returns:
+        The files written: PNG, then HTML, of each plot drawn, in the order above.
+
+    Raises:
+        SpecError: If ``sweep_dir`` is not a sweep folder.
+        SweepError: If the plots could not be logged to MLflow (they are written all the same).
+    """
+    say = echo or (lambda line: None)
+    sweep_dir = Path(sweep_dir)
+    out_dir = Path(out_dir) if out_dir is not None else sweep_dir / PLOTS_DIR
+    written: list[Path] = []
+    with _quiet():
+        data = _load(sweep_dir, settings)
+        for note in data.notes:
+            say(f"note: {note}")
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in PLOTS:
+            try:
+                plotly_fig, mpl_fig = _DRAW[name](data)
+            except _Skip as skip:
+                say(f"note: {name} skipped: {skip}")
+                continue
+            written.extend(_save(name, plotly_fig, mpl_fig, out_dir, say))
+    if log_to_mlflow and written:
+        _log_artifacts(data, written, say)
+    return written
+
+
+def _load(sweep_dir: Path, settings: Settings | None) -> _SweepData:
+    state = SweepState.load(sweep_dir)
+    spec_file = sweep_dir / "spec.yml"
+    if state is None or not spec_file.is_file():
+        raise SpecError(
+            f"sweep must be a sweep folder with state.json and spec.yml, got {str(sweep_dir)!r}"
+        )
+    try:
+        # The spec's own fields only: the training code and data need not be on this machine.
+        spec = Spec.model_validate(yaml.safe_load(spec_file.read_text(encoding="utf-8")))
+    except Exception as exc:
+        error = f"the sweep's spec must be valid, got {_why(exc)}"
+        raise SpecError(error, file=str(spec_file)) from None
+    records = read_journal(sweep_dir)
+    if records:
+        frame = results_frame(spec, records.values())
+    elif (sweep_dir / RESULTS_FILE).is_file():
+        frame = pd.read_csv(sweep_dir / RESULTS_FILE)
+    else:
+        frame = results_frame(spec, [])
+    if state.tracking_uri is None:
+        from sweeper.settings import load_settings
+
+        state.tracking_uri = (settings or load_settings()).mlflow.tracking_uri
+    data = _SweepData(spec=spec, state=state, frame=frame)
+    _read_curves(data)
+    data.study = _study(data)
+    return data
+
+
+def _client(data: _SweepData) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    for name in ("mlflow.store.db.utils", "alembic"):  # a new SQLite store's migration notes
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return MlflowClient(tracking_uri=data.state.tracking_uri)
+
+
+def _read_curves(data: _SweepData) -> None:
+    """Each trial's metric per step, from its child run's MLflow metric history."""
+    parent = data.state.parent_run_id
+    if not parent or data.frame.empty:
+        return
+    try:
+        client = _client(data)
+        experiment = client.get_run(parent).info.experiment_id
+        query = f"tags.mlflow.parentRunId = '{parent}'"
+        children = client.search_runs([experiment], filter_string=query, max_results=50000)
+        runs = {r.data.tags.get("sweeper.trial"): r.info.run_id for r in children}
+        for row in data.frame.itertuples(index=False):
+            run_id = runs.get(row.trial) or getattr(row, "mlflow_run_id", None)
+            if not isinstance(run_id, str):
+                continue
+            history = sorted(
+                client.get_metric_history(run_id, data.metric), key=lambda m: m.timestamp
+            )
+            # A retried trial logs its steps again: the last value of a step stands.
+            steps = {m.step: m.value for m in history if math.isfinite(m.value)}
+            if steps:
+                data.curves[row.trial] = sorted(steps.items())
+    except Exception as exc:
+        data.notes.append(
+            f"no learning curves: the MLflow store {data.state.tracking_uri} could not be "
+            f"read ({_why(exc)})"
+        )
+
+
+def _why(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+
+
+def _number(value: Any) -> float | None:  # a finite float, or None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _plain(value: Any) -> Any:
+    value = value.item() if hasattr(value, "item") else value  # numpy scalars to Python's
+    scalar = value is None or isinstance(value, (bool, int, float, str))
+    return value if scalar else json.dumps(value, sort_keys=True)
+
+
+def _distribution(param: Parameter) -> optuna.distributions.BaseDistribution:
+    from optuna.distributions import CategoricalDistribution
+
+    from sweeper._space import _optuna_distribution
+
+    if isinstance(param, Choice):
+        # Optuna's categories are scalars: a list or mapping choice is shown as its JSON.
+        return CategoricalDistribution([_plain(v) for v in param.values])
+    return _optuna_distribution(param)
+
+
+def _study(data: _SweepData) -> optuna.Study:
+    """An in-memory Optuna study with one trial per trial of the sweep, in the same order."""
+    import optuna
+    from optuna.trial import TrialState
+
+    states = {"completed": TrialState.COMPLETE, "stopped": TrialState.PRUNED}
+    states.update(failed=TrialState.FAIL, halted=TrialState.FAIL)  # halted: interrupted
+    distributions = {name: _distribution(p) for name, p in data.spec.dimensions.items()}
+    direction = "maximize" if data.spec.search.mode == "max" else "minimize"
+    study = optuna.create_study(direction=direction, study_name=data.state.sweep)
+    for row in data.frame.to_dict("records"):
+        state = states.get(row["state"], TrialState.RUNNING)  # queued or running: not over yet
+        params = {}
+        for name in distributions:
+            value = row.get(f"params.{name}")
+            if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                params[name] = _plain(value)
+        value = _number(row.get(data.metric))
+        if state == TrialState.COMPLETE and value is None:
+            state = TrialState.FAIL  # completed without reporting the metric
+        try:
+            study.add_trial(
+                optuna.trial.create_trial(
+                    params=params,
+                    distributions={k: distributions[k] for k in params},
+                    value=value if state == TrialState.COMPLETE else None,
+                    intermediate_values=dict(data.curves.get(row["trial"], [])),
+                    user_attrs={"trial": row["trial"]},  # shown on hover in the HTML plots
+                    state=state,
+                )
+            )
+        except ValueError as exc:
+            data.notes.append(f"{row['trial']} left out of the plots: {exc}")
+    return study
+
+
+def _varying(data: _SweepData) -> list[str]:
+    """The search dimensions that take more than one value among the completed trials."""
+    seen: dict[str, set[Any]] = {}
+    for trial in data.completed():
+        for name, value in trial.params.items():
+            seen.setdefault(name, set()).add(value)
+    return [name for name in data.spec.dimensions if len(seen.get(name, ())) > 1]
+
+
+def _need_completed(data: _SweepData, count: int) -> None:
+    if (got := len(data.completed())) < count:
+        trials = "trial" if count == 1 else "trials"
+        raise _Skip(f"needs at least {count} completed {trials} with {data.metric}, got {got}")
+
+
+def _optuna_plot(function: str, data: _SweepData, **options: Any) -> tuple[Any, Any]:
+    """Optuna's plotly figure and its matplotlib twin, of the sweep's metric."""
+    from optuna import visualization
+    from optuna.visualization import matplotlib as mpl
+
+    options["target_name"] = data.metric
+    figure = getattr(visualization, function)(data.study, **options)
+    return figure, getattr(mpl, function)(data.study, **options).figure
+
+
+def _history(data: _SweepData) -> tuple[Any, Any]:
+    _need_completed(data, 1)
+    from matplotlib.ticker import FuncFormatter
+
+    figure, mpl_fig = _optuna_plot("plot_optimization_history", data)
+    # Optuna numbers trials from 0: show sweeper's numbers (trial-0001 is 1), names on hover.
+    names = [trial.user_attrs["trial"] for trial in data.study.trials]
+    hover = "%{text}<br>%{y}<extra>%{fullData.name}</extra>"
+    for trace in figure.data:
+        numbers = [int(number) for number in trace.x or ()]
+        text = [names[number] for number in numbers]
+        trace.update(x=[n + 1 for n in numbers], text=text, hovertemplate=hover)
+    mpl_fig.axes[0].xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x + 1:g}"))
+    return figure, mpl_fig
+
+
+def _parallel(data: _SweepData) -> tuple[Any, Any]:
+    if not data.spec.dimensions:
+        raise _Skip("the spec has no search dimension, only constants")
+    _need_completed(data, 2)
+    return _optuna_plot("plot_parallel_coordinate", data, params=list(data.spec.dimensions))
+
+
+def _importance(data: _SweepData) -> tuple[Any, Any]:
+    from optuna.importance import PedAnovaImportanceEvaluator
+
+    _need_completed(data, 2)
+    params = _varying(data)
+    if not params:
+        raise _Skip("needs a parameter that varies among the completed trials, got none")
+    if len({trial.value for trial in data.completed()}) < 2:
+        raise _Skip(f"needs completed trials with different {data.metric}, got one value")
+    evaluator = PedAnovaImportanceEvaluator()  # deterministic: no random forest, no seed
+    return _optuna_plot("plot_param_importances", data, evaluator=evaluator, params=params)
+
+
+def _learning_curves(data: _SweepData) -> tuple[Any, Any]:
+    """The metric at every reported step, one line per trial, styled by the trial's state."""
+    import matplotlib.pyplot as plt
+    import plotly.graph_objects as go
+
+    if not data.curves:
+        raise _Skip(f"no trial has a {data.metric} history in MLflow")
+    states = dict(zip(data.frame["trial"], data.frame["state"], strict=True))
+    title = f"Learning curves: {data.metric} per step ({data.state.sweep})"
+    figure = go.Figure()
+    mpl_fig, ax = plt.subplots(figsize=(9, 5.5))
+    ax.set_prop_cycle(color=plt.get_cmap("tab10").colors)
+    for trial, curve in data.curves.items():
+        steps = [step for step, _ in curve]
+        values = [value for _, value in curve]
+        state = states.get(trial, "running")
+        dash, style = _DASH.get(state, ("solid", "-"))
+        label = f"{trial} ({state})"
+        hover = f"{trial}<br>step %{{x}}<br>{data.metric} %{{y}}<extra>{state}</extra>"
+        line = {"x": steps, "y": values, "name": label, "line": {"dash": dash}}
+        figure.add_trace(go.Scatter(**line, mode="lines+markers", hovertemplate=hover))
+        ax.plot(steps, values, linestyle=style, marker="o", markersize=3, label=label)
+    figure.update_layout(title=title, xaxis_title="step", yaxis_title=data.metric)
+    ax.set(title=title, xlabel="step", ylabel=data.metric)
+    ax.grid(alpha=0.3)
+    if len(data.curves) <= 20:  # beyond, the PNG has no legend (the HTML names on hover)
+        ax.legend(fontsize="small", loc="best")
+    return figure, mpl_fig
+
+
+_DRAW = dict(zip(PLOTS, (_history, _parallel, _importance, _learning_curves), strict=True))
+
+
+@contextmanager
+def _quiet() -> Any:
+    """Agg for new figures, Optuna's style and warnings kept from leaking out of the plots."""
+    import matplotlib
+    import optuna
+
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")  # a process that already drew keeps its backend
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        with warnings.catch_warnings(), matplotlib.rc_context():
+            # Optuna's matplotlib plots are "experimental" and warn about it on every call.
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            warnings.simplefilter("ignore", UserWarning)
+            yield
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+
+
+def _save(name: str, plotly_fig: Any, mpl_fig: Any, out_dir: Path, say: Callable) -> list[Path]:
+    import matplotlib.pyplot as plt
+
+    png, html = out_dir / f"{name}.png", out_dir / f"{name}.html"
+    try:
+        mpl_fig.savefig(png, dpi=110, bbox_inches="tight")
+    finally:
+        plt.close(mpl_fig)
+    plotly_fig.write_html(html, include_plotlyjs=True, full_html=True)
+    for path in (png, html):
+        say(f"wrote {path}")
+    return [png, html]
+
+
+def _log_artifacts(data: _SweepData, paths: list[Path], say: Callable[[str], None]) -> None:
+    run_id = data.state.parent_run_id
+    hint = f"they are written to {paths[0].parent}; plot with --no-mlflow to skip MLflow"
+    if not run_id:
+        error = f"sweep {data.state.sweep} must have an MLflow run to log plots to, got none"
+        raise SweepError(error, hint=hint)
+    try:
+        client = _client(data)
+        for path in paths:
+            client.log_artifact(run_id, str(path), artifact_path=ARTIFACT_PATH)
+        run = client.get_run(run_id)
+    except Exception as exc:
+        where = f"MLflow run {run_id} in {data.state.tracking_uri}"
+        raise SweepError(f"plots must be logged to {where}, got {_why(exc)}", hint=hint) from None
+    say(
+        f"logged {len(paths)} files to MLflow run {run_id} (sweep {data.state.sweep}, experiment "
+        f"{data.state.experiment or data.spec.name}) under {ARTIFACT_PATH}/: "
+        f"{run.info.artifact_uri.rstrip('/')}/{ARTIFACT_PATH}"
+    )

@@ -1,0 +1,210 @@
+"""``sweeper plot``: real sweeps on the session's Ray, plotted to PNG and HTML, logged to MLflow."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from mlflow.tracking import MlflowClient
+
+from sweeper import plots
+from sweeper._plot_cli import plot
+from sweeper.errors import SpecError
+from sweeper.settings import load_settings
+from sweeper.spec import parse_spec
+from sweeper.sweep import SweepResult, run
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+
+
+def make_spec(search: dict[str, Any], parameters: dict[str, Any], **extra: Any):
+    data = {
+        "name": "plots",
+        "framework": "python",
+        "entrypoint": "tests/_code/trainables.py:steps",
+        "search": {"metric": "score", "mode": "max", **search},
+        "parameters": {**parameters, "sleep": 0.01},
+        **extra,
+    }
+    return parse_spec(data, base_dir=ROOT)
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A folder for the module's sweeps; the cwd too, so MLflow's artifacts land in it."""
+    folder = tmp_path_factory.mktemp("plots")
+    before = Path.cwd()
+    os.chdir(folder)
+    try:
+        yield folder
+    finally:
+        os.chdir(before)
+
+
+@pytest.fixture(scope="module")
+def env(workdir: Path) -> dict[str, str]:
+    return {
+        "SWEEPER_MLFLOW_TRACKING_URI": f"sqlite:///{workdir / 'mlflow.db'}",
+        "SWEEPER_RESULTS_DIR": str(workdir / "results"),
+    }
+
+
+@pytest.fixture(scope="module")
+def sweep(ray_session, env: dict[str, str]) -> SweepResult:
+    """8 Optuna trials over three dimensions with ASHA: some complete, some are stopped early.
+
+    One trial at a time: ASHA then judges each trial against the same earlier ones every run.
+    """
+    spec = make_spec(
+        {"method": "optuna", "sampler": "tpe", "trials": 8, "concurrency": 1, "seed": 0},
+        {
+            "x": {"uniform": [0.0, 10.0]},
+            "lr": {"loguniform": [1.0e-4, 1.0e-1]},
+            "opt": {"choice": ["adam", "sgd"]},
+            "epochs": 6,
+        },
+        early_stopping={"method": "asha", "max_steps": 6, "reduction_factor": 2},
+    )
+    result = run(spec, load_settings(environ=env), echo=None)
+    states = result.results["state"].value_counts()
+    assert states["completed"] >= 2 and states["stopped"] >= 2, states
+    return result
+
+
+@pytest.fixture(scope="module")
+def single_sweep(ray_session, env: dict[str, str]) -> SweepResult:
+    spec = make_spec({"method": "random", "trials": 1, "seed": 1}, {"x": {"uniform": [0, 1]}})
+    return run(spec, load_settings(environ=env), echo=None)
+
+
+def assert_png(path: Path) -> None:
+    data = path.read_bytes()
+    assert data.startswith(PNG_MAGIC) and len(data) > 1000, path
+    from PIL import Image
+
+    with Image.open(path) as image:
+        image.verify()
+    with Image.open(path) as image:
+        assert image.format == "PNG" and min(image.size) >= 200, (path, image.size)
+
+
+def assert_html(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    assert "<html" in text and "plotly" in text.lower(), path
+    # plotly.js is inlined: the file works offline and in the MLflow UI's sandbox.
+    assert len(text) > 1_000_000 and '<script src="https://cdn.plot.ly' not in text
+
+
+def plot_artifacts(result: SweepResult) -> set[str]:
+    client = MlflowClient(result.tracking_uri)
+    return {a.path for a in client.list_artifacts(result.parent_run_id, "plots")}
+
+
+def test_plot_sweep_writes_every_plot_as_png_and_html_and_logs_them(sweep):
+    lines: list[str] = []
+    written = plots.plot_sweep(sweep.sweep_dir, echo=lines.append)
+    out = sweep.sweep_dir / "plots"
+    assert written == [out / f"{name}.{ext}" for name in plots.PLOTS for ext in ("png", "html")]
+    for path in written:
+        assert_png(path) if path.suffix == ".png" else assert_html(path)
+        assert f"wrote {path}" in lines
+    assert not [line for line in lines if line.startswith("note:")]
+    assert plot_artifacts(sweep) == {f"plots/{path.name}" for path in written}
+    assert f"MLflow run {sweep.parent_run_id}" in lines[-1] and "plots" in lines[-1]
+    # Hovering a point of the history shows sweeper's name of the trial.
+    best = sweep.best["trial"]
+    assert f'"{best}"' in (out / "optimization_history.html").read_text(encoding="utf-8")
+
+
+def test_learning_curves_have_one_line_per_trial_over_its_steps(sweep):
+    import matplotlib.pyplot as plt
+    from optuna.trial import TrialState
+
+    data = plots._load(sweep.sweep_dir, None)
+    figure, mpl_figure = plots._learning_curves(data)
+    frame = sweep.results.set_index("trial")
+    steps = {trial: list(range(1, n + 1)) for trial, n in frame["steps"].items()}
+    assert len(figure.data) == len(frame) == 8
+    for trace, (trial, row) in zip(figure.data, frame.iterrows(), strict=True):
+        assert trace.name == f"{trial} ({row['state']})"
+        assert list(trace.x) == steps[trial]
+        assert trace.y[-1] == pytest.approx(row["score"])  # the trial's final score
+        assert trace.line.dash == ("dash" if row["state"] == "stopped" else "solid")
+    lines = mpl_figure.axes[0].get_lines()
+    assert [list(line.get_xdata()) for line in lines] == list(steps.values())
+    plt.close(mpl_figure)
+    # Stopped trials are pruned in the study, with the steps they ran as intermediate values.
+    trials = {t.user_attrs["trial"]: t for t in data.study.trials}
+    for trial, row in frame.iterrows():
+        state = TrialState.PRUNED if row["state"] == "stopped" else TrialState.COMPLETE
+        assert trials[trial].state == state
+        assert sorted(trials[trial].intermediate_values) == steps[trial]
+        assert trials[trial].number == int(trial.split("-")[1]) - 1
+
+
+def test_history_numbers_and_names_trials_as_sweeper_does(sweep):
+    import matplotlib.pyplot as plt
+
+    data = plots._load(sweep.sweep_dir, None)
+    with plots._quiet():
+        figure, mpl_figure = plots._history(data)
+    plt.close(mpl_figure)
+    completed = sweep.results[sweep.results["state"] == "completed"]
+    (points,) = [trace for trace in figure.data if trace.mode == "markers" and trace.x]
+    assert list(points.x) == [int(name.split("-")[1]) for name in completed["trial"]]
+    assert list(points.text) == list(completed["trial"])
+    assert list(points.y) == pytest.approx(list(completed["score"]))
+
+
+def test_plots_go_to_another_folder(sweep, tmp_path):
+    out = tmp_path / "elsewhere"
+    written = plots.plot_sweep(sweep.sweep_dir, out, log_to_mlflow=False, echo=None)
+    assert sorted(written) == sorted(out.iterdir()) and len(written) == 2 * len(plots.PLOTS)
+
+
+def test_one_completed_trial_writes_what_it_can_and_notes_the_rest(single_sweep):
+    lines: list[str] = []
+    written = plots.plot_sweep(single_sweep.sweep_dir, log_to_mlflow=False, echo=lines.append)
+    assert [path.name for path in written] == [
+        "optimization_history.png",
+        "optimization_history.html",
+        "learning_curves.png",
+        "learning_curves.html",
+    ]
+    notes = [line for line in lines if line.startswith("note:")]
+    assert notes == [
+        "note: parallel_coordinate skipped: needs at least 2 completed trials with score, got 1",
+        "note: param_importances skipped: needs at least 2 completed trials with score, got 1",
+    ]
+    assert plot_artifacts(single_sweep) == set()  # log_to_mlflow=False
+
+
+def test_cli_plots_a_sweep_by_id(sweep, env, tmp_path):
+    out = tmp_path / "figures"
+    result = CliRunner().invoke(plot, [sweep.sweep, "-o", str(out)], env=env)
+    assert result.exit_code == 0, result.output
+    files = sorted(out.iterdir())
+    assert len(files) == 2 * len(plots.PLOTS)
+    for path in files:
+        assert f"wrote {path}" in result.output
+    assert f"MLflow run {sweep.parent_run_id}" in result.output
+    assert "plots/" in result.output.splitlines()[-1]
+    assert {f"plots/{path.name}" for path in files} <= plot_artifacts(sweep)
+
+
+def test_cli_no_mlflow_and_a_sweep_that_does_not_exist(single_sweep, env):
+    result = CliRunner().invoke(plot, [str(single_sweep.sweep_dir), "--no-mlflow"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "note: param_importances skipped" in result.output
+    assert "MLflow run" not in result.output
+    assert plot_artifacts(single_sweep) == set()
+    result = CliRunner().invoke(plot, ["no-such-sweep"], env=env)
+    assert isinstance(result.exception, SpecError)
+    assert "sweep must be a sweep folder or id" in str(result.exception)
