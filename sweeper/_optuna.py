@@ -16,12 +16,15 @@ from typing import TYPE_CHECKING, Any
 
 from ray.tune.search.optuna import OptunaSearch
 
+from sweeper._journal import FINAL_STATES
 from sweeper._space import NAME_KEY, point_name
 
 if TYPE_CHECKING:
     import optuna
 
-__all__ = ["STUDY_FILE", "SweepOptunaSearch", "open_study"]
+    from sweeper._journal import TrialRecord
+
+__all__ = ["STUDY_FILE", "SweepOptunaSearch", "adopt_finished", "open_study"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +79,49 @@ def open_study(
     for name, values in sorted(restart.items()):
         study.enqueue_trial(values, user_attrs={TRIAL_ATTR: name}, skip_if_exists=False)
     return storage, max(numbers) + 1, len(trials)
+
+
+def adopt_finished(
+    sweep_dir: Path, sweep: str, records: dict[str, TrialRecord], metric: str
+) -> list[str]:
+    """Take what the study knows of trials the journal does not show ended.
+
+    Tune tells the searcher a trial ended just before it tells sweeper's callbacks, so a driver
+    killed in between leaves a trial finished in the study but running in the journal. Running
+    it again would give the study two results for one trial; its result is taken instead.
+
+    Returns:
+        The names of the trials taken from the study.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    if not (sweep_dir / STUDY_FILE).is_file():
+        return []
+    try:
+        study = optuna.load_study(study_name=sweep, storage=_storage(sweep_dir))
+    except KeyError:
+        return []
+    adopted = []
+    for trial in study.get_trials(deepcopy=False):
+        name = trial.user_attrs.get(TRIAL_ATTR)
+        record = records.get(name or "")
+        if record is None or record.state in FINAL_STATES:
+            continue
+        if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED):
+            continue
+        ended = trial.datetime_complete.timestamp() if trial.datetime_complete else None
+        at = ended or max(record.times.values(), default=0.0)
+        if trial.intermediate_values:
+            step = max(trial.intermediate_values)
+            record.steps = max(record.steps, step)
+            record.metrics.setdefault(metric, trial.intermediate_values[step])
+        if trial.state == TrialState.COMPLETE and trial.value is not None:
+            record.metrics[metric] = trial.value
+        record.end_attempt(at)
+        record.enter("completed" if trial.state == TrialState.COMPLETE else "stopped", at)
+        adopted.append(name)
+    return adopted
 
 
 class SweepOptunaSearch(OptunaSearch):

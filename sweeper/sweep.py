@@ -15,7 +15,7 @@ import pandas as pd
 import yaml
 
 from sweeper._console import best_table
-from sweeper._journal import FINAL_STATES, SweepState, read_journal
+from sweeper._journal import FINAL_STATES, Journal, SweepState, read_journal
 from sweeper._session import Session, close_interrupted, read_points, write_points
 from sweeper._space import sweep_points
 from sweeper._store import SweepStore
@@ -294,7 +294,16 @@ def resume(
     records = read_journal(sweep_dir)
     state.sessions = max(state.sessions, 1)
     tracker.resume_sweep(state.parent_run_id or "", {"sweeper.sessions": str(state.sessions + 1)})
-    close_interrupted(records, tracker)
+    settled: list[str] = []
+    if spec.search.method == "optuna":
+        from sweeper._optuna import adopt_finished
+
+        settled += adopt_finished(sweep_dir, state.sweep, records, spec.search.metric)
+    settled += close_interrupted(records, tracker)
+    journal = Journal(sweep_dir)
+    for name in settled:  # the journal must say what resume decided about them
+        journal.write(records[name], "settled")
+    journal.close()
     store = SweepStore.for_sweep(spec, settings)
     tags = {"sweeper.sweep": state.sweep, "sweeper.spec": spec.name}
     if store is not None and store.results_uri:

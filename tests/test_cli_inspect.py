@@ -256,12 +256,25 @@ def test_status_and_logs_follow_a_running_sweep(tmp_path, cli):
         (sweep_dir,) = (tmp_path / "results").iterdir()
         log = sweep_dir / "trials" / "trial-0001" / "trial.log"
         status = runner.invoke(GROUP, ["status", sweep_dir.name])
+        listed = runner.invoke(GROUP, ["list"])
+        shown = runner.invoke(GROUP, ["show", sweep_dir.name])
+        exported = runner.invoke(GROUP, ["export", sweep_dir.name, "-o", str(tmp_path / "t.csv")])
         before = log.read_text()
         follow = runner.invoke(GROUP, ["logs", sweep_dir.name, "trial-0001", "--follow"])
         ended = read_journal(sweep_dir)["trial-0001"].state
     finally:
         out, err = driver.communicate(timeout=300)
     assert status.exit_code == 0, status.output
+    # Every command reads a sweep while it runs.
+    assert listed.exit_code == 0 and listed.output.splitlines()[1].split()[:3] == [
+        sweep_dir.name,
+        "running",
+        "0/2",
+    ]
+    assert shown.exit_code == 0, shown.output
+    assert exported.exit_code == 0, exported.output
+    table = pd.read_csv(tmp_path / "t.csv")
+    assert table.set_index("trial").loc["trial-0001", "state"] == "running"
     lines = status.output.splitlines()
     assert lines[1] == f"status:   running (driver pid {driver.pid} on {socket.gethostname()})"
     assert lines[3] == "trials:   0/2 done (1 queued, 1 running)"
