@@ -224,14 +224,18 @@ class SweeperCli:
         return runs[runs["tags.mlflow.parentRunId"] == parent]
 
     @staticmethod
-    def wait_for(check: Any, timeout: float = 120) -> None:
-        """Poll ``check()`` until it is true; fail after ``timeout`` seconds."""
+    def wait_for(check: Any, driver: Any = None, timeout: float = 180) -> None:
+        """Poll ``check()`` until it is true; fail after ``timeout`` seconds, or at once with
+        its output if ``driver`` (a process from :meth:`start`) ended first."""
         import time
 
         deadline = time.time() + timeout
         while time.time() < deadline:
             if check():
                 return
+            if driver is not None and driver.poll() is not None:
+                out, err = driver.communicate()
+                raise AssertionError(f"sweeper exited {driver.returncode}:\n{out}\n{err}")
             time.sleep(0.1)
         raise AssertionError("timed out")
 

@@ -252,7 +252,7 @@ def test_status_and_logs_follow_a_running_sweep(tmp_path, cli):
             records = read_journal(sweeps[0]) if sweeps else {}
             return "trial-0001" in records and records["trial-0001"].state == "running"
 
-        cli.wait_for(trial_running)
+        cli.wait_for(trial_running, driver)
         (sweep_dir,) = (tmp_path / "results").iterdir()
         log = sweep_dir / "trials" / "trial-0001" / "trial.log"
         status = runner.invoke(GROUP, ["status", sweep_dir.name])

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +15,11 @@ import optuna
 import pandas as pd
 import pytest
 
+from sweeper._control import STOP_FILE
 from sweeper._journal import SweepState
 from sweeper.settings import load_settings
 from sweeper.spec import parse_spec
-from sweeper.sweep import resume, run
+from sweeper.sweep import resume, run, unfinished_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 CODE = "tests/_code/trainables.py"
@@ -264,39 +267,70 @@ def test_max_gpus_below_one_trials_gpus_is_a_config_error(tmp_path):
 # --- budgets, halting and resuming in-process ----------------------------------------------------
 
 
-def test_max_duration_halts_the_sweep_and_resume_finishes_it(settings):
+def test_max_duration_halts_the_sweep(settings):
     spec = make_spec(
         "steps",
         {"method": "grid", "concurrency": 2},
-        {"x": {"choice": [1, 2, 3, 4]}, "epochs": 12, "sleep": 0.25},
+        {"x": {"choice": [1, 2, 3]}, "epochs": 60, "sleep": 0.25},
         limits={"max_duration": "4s"},
     )
+    started = time.time()
+    result = run(spec, settings, echo=None)
+    assert time.time() - started < 40  # not the 45 s the trials would take
+    assert result.status == "halted" and result.reason == "limits.max_duration 4s reached"
+    # Trials running when the budget ran out are halted (resumable), never completed.
+    assert set(result.results["state"]) <= {"halted"}
+    assert SweepState.load(result.sweep_dir).status == "halted"
+    runs = runs_of(result)
+    assert set(runs["status"]) <= {"KILLED"}
+
+
+def stop_when(sweep_root: Path, steps: int) -> threading.Thread:
+    """``sweeper stop``, in-process: request a halt once some trial has run ``steps`` steps."""
+
+    def watch() -> None:
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            for log in sweep_root.glob("*/trials/*/output/steps.log"):
+                if len(log.read_text().splitlines()) >= steps:
+                    (log.parents[3] / STOP_FILE).write_text("now\n")
+                    return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_halted_sweep_resumes_from_its_checkpoints(settings):
+    spec = make_spec(
+        "steps",
+        {"method": "grid", "concurrency": 2},
+        {"x": {"choice": [1, 2, 3, 4]}, "epochs": 8, "sleep": 0.25},
+    )
+    watcher = stop_when(Path(settings.results.dir), steps=3)
     first = run(spec, settings, echo=None)
-    assert first.status == "halted" and first.reason == "limits.max_duration 4s reached"
-    assert "halted" in set(first.results["state"])
-    state = SweepState.load(first.sweep_dir)
-    assert state.status == "halted"
+    watcher.join()
+    assert first.status == "halted" and first.reason == "stop requested (sweeper stop)"
+    halted = list(first.results.loc[first.results["state"] == "halted", "trial"])
+    assert halted
     runs = runs_of(first).set_index("tags.mlflow.runName")
-    halted = first.results.loc[first.results["state"] == "halted", "trial"]
     assert set(runs.loc[halted, "status"]) == {"KILLED"}
+    assert unfinished_sweep(spec, settings) == first.sweep_dir  # `sweeper run` would offer it
 
     second = resume(first.sweep_dir, settings, echo=None)
-    # Each session gets its own max_duration: 4 s is not enough for all four trials either,
-    # so keep resuming as a user would until it completes.
-    for _ in range(6):
-        if second.status == "completed":
-            break
-        second = resume(first.sweep_dir, settings, echo=None)
     assert second.status == "completed"
     frame = second.results.set_index("trial")
     assert list(frame.index) == ["trial-0001", "trial-0002", "trial-0003", "trial-0004"]
     assert set(frame["state"]) == {"completed"}
+    assert set(frame.loc[halted, "attempts"]) == {2}
     for trial in frame.index:
         ran = [step for _, step in steps_log(second, trial)]
-        assert ran == sorted(set(ran)) == list(range(1, 13))  # no step ran twice: checkpoints
+        assert ran == sorted(set(ran)) == list(range(1, 9))  # no step ran twice: checkpoints
     runs = runs_of(second)
     assert sorted(runs["tags.mlflow.runName"]) == list(frame.index)  # one run per trial
     assert set(runs["status"]) == {"FINISHED"}
+    assert unfinished_sweep(spec, settings) is None
 
 
 def test_max_gpu_hours_halts_the_sweep(settings):

@@ -67,7 +67,7 @@ def killed_halfway(cli, spec: str) -> tuple[Path, dict[str, str]]:
     (cli.folder / "experiment.yml").write_text(spec)
     driver = cli.start("run", "experiment.yml")
     try:
-        cli.wait_for(lambda: halfway(cli))
+        cli.wait_for(lambda: halfway(cli), driver)
     finally:
         driver.kill()  # SIGKILL: no handler, no cleanup
         driver.communicate(timeout=60)
@@ -155,7 +155,7 @@ def test_an_optuna_sweep_killed_halfway_resumes_its_study(cli):
 def test_sweeper_stop_halts_a_running_sweep_which_resumes(cli):
     (cli.folder / "experiment.yml").write_text(GRID_SPEC)
     driver = cli.start("run", "experiment.yml")
-    cli.wait_for(lambda: halfway(cli))
+    cli.wait_for(lambda: halfway(cli), driver)
     sweep_dir = cli.sweep_dir()
     stopped = cli.run("stop", sweep_dir.name, timeout=120)
     out, err = driver.communicate(timeout=120)
@@ -189,7 +189,7 @@ def test_sweeper_stop_halts_a_running_sweep_which_resumes(cli):
 def test_ctrl_c_halts_the_sweep_gracefully(cli):
     (cli.folder / "experiment.yml").write_text(GRID_SPEC)
     driver = cli.start("run", "experiment.yml")
-    cli.wait_for(lambda: halfway(cli))
+    cli.wait_for(lambda: halfway(cli), driver)
     driver.send_signal(signal.SIGINT)
     out, err = driver.communicate(timeout=120)
     sweep_dir = cli.sweep_dir()

@@ -153,7 +153,8 @@ def test_gpu_trials_queue_for_the_gpus_and_see_distinct_devices(settings):
     spec = make_spec(
         "record",
         {"method": "grid", "concurrency": 4},
-        {"x": {"choice": [1, 2, 3, 4, 5, 6]}, "sleep": 1.0},
+        # Long enough for a second actor to start even on a busy machine.
+        {"x": {"choice": [1, 2, 3, 4, 5, 6]}, "sleep": 2.0},
         resources={"gpus": 1, "cpus": 0.5},
     )
     result = run(spec, settings, echo=None)
