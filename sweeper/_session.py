@@ -288,7 +288,7 @@ def _ray(settings: Settings, address: str | None) -> Iterator[str]:
                 num_gpus=settings.ray.num_gpus,
                 include_dashboard=settings.ray.dashboard,
                 dashboard_host="127.0.0.1",  # never on other interfaces: it has no login
-                dashboard_port=settings.ray.dashboard_port,
+                dashboard_port=_dashboard_port(settings.ray.dashboard_port),
                 **options,
             )
             where = "a local Ray"
@@ -311,6 +311,21 @@ def _ray(settings: Settings, address: str | None) -> Iterator[str]:
         yield where
     finally:
         ray.shutdown()
+
+
+def _dashboard_port(preferred: int) -> int:
+    """``preferred`` if it is free on 127.0.0.1, else a free port: Ray refuses to start when
+    the dashboard's port is taken (another Ray, another sweep on the machine)."""
+    import socket
+
+    for port in (preferred, 0):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    return 0
 
 
 # Read by Tune on the driver when the Tuner is built and run.
