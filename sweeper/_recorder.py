@@ -156,7 +156,11 @@ class SweepRecorder(Callback):
         record.enter("starting", now)
         if self.tracker:
             if not self.tracker.has_trial(record.name):
-                self.tracker.start_trial(record.name, record.params, self._run_tags(record.name))
+                tags = self._run_tags(record.name)
+                if "halted" in record.times:
+                    # Halted before its run was created (a driver killed at once): say so.
+                    tags["sweeper.interrupted"] = "true"
+                self.tracker.start_trial(record.name, record.params, tags)
             else:  # a retry, or a trial an earlier session left unfinished
                 self.tracker.reopen_trial(record.name, {"sweeper.attempts": str(record.attempts)})
         self._write(record, "start")
