@@ -282,17 +282,31 @@ def _ray(settings: Settings, address: str | None) -> Iterator[str]:
             where = f"Ray cluster at {address}"
         else:
             # "local" always starts a fresh instance, never one found on the machine.
-            context = ray.init(
-                address="local",
-                num_cpus=settings.ray.num_cpus,
-                num_gpus=settings.ray.num_gpus,
-                include_dashboard=settings.ray.dashboard,
-                dashboard_host="127.0.0.1",  # never on other interfaces: it has no login
-                dashboard_port=_dashboard_port(settings.ray.dashboard_port),
+            local = {
+                "address": "local",
+                "num_cpus": settings.ray.num_cpus,
+                "num_gpus": settings.ray.num_gpus,
                 **options,
-            )
+            }
+            dashboard = settings.ray.dashboard
             where = "a local Ray"
-            if settings.ray.dashboard:
+            try:
+                context = ray.init(
+                    include_dashboard=dashboard,
+                    dashboard_host="127.0.0.1",  # never on other interfaces
+                    dashboard_port=_dashboard_port(settings.ray.dashboard_port),
+                    **local,
+                )
+            except Exception:
+                if not dashboard:
+                    raise
+                # The dashboard is a convenience: a sweep runs without it (a busy machine can
+                # make it miss Ray's start-up deadline).
+                ray.shutdown()
+                context = ray.init(include_dashboard=False, **local)
+                dashboard = False
+                where += " (the dashboard failed to start: see Ray's dashboard.log)"
+            if dashboard:
                 url = getattr(context, "dashboard_url", None)
                 # Ray's token authentication (on unless RAY_AUTH_MODE=disabled) guards it.
                 token = os.environ.get("RAY_AUTH_MODE", "").lower() != "disabled"
