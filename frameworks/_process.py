@@ -9,6 +9,7 @@ ends it cleanly (SIGTERM, then SIGKILL after a grace period).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -25,9 +26,13 @@ __all__ = ["METRICS_PREFIX", "TrialProcess", "child_environment", "parse_metrics
 # A line of a child's output that starts with this prefix holds one JSON object of metrics.
 METRICS_PREFIX = "SWEEPER_METRICS "
 _PR_SET_PDEATHSIG = 1
+_DRAIN_S = 2.0  # seconds to read a stopped program's output after it ended
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    # Ray's worker threads block SIGINT and other signals, and a blocked mask survives exec:
+    # the program would never see the signal that asks it to stop (Caffe's SIGINT).
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
     # Ray may kill a trial's actor with SIGKILL; the training program must not outlive it.
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
@@ -81,7 +86,8 @@ class TrialProcess:
         """Start the program, stream its output until it exits, and return its exit status.
 
         ``on_line`` gets each line (without its newline) as it arrives; an exception it raises
-        stops the program and is raised here.
+        (``SystemExit`` when Tune stops the trial) stops the program and is raised here once
+        the program has ended, its last words still written to the log.
 
         Raises:
             FileNotFoundError: If the program does not exist.
@@ -96,17 +102,24 @@ class TrialProcess:
                 stderr=subprocess.STDOUT,
                 preexec_fn=_die_with_parent,
             )
-            assert self._process.stdout is not None
+            stdout = self._process.stdout
+            assert stdout is not None
             try:
-                for raw in self._process.stdout:
+                for raw in stdout:
                     log.write(raw)
                     if on_line is not None:
                         on_line(raw.decode("utf-8", errors="replace").rstrip("\r\n"))
             except BaseException:
+                # Keep reading while the program ends: what it prints then (a final epoch, a
+                # snapshot) belongs in the log, and a full pipe would block its exit.
+                drain = threading.Thread(target=_copy, args=(stdout, log), daemon=True)
+                drain.start()
                 self.stop()
+                # A program's own children may hold the pipe open after it ended.
+                drain.join(timeout=_DRAIN_S)
                 raise
-            finally:
-                self._process.stdout.close()
+            else:
+                stdout.close()
             return self._process.wait()
 
     def stop(self, grace: float = 10.0, signal: int | None = None) -> None:
@@ -126,6 +139,12 @@ class TrialProcess:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+def _copy(source: Any, log: Any) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        for raw in source:
+            log.write(raw)
 
 
 def child_environment(extra: Mapping[str, str]) -> dict[str, str]:

@@ -26,7 +26,8 @@ from sweeper._journal import FINAL_STATES, Journal, SweepState, TrialRecord
 from sweeper._progress import SweepProgress
 from sweeper._recorder import SweepRecorder
 from sweeper._space import POINT_KEY, point_name, searcher_for, tune_space
-from sweeper._trial import TrialNamer, TrialPlan, run_trial
+from sweeper._trainable import trainable_class
+from sweeper._trial import TrialNamer, TrialPlan
 from sweeper.errors import SweeperError, SweepError
 
 if TYPE_CHECKING:
@@ -181,9 +182,7 @@ class Session:
         resources: dict[str, float] = {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus}
         if spec.resources.memory_bytes:
             resources["memory"] = spec.resources.memory_bytes
-        trainable = tune.with_resources(
-            tune.with_parameters(run_trial, plan=plan, board=recorder.board), resources
-        )
+        trainable = tune.with_resources(trainable_class(plan, recorder.board), resources)
         if self.points is not None:
             space = tune_space(spec, self.remaining_indexes())
             searcher = searcher_for(spec, self.concurrency)

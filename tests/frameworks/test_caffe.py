@@ -499,3 +499,54 @@ def test_a_caffe_manifest_runs_unchanged(model: Path, settings) -> None:
     client = mlflow.MlflowClient(result.tracking_uri)
     history = client.get_metric_history(result.best["mlflow_run_id"], "test_accuracy")
     assert len(history) >= 2  # test net results at several iterations
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("ray_session")
+def test_early_stopped_caffe_trials_stop_on_sigint_and_the_sweep_goes_on(model, settings):
+    from sweeper.spec import parse_spec
+    from sweeper.sweep import run
+
+    # One trial at a time, learning rates falling in grid order: the later trials are behind
+    # the first at the first rung (iteration 50) and ASHA stops them there.
+    spec = parse_spec(
+        {
+            "name": "caffe-stop",
+            "framework": "caffe",
+            "caffe": {"solver": "solver.prototxt"},
+            "search": {
+                "method": "grid",
+                "metric": "test_accuracy",
+                "mode": "max",
+                "concurrency": 1,
+            },
+            "parameters": {
+                "base_lr": {"choice": [0.2, 0.0005, 0.0002]},
+                "hidden": 32,
+                "dropout": 0.1,
+                "batch_size": 64,
+                "max_iter": 20000,
+            },
+            "early_stopping": {
+                "method": "asha",
+                "max_steps": 20000,
+                "grace_period": 50,
+                "reduction_factor": 3,
+            },
+        },
+        base_dir=model,
+    )
+    result = run(spec, settings, echo=None)
+    frame = result.results.set_index("trial")
+    assert len(frame) == 3
+    assert frame.loc["trial-0001", "state"] == "completed"
+    stopped = frame[frame["state"] == "stopped"]
+    assert len(stopped) == 2
+    for trial in stopped.index:
+        trial_dir = result.sweep_dir / "trials" / trial
+        log = (trial_dir / "trial.log").read_text()
+        # Caffe got its SIGINT (which Ray's worker threads block) and stopped by itself, after
+        # the current iteration and with a snapshot, rather than being killed.
+        assert "Optimization stopped early." in log
+        assert list((trial_dir / "output").glob("mlp_iter_*.caffemodel"))
+        assert "killed" not in log

@@ -280,3 +280,73 @@ def test_validating_a_spec_imports_neither_tensorflow_nor_keras(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+# A trial whose score is x (plus a little per epoch), and whose function saves for a while after
+# its fit ends: a stopped trial takes seconds to end, as a real one writing its model does.
+SLOW_TO_END = """\
+import os, time
+import numpy as np, keras
+from frameworks.tensorflow import ReportCallback
+
+class Score(keras.callbacks.Callback):
+    def __init__(self, x):
+        super().__init__()
+        self.x = x
+    def on_epoch_end(self, epoch, logs=None):
+        logs['score'] = self.x + 0.01 * epoch
+        time.sleep(0.2)
+
+def train(params, ctx):
+    (ctx.output_dir / 'pid').write_text(str(os.getpid()))
+    x = np.random.rand(64, 4).astype('float32'); y = (x.sum(1) > 2).astype('int64')
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, 'softmax')])
+    model.compile('sgd', 'sparse_categorical_crossentropy')
+    model.fit(x, y, epochs=params['epochs'], verbose=0,
+              callbacks=[Score(params['x']), ReportCallback(ctx)])
+    print('saving the model', flush=True)
+    time.sleep(4)
+    (ctx.output_dir / 'saved').write_text('yes')
+    print('model saved', flush=True)
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("ray_session")
+def test_early_stopped_trials_end_cleanly_and_their_actor_runs_the_next(tmp_path, settings):
+    from sweeper.spec import parse_spec
+    from sweeper.sweep import run
+
+    (tmp_path / "slow_end.py").write_text(SLOW_TO_END)
+    # One trial at a time in grid order, each worse than those before: ASHA stops every trial
+    # after the first at its first rung, and the next trial reuses the stopped one's actor.
+    spec = parse_spec(
+        {
+            "name": "tf-stop",
+            "framework": "tensorflow",
+            "entrypoint": "slow_end.py:train",
+            "search": {"method": "grid", "metric": "score", "mode": "max", "concurrency": 1},
+            "parameters": {"x": {"choice": [4, 3, 2, 1]}, "epochs": 6},
+            "early_stopping": {"method": "asha", "max_steps": 6, "reduction_factor": 3},
+        },
+        base_dir=tmp_path,
+    )
+    result = run(spec, settings, echo=None)
+    frame = result.results.set_index("trial")
+    assert len(frame) == 4  # no trial lost to a failed actor reset
+    assert frame.loc["trial-0001", "state"] == "completed"
+    stopped = frame[frame["state"] == "stopped"]
+    assert len(stopped) == 3
+    assert (stopped["steps"] < 6).all()
+    for trial in frame.index:
+        trial_dir = result.sweep_dir / "trials" / trial
+        # Every trial, the last stopped one too (its actor then ends), ran on to its end.
+        assert (trial_dir / "output" / "saved").read_text() == "yes"
+        assert gone(int((trial_dir / "output" / "pid").read_text()))
+        log = (trial_dir / "trial.log").read_text()
+        assert "model saved" in log  # the log holds what the program said after the stop
+    actors = {
+        ACTOR_LINE.search((result.sweep_dir / "trials" / t / "trial.log").read_text()).group(1)
+        for t in frame.index
+    }
+    assert len(actors) == 1  # the stopped trials' actor was reused, not replaced

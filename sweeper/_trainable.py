@@ -1,0 +1,68 @@
+"""The Tune trainable of a sweep: :func:`sweeper._trial.run_trial` as a function trainable that
+lets a stopped trial end before its actor is reused or torn down.
+
+When Tune stops a trial (early stopping, a halted sweep), the trial's ``tune.report`` raises
+``SystemExit`` and the adapter ends its training program: a TensorFlow child finishes its epoch,
+Caffe its iteration and snapshot, a command its SIGTERM handler. That takes seconds. Tune's
+function trainable waits only ``TUNE_FUNCTION_THREAD_TIMEOUT_S`` (2 s) for the training thread
+before it reuses the actor for the next trial, and fails that reset when the thread is still
+alive; and its ``cleanup`` does not wait at all, so the actor exits (and its child is killed)
+mid-epoch. This class waits longer in both places, which Tune has no setting for in cleanup.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from sweeper._trial import TrialPlan
+
+__all__ = ["STOP_GRACE_S", "trainable_class"]
+
+# How long a stopped trial may take to end: an adapter's TrialProcess kills its program 10 s
+# after asking it to stop (see frameworks._process), so the thread ends within this.
+STOP_GRACE_S = 15.0
+
+
+def trainable_class(plan: TrialPlan, board: Any) -> type:
+    """``run_trial`` for ``plan`` as Tune's function trainable, waiting for stopped trials.
+
+    Args:
+        plan: What every trial of the sweep shares (sent to the actors once, through Ray's
+            object store, by ``tune.with_parameters``).
+        board: The sweep's phase board actor (see :mod:`sweeper._board`).
+    """
+    from ray import tune
+    from ray.train._internal.session import get_session
+    from ray.tune.trainable.function_trainable import wrap_function
+
+    from sweeper._trial import run_trial
+
+    base: Any = wrap_function(tune.with_parameters(run_trial, plan=plan, board=board))
+
+    class SweeperTrainable(base):
+        _name = "sweeper"
+
+        def reset_config(self, new_config: dict[str, Any]) -> bool:
+            _finish(get_session())
+            return super().reset_config(new_config)
+
+        def cleanup(self) -> None:
+            session = get_session()
+            thread = session.training_thread if session is not None else None
+            try:
+                super().cleanup()
+            finally:
+                if thread is not None and thread.is_alive():
+                    thread.join(timeout=STOP_GRACE_S)
+
+    return SweeperTrainable
+
+
+def _finish(session: Any) -> None:
+    """Tell the training thread to stop (as Tune does) and wait for it to end."""
+    if session is None or not session.training_started:
+        return
+    session.stop_event.set()
+    session.continue_lock.release()  # a thread blocked in report() wakes and raises SystemExit
+    session.training_thread.join(timeout=STOP_GRACE_S)
