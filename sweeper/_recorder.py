@@ -18,7 +18,8 @@ from ray.tune import Callback
 
 from frameworks.context import REPORTED_KEY
 from sweeper._journal import FINAL_STATES, TrialRecord
-from sweeper._trial import ERROR_FILE
+from sweeper._trial import ATTEMPT_FILE, ERROR_FILE
+from sweeper.errors import TrialError
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
@@ -37,6 +38,7 @@ MLFLOW_STATUS = {
     "failed": "FAILED",
     "halted": "KILLED",
 }
+_NOT_ARTIFACTS = {ATTEMPT_FILE}
 _BOARD_EVERY = 0.5  # seconds between reads of the phase board
 _JOURNAL_RESULTS_EVERY = 5.0  # seconds between journal lines for a trial's latest metrics
 
@@ -49,19 +51,53 @@ def _actor_id(trial: Trial) -> str | None:
         return None
 
 
-def _error_text(trial: Trial, error_file: Path) -> str:
-    """The trial's error as sweeper raised it, without Ray's wrapping and traceback."""
-    if error_file.is_file():
-        return error_file.read_text(encoding="utf-8", errors="replace").strip()
-    # No file from the trial: its process died before it could write one. Tune keeps what Ray
-    # saw in the trial's local folder (its storage copy is synced only later).
+def _ray_error(trial: Trial) -> BaseException | None:
+    """What Ray reported for the trial's last attempt: Tune keeps it in the trial's folder on
+    the driver, wherever the trial ran."""
     pickled = Path(trial.local_path or "", trial.run_metadata.pickled_error_filename or "")
     try:
         with open(pickled, "rb") as handle:
             error = cloudpickle.load(handle)
     except Exception:
-        return "the trial's process died without an error message"
-    return str(getattr(error, "cause", None) or error).strip()
+        return None
+    return getattr(error, "cause", None) or error
+
+
+def _error_text(trial: Trial, error_file: Path, since: float | None = None) -> str:
+    """The trial's error as sweeper raised it, without Ray's wrapping and traceback.
+
+    The error travels back through Ray (it holds the last lines of the log), so the trial's
+    folder need not be on the driver's machine. Without it (the process died), the trial's
+    ``error.txt`` is read if this attempt wrote one here, else Ray's own account is used.
+    """
+    reported = _ray_error(trial)
+    if isinstance(reported, TrialError):
+        return str(reported).strip()
+    try:
+        fresh = since is None or error_file.stat().st_mtime >= since - 1.0
+    except OSError:
+        fresh = False
+    if fresh and error_file.is_file():
+        return error_file.read_text(encoding="utf-8", errors="replace").strip()
+    if reported is not None:
+        return str(reported).strip()
+    return "the trial's process died without an error message"
+
+
+def _artifact_files(folder: Path) -> list[tuple[Path, str | None]]:
+    """A trial's files worth keeping with its MLflow run: its own top-level files (params,
+    log, error) and everything under ``output/``; not checkpoints or links to the code."""
+    files: list[tuple[Path, str | None]] = []
+    if not folder.is_dir():
+        return files
+    for path in sorted(folder.iterdir()):
+        if path.is_file() and not path.is_symlink() and path.name not in _NOT_ARTIFACTS:
+            files.append((path, None))
+    output = folder / "output"
+    for path in sorted(output.rglob("*")) if output.is_dir() else []:
+        if path.is_file() and not path.is_symlink():
+            files.append((path, path.parent.relative_to(folder).as_posix()))
+    return files
 
 
 class SweepRecorder(Callback):
@@ -99,6 +135,7 @@ class SweepRecorder(Callback):
         self.board = board
         self.on_event = on_event
         self.records: dict[str, TrialRecord] = dict(records or {})
+        self.log_artifacts = True  # the trials' files go to their MLflow runs
         self.session: set[str] = set()  # trials this session ran or queued
         self._seen: set[str] = set()
         self._maximize = self.spec.search.mode == "max"
@@ -205,7 +242,7 @@ class SweepRecorder(Callback):
         if record is None:
             return
         error_file = self.plan.trial_dir(record.name) / ERROR_FILE
-        record.error = _error_text(trial, error_file)
+        record.error = _error_text(trial, error_file, record.attempt_started)
         record.end_attempt(self._stored_at(record) or time.time())
         record.enter("queued")
         self._write(record, "retry")
@@ -222,7 +259,9 @@ class SweepRecorder(Callback):
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any
     ) -> None:
         error_file = self.plan.trial_dir(str(trial)) / ERROR_FILE
-        self._end(trial, "failed", _error_text(trial, error_file))
+        record = self.records.get(str(trial))
+        since = record.attempt_started if record is not None else None
+        self._end(trial, "failed", _error_text(trial, error_file, since))
 
     # -- the end of the session ----------------------------------------------------------------
 
@@ -281,6 +320,8 @@ class SweepRecorder(Callback):
             tags = {"sweeper.state": state, "sweeper.attempts": str(record.attempts)}
             if record.error:
                 tags["sweeper.error"] = record.error[-5000:]
+            if self.log_artifacts:
+                self.tracker.log_trial_artifacts(record.name, self._gatherer(record))
             self.tracker.end_trial(
                 record.name,
                 MLFLOW_STATUS[state],
@@ -289,6 +330,32 @@ class SweepRecorder(Callback):
             )
         self._write(record, state)
         self._emit("end", record)
+
+    def _gatherer(self, record: TrialRecord) -> Callable[[Path], list[tuple[Path, str | None]]]:
+        """How the MLflow writer finds a trial's files: in its folder here when the trial last
+        ran on the driver's node (or the folder is shared), else in the results store."""
+        plan, name = self.plan, record.name
+        store = plan.store
+        remote = (
+            plan.driver_node is not None
+            and record.node is not None
+            and record.node != plan.driver_node
+        )
+
+        def gather(scratch: Path) -> list[tuple[Path, str | None]]:
+            if remote and store is not None and store.results_uri:
+                store.fetch_files(
+                    plan.sweep,
+                    name,
+                    scratch,
+                    lambda rel: (
+                        ("/" not in rel and rel not in _NOT_ARTIFACTS) or rel.startswith("output/")
+                    ),
+                )
+                return _artifact_files(scratch)
+            return _artifact_files(plan.trial_dir(name))
+
+        return gather
 
     def _stored_at(self, record: TrialRecord) -> float | None:
         """When the attempt in progress stored its results, if the board said so."""

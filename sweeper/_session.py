@@ -70,6 +70,7 @@ class Session:
     address: str | None = None
     say: Callable[[str], None] = lambda line: None
     live: bool = False
+    driver_node: str | None = None  # the driver's Ray node, once Ray is up
 
     # -- what is left ----------------------------------------------------------------------------
 
@@ -119,9 +120,10 @@ class Session:
             done=done_before,
         )
         recorder.on_event = progress
+        recorder.log_artifacts = self.settings.mlflow.log_artifacts
         control.usage = recorder.usage
         try:
-            with _ray(self.settings, self.address) as where:
+            with _ray(self.settings, self.address, self._runtime_env) as where:
                 from sweeper._board import PhaseBoard
 
                 remaining = self.remaining_count()
@@ -131,13 +133,21 @@ class Session:
                     f"on {where}"
                 )
                 self.say(f"results: {self.sweep_dir}")
+                plan = self._placed(plan)
+                recorder.plan = plan
+                self.driver_node = plan.driver_node
+                if _node_count() > 1 and (self.store is None or not self.store.results_uri):
+                    self.say(
+                        "note: trials on other nodes write their folders there, at the same "
+                        "path; set results: s3://... to collect them without a shared filesystem"
+                    )
                 if self.store is not None:
                     self.store.share_secrets()
                 self.say(
                     f"MLflow: {self.tracker.tracking_uri} experiment "
                     f"{self.tracker.experiment!r} run {self.tracker.parent_run_id}"
                 )
-                recorder.board = PhaseBoard.remote()
+                recorder.board = _on_node(PhaseBoard, self.driver_node).remote()
                 if self.points is not None:
                     for i in self.remaining_indexes():
                         name = point_name(i)
@@ -174,6 +184,26 @@ class Session:
         else:
             status, reason = "completed", None
         return SessionOutcome(status, reason, recorder.records, control.signal)
+
+    def _runtime_env(self) -> dict[str, Any]:
+        """What ships the sweep's code to a cluster's workers (see :mod:`sweeper._cluster`)."""
+        from sweeper._cluster import runtime_env
+
+        return runtime_env(self.spec, self.settings, self.sweep_dir.parent)
+
+    def _placed(self, plan: TrialPlan) -> TrialPlan:
+        """The plan once Ray is up: the driver's node, and where trials find the shipped code."""
+        import dataclasses
+
+        import ray
+
+        shipped = bool((ray.get_runtime_context().runtime_env or {}).get("working_dir"))
+        return dataclasses.replace(
+            plan,
+            driver_node=ray.get_runtime_context().get_node_id(),
+            code_dir=str(self.spec.base_dir) if shipped else None,
+            checkpoint_interval=self.settings.s3.checkpoint_interval,
+        )
 
     def _tuner(self, plan: TrialPlan, recorder: SweepRecorder, control: SweepControl) -> Any:
         from ray import tune
@@ -265,9 +295,47 @@ def _method(spec: Spec) -> str:
     return f"optuna ({spec.sampler})" if spec.search.method == "optuna" else spec.search.method
 
 
+def _on_node(actor: Any, node: str | None) -> Any:
+    """``actor`` pinned to ``node`` (the driver's): a lost node must not take it with it."""
+    if node is None:
+        return actor
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return actor.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+
+
+def _node_count() -> int:
+    """How many live nodes the Ray cluster has."""
+    import ray
+
+    try:
+        return sum(1 for node in ray.nodes() if node.get("Alive"))
+    except Exception:
+        return 1
+
+
+def _cluster_size() -> str:
+    import ray
+
+    resources = ray.cluster_resources()
+    nodes = _node_count()
+    return (
+        f"{nodes} node{'s' if nodes != 1 else ''}, {resources.get('CPU', 0):g} CPUs, "
+        f"{resources.get('GPU', 0):g} GPUs"
+    )
+
+
 @contextmanager
-def _ray(settings: Settings, address: str | None) -> Iterator[str]:
-    """Connect to the configured cluster, start a local Ray, or reuse one already up."""
+def _ray(
+    settings: Settings,
+    address: str | None,
+    runtime_env: Callable[[], dict[str, Any]] | None = None,
+) -> Iterator[str]:
+    """Connect to the configured cluster, start a local Ray, or reuse one already up.
+
+    On a cluster, ``runtime_env()`` ships the sweep's code to the workers (Ray uploads the
+    working folder and packages when it connects).
+    """
     import ray
 
     if ray.is_initialized():
@@ -277,8 +345,9 @@ def _ray(settings: Settings, address: str | None) -> Iterator[str]:
     options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
     try:
         if address:
-            ray.init(address=address, **options)
-            where = f"Ray cluster at {address}"
+            env = runtime_env() if runtime_env is not None else {}
+            ray.init(address=address, runtime_env=env or None, **options)
+            where = f"Ray cluster at {address} ({_cluster_size()})"
         else:
             # "local" always starts a fresh instance, never one found on the machine.
             local = {

@@ -16,12 +16,15 @@ from typing import TYPE_CHECKING, Any
 from sweeper.storage import (
     StoreConfig,
     SyncReport,
+    download_prefix,
     is_s3_uri,
     parse_s3_uri,
+    read_object,
     register_secrets,
     safe_key,
     stage,
     sync_dir,
+    upload_dir,
 )
 
 if TYPE_CHECKING:
@@ -145,6 +148,44 @@ class SweepStore:
             files=_own_files(local),
             skip_existing=skip_existing,
         )
+
+    def upload_trial_files(
+        self, sweep_dir: Path, sweep: str, trial: str, files: list[str]
+    ) -> SyncReport:
+        """Upload some files of a running trial (its checkpoints), changed ones only."""
+        local = sweep_dir / "trials" / trial
+        present = [name for name in files if (local / name).is_file()]
+        return upload_dir(
+            local, self.target(sweep, trial), self._config(), files=present, skip_existing=True
+        )
+
+    def fetch_trial(self, sweep: str, trial: str, dest: Path, local_attempt: int) -> int:
+        """Download a trial's checkpoints, ``attempt`` and ``trial.log`` from its synced folder
+        into ``dest``, when the store holds a later attempt than ``local_attempt``.
+
+        Returns:
+            How many files were downloaded.
+        """
+        config = self._config()
+        raw = read_object(self.target(sweep, trial, "attempt"), config)
+        try:
+            remote = int((raw or b"0").decode("utf-8").strip() or 0)
+        except ValueError:
+            remote = 0
+        if remote <= local_attempt:
+            return 0
+        wanted = ("attempt", "trial.log")
+        fetched = download_prefix(
+            self.target(sweep, trial),
+            dest,
+            config,
+            select=lambda rel: rel in wanted or rel.startswith("checkpoints/"),
+        )
+        return len(fetched)
+
+    def fetch_files(self, sweep: str, trial: str, dest: Path, select: Any) -> list[str]:
+        """Download the files of a trial's synced folder that ``select(rel)`` picks."""
+        return download_prefix(self.target(sweep, trial), dest, self._config(), select=select)
 
     def sync_summary(self, sweep_dir: Path, sweep: str) -> SyncReport:
         """Upload the sweep's results table, spec and store record to ``<prefix>/<sweep>/``."""

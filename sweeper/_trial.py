@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import traceback
 from collections import deque
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from sweeper._store import SweepStore
     from sweeper.spec import Spec
 
-__all__ = ["TrialNamer", "TrialPlan", "run_trial"]
+__all__ = ["CheckpointSync", "TrialNamer", "TrialPlan", "localize", "restore", "run_trial"]
 
 LOG_FILE = "trial.log"
 ERROR_FILE = "error.txt"
@@ -52,6 +53,17 @@ class TrialPlan:
     sweep_dir: Path
     points: list[dict[str, Any]] | None = None
     store: SweepStore | None = None
+    # Set once Ray is up (Session._placed): the driver's Ray node; the driver's folder of the
+    # spec's code when Ray shipped it to the workers (runtime_env working_dir); seconds between
+    # uploads of a running trial's checkpoints to an s3:// results store.
+    driver_node: str | None = None
+    code_dir: str | None = None
+    checkpoint_interval: float = 30.0
+    scratch: bool = False  # sweep_dir is node-local scratch space (see localize)
+
+    def on_node(self, node: str | None) -> TrialPlan:
+        """The plan as a trial on Ray node ``node`` sees it (see :func:`localize`)."""
+        return localize(self, node)
 
     def trial_dir(self, name: str) -> Path:
         return self.sweep_dir / "trials" / name
@@ -92,6 +104,107 @@ def tail(path: Path, lines: int = _TAIL_LINES) -> str:
         return ""
 
 
+def localize(plan: TrialPlan, node: str | None) -> TrialPlan:
+    """The plan for a trial on ``node``: paths that hold on this machine.
+
+    Where Ray shipped the spec's code (a cluster), relative paths of the spec resolve against
+    the worker's copy of it. On a node other than the driver's, with an ``s3://`` results store,
+    the trial's folder is node-local scratch space: its files outlive the node in the store,
+    and the driver needs no shared filesystem.
+    """
+    import dataclasses
+    import tempfile
+
+    changes: dict[str, Any] = {}
+    if plan.code_dir:
+        here = Path(os.environ.get("TUNE_ORIG_WORKING_DIR") or os.getcwd()).resolve()
+        if here != plan.spec.base_dir:
+            spec = plan.spec.model_copy()
+            spec._base_dir = here
+            changes["spec"] = spec
+    remote = plan.driver_node is not None and node is not None and node != plan.driver_node
+    if remote and plan.store is not None and plan.store.results_uri:
+        scratch = Path(tempfile.gettempdir(), "sweeper-trials", node[:16], plan.sweep)
+        changes.update(sweep_dir=scratch, scratch=True)
+    return dataclasses.replace(plan, **changes) if changes else plan
+
+
+def _local_attempt(trial_dir: Path) -> int:
+    try:
+        return int((trial_dir / ATTEMPT_FILE).read_text(encoding="utf-8").strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def restore(plan: TrialPlan, name: str) -> int:
+    """Bring a trial's checkpoints from the results store when it holds a later attempt's.
+
+    A retry or a resumed trial may start on a node that never ran it, or ran an earlier
+    attempt: its ``checkpoints/`` (with ``attempt`` and ``trial.log``) then come from the
+    trial's synced folder. Returns how many files were fetched (0: none needed or none there).
+    """
+    store = plan.store
+    if store is None or not store.results_uri:
+        return 0
+    trial_dir = plan.trial_dir(name)
+    try:
+        return store.fetch_trial(plan.sweep, name, trial_dir, _local_attempt(trial_dir))
+    except Exception as exc:  # the trial can still start afresh
+        print(f"sweeper: {name}: checkpoints not fetched from the store: {exc}", flush=True)
+        return 0
+
+
+class CheckpointSync:
+    """Wraps ``report``: before a report, uploads the trial's changed checkpoints to the
+    results store (at most every ``plan.checkpoint_interval`` seconds), so a node lost
+    mid-trial leaves them where a retry on another node finds them."""
+
+    def __init__(self, plan: TrialPlan, name: str, report: Any) -> None:
+        self.plan = plan
+        self.name = name
+        self.report = report
+        self._last = 0.0
+        self._seen: tuple[Any, ...] = ()
+
+    def _signature(self) -> tuple[Any, ...]:
+        folder = self.plan.trial_dir(self.name) / "checkpoints"
+        entries = []
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and not path.is_symlink():
+                stat = path.stat()
+                entries.append((path.relative_to(folder).as_posix(), stat.st_size, stat.st_mtime))
+        return tuple(entries)
+
+    def sync(self) -> None:
+        """Upload the checkpoints if they changed since the last upload."""
+        import time
+
+        store = self.plan.store
+        if store is None or not store.results_uri:
+            return
+        now = time.monotonic()
+        if self._last and now - self._last < self.plan.checkpoint_interval:
+            return
+        signature = self._signature()
+        if not signature or signature == self._seen:
+            return
+        self._last = now
+        files = [ATTEMPT_FILE] + [f"checkpoints/{entry[0]}" for entry in signature]
+        try:
+            report = store.upload_trial_files(
+                self.plan.sweep_dir, self.plan.sweep, self.name, files
+            )
+        except Exception as exc:
+            print(f"sweeper: checkpoints not uploaded: {exc}", flush=True)
+            return
+        if report.ok:
+            self._seen = signature
+
+    def __call__(self, result: dict[str, Any]) -> None:
+        self.sync()
+        self.report(result)
+
+
 def _seed(spec: Spec, name: str) -> int | None:
     base = spec.search.seed
     return None if base is None else base + int(name.rsplit("-", 1)[-1])
@@ -124,6 +237,8 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> Non
     from frameworks.registry import get_adapter_class
     from sweeper._board import mark_phase
 
+    runtime = ray.get_runtime_context()
+    plan = plan.on_node(runtime.get_node_id())
     spec = plan.spec
     name = tune.get_context().get_trial_name()
     trial_dir = plan.trial_dir(name)
@@ -131,6 +246,7 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> Non
     checkpoint_dir = trial_dir / "checkpoints"
     for directory in (output_dir, checkpoint_dir):
         directory.mkdir(parents=True, exist_ok=True)
+    restore(plan, name)
     attempt = _next_attempt(trial_dir)
     params = plan.params(config)
     (trial_dir / PARAMS_FILE).write_text(json.dumps(params, indent=2, default=str) + "\n")
@@ -144,7 +260,6 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> Non
                 if spec.data:
                     mark_phase(board, name, "staging")
                 data_dir = _data_dir(plan)
-                runtime = ray.get_runtime_context()
                 mark_phase(board, name, "running", node=runtime.get_node_id(), pid=os.getpid())
                 ctx = TrialContext(
                     params=params,
@@ -156,7 +271,7 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> Non
                     gpu_ids=[str(g) for g in ray.get_gpu_ids()],
                     seed=_seed(spec, name),
                     metric=spec.search.metric,
-                    reporter=tune.report,
+                    reporter=CheckpointSync(plan, name, tune.report),
                     attempt=attempt,
                 )
                 get_adapter_class(spec.framework)(spec).run(params, ctx)
@@ -183,7 +298,10 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> Non
         # unreachable the upload stays pending (sync-pending.json) for `sweeper sync`.
         mark_phase(board, name, "storing")
         if plan.store is not None and plan.store.results_uri:
-            plan.store.sync_trial(plan.sweep_dir, plan.sweep, name)
+            report = plan.store.sync_trial(plan.sweep_dir, plan.sweep, name)
+            if plan.scratch and report.ok:
+                # A node's scratch copy, now safely in the store (a retry fetches it again).
+                shutil.rmtree(trial_dir, ignore_errors=True)
         mark_phase(board, name, "stored", outcome=outcome)
 
 

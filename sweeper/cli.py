@@ -48,7 +48,9 @@ def main() -> None:
 
 
 _ADDRESS = click.option(
-    "--address", help="Ray cluster to use (ray://HOST:10001 or auto) instead of a local Ray."
+    "--address",
+    help="Ray cluster to run on (auto, or HOST:PORT of its head's GCS, e.g. 10.0.0.1:6379) "
+    "instead of a local Ray. Not ray:// (Ray Client): use ray job submit.",
 )
 _DASHBOARD = click.option(
     "--dashboard/--no-dashboard",

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import tomllib
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from sweeper.errors import ConfigError
 
@@ -36,12 +36,26 @@ class RaySettings(_Section):
     dashboard: bool = True
     dashboard_port: int = Field(8265, ge=0, le=65535)
 
+    @field_validator("address")
+    @classmethod
+    def _gcs_address(cls, value: str) -> str:
+        from sweeper._cluster import CLIENT_HINT, address_problem
+        from sweeper.spec._lifecycle import _invalid
+
+        problem = address_problem(value)
+        if problem:
+            hint = CLIENT_HINT if value.startswith("ray://") else "e.g. auto or 10.0.0.1:6379"
+            raise _invalid(problem, "ray.address", hint)
+        return value
+
 
 class MlflowSettings(_Section):
     """``[mlflow]``: where params and metrics are recorded."""
 
     tracking_uri: str = "sqlite:///mlflow.db"
     experiment: str = ""
+    # Log each trial's files (params.json, trial.log, error.txt, output/) to its child run.
+    log_artifacts: bool = True
 
 
 class ResultsSettings(_Section):
@@ -59,6 +73,9 @@ class S3Settings(_Section):
     cache_dir: str = "~/.cache/sweeper/data"
     max_attempts: int = Field(5, ge=1)
     upload_attempts: int = Field(4, ge=1)
+    # Seconds between uploads of a running trial's checkpoints to an s3:// results store
+    # (at a report, changed files only), so a retry on another node continues from them.
+    checkpoint_interval: float = Field(30.0, ge=0)
 
 
 class LimitsSettings(_Section):

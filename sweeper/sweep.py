@@ -123,6 +123,16 @@ def _check_limits(spec: Spec, settings: Settings) -> None:
         )
 
 
+def _check_cluster(spec: Spec, settings: Settings, address: str | None) -> None:
+    """Before anything starts: a cluster address sweeper can drive, and on a local Ray the
+    spec's ``requirements`` installed (on a cluster Ray installs them for the trials)."""
+    from sweeper._cluster import check_address, check_installed
+
+    check_address(address, file="command line", field="--address")
+    if not (address or settings.ray.address):
+        check_installed(spec)
+
+
 def _results_root(spec: Spec, settings: Settings) -> Path:
     # With s3:// results the sweep's folder is still written locally first, then synced.
     local_results = spec.results if spec.results and not is_s3_uri(spec.results) else None
@@ -157,6 +167,7 @@ def run(
     spec = spec if isinstance(spec, Spec) else load_spec(spec)
     settings = settings or load_settings()
     _check_limits(spec, settings)
+    _check_cluster(spec, settings, address)
     from sweeper.tracking import Tracker
 
     store = SweepStore.for_sweep(spec, settings)
@@ -287,6 +298,7 @@ def resume(
             hint="run it as a new sweep, or resume with: sweeper resume " + state.sweep,
         )
     _check_limits(spec, settings)
+    _check_cluster(spec, settings, address)
     from sweeper.tracking import Tracker
 
     tracking_uri = state.tracking_uri or settings.mlflow.tracking_uri
@@ -402,8 +414,15 @@ def _drive(
     if store is not None and store.results_uri:
         # A trial killed with its process (out of memory, a lost node) or stopped while it
         # stored could not upload its folder itself: whatever it left goes up from here.
+        # Only folders of trials that last ran on this node: another node's copy here (an
+        # earlier attempt's) is older than what that node uploaded.
+        here = (None, session.driver_node)
         for record in final.values():
-            if record.state != "completed" and _trial_dir(sweep_dir, record.name).is_dir():
+            if (
+                record.state != "completed"
+                and record.node in here
+                and _trial_dir(sweep_dir, record.name).is_dir()
+            ):
                 store.sync_trial(sweep_dir, sweep, record.name, skip_existing=True)
         store.sync_summary(sweep_dir, sweep)
         unsynced = [entry.local for entry in pending_uploads(sweep_dir)]

@@ -134,6 +134,16 @@ class Tracker:
         """Queue setting a trial's child run back to running (a retry or a resumed trial)."""
         self._put(self._reopen_child, trial, tags or {})
 
+    def log_trial_artifacts(
+        self, trial: str, gather: Callable[[Path], list[tuple[Path, str | None]]]
+    ) -> None:
+        """Queue logging a trial's files to its child run.
+
+        ``gather(scratch)`` runs on the writer thread and returns ``(file, artifact folder)``
+        pairs; it may download them into ``scratch``, a temporary folder removed afterwards.
+        """
+        self._put(self._log_child_artifacts, trial, gather)
+
     def end_trial(
         self,
         trial: str,
@@ -235,6 +245,18 @@ class Tracker:
                 tags=[self._tag(k, v) for k, v in tags.items()],
             )
         self._guard(self._client.set_terminated, run_id, status)
+
+    def _log_child_artifacts(
+        self, trial: str, gather: Callable[[Path], list[tuple[Path, str | None]]]
+    ) -> None:
+        import tempfile
+
+        run_id = self._runs.get(trial)
+        if run_id is None:
+            return
+        with tempfile.TemporaryDirectory(prefix="sweeper-artifacts-") as scratch:
+            for path, folder in self._guard(gather, Path(scratch)) or []:
+                self._guard(self._client.log_artifact, run_id, str(path), folder)
 
     def _reopen_child(self, trial: str, tags: dict[str, str]) -> None:
         run_id = self._runs.get(trial)

@@ -53,7 +53,7 @@ def test_sweeper_toml_in_cwd_is_picked_up(in_tmp: Path) -> None:
         in_tmp / "sweeper.toml",
         """\
 [ray]
-address = "ray://head:10001"
+address = "head:6379"
 num_cpus = 8
 num_gpus = 2
 
@@ -76,7 +76,7 @@ max_gpus = 1
     )
     settings = load_settings(environ={})
     assert settings.source == "sweeper.toml"
-    assert settings.ray.address == "ray://head:10001"
+    assert settings.ray.address == "head:6379"
     assert (settings.ray.num_cpus, settings.ray.num_gpus) == (8, 2)
     assert settings.mlflow.tracking_uri == "http://mlflow:5000"
     assert settings.mlflow.experiment == "team"
@@ -183,7 +183,7 @@ def test_unknown_key(in_tmp: Path) -> None:
     write(in_tmp / "sweeper.toml", "[mlflow]\ntracking_ur = 'x'\n")
     error = config_error(environ={})
     assert str(error) == (
-        "mlflow keys must be one of tracking_uri, experiment, got 'tracking_ur' "
+        "mlflow keys must be one of tracking_uri, experiment, log_artifacts, got 'tracking_ur' "
         "(sweeper.toml: mlflow.tracking_ur); did you mean 'tracking_uri'?"
     )
 
@@ -273,8 +273,37 @@ def test_env_without_a_file(in_tmp: Path) -> None:
 
 def test_env_overrides_a_config_path(in_tmp: Path) -> None:
     path = write(in_tmp / "c.toml", "[ray]\naddress = 'auto'\n")
-    settings = load_settings(path, environ={"SWEEPER_RAY_ADDRESS": "ray://h:10001"})
-    assert settings.ray.address == "ray://h:10001"
+    settings = load_settings(path, environ={"SWEEPER_RAY_ADDRESS": "h:6379"})
+    assert settings.ray.address == "h:6379"
+
+
+def test_ray_client_address_is_refused(in_tmp: Path) -> None:
+    write(in_tmp / "sweeper.toml", "[ray]\naddress = 'ray://head:10001'\n")
+    error = config_error(environ={})
+    assert str(error).startswith(
+        "ray.address must be auto or HOST:PORT (Ray's GCS), got 'ray://head:10001' "
+        "(sweeper.toml: ray.address); Ray Client runs Tune's control loop on the head"
+    )
+    assert "ray job submit --address http://HOST:8265 --working-dir ." in str(error)
+
+
+def test_other_url_address_is_refused(in_tmp: Path) -> None:
+    error = config_error(environ={"SWEEPER_RAY_ADDRESS": "http://head:8265"})
+    assert str(error) == (
+        "ray.address must be auto or HOST:PORT (Ray's GCS), got 'http://head:8265' "
+        "(environment: SWEEPER_RAY_ADDRESS); e.g. auto or 10.0.0.1:6379"
+    )
+
+
+def test_checkpoint_interval_must_not_be_negative(in_tmp: Path) -> None:
+    error = config_error(environ={"SWEEPER_S3_CHECKPOINT_INTERVAL": "-1"})
+    assert str(error).startswith("s3.checkpoint_interval must be >= 0.0, got '-1'")
+
+
+def test_log_artifacts_must_be_a_boolean(in_tmp: Path) -> None:
+    write(in_tmp / "sweeper.toml", "[mlflow]\nlog_artifacts = 'sometimes'\n")
+    error = config_error(environ={})
+    assert str(error).startswith("mlflow.log_artifacts must be true or false, got 'sometimes'")
 
 
 def test_os_environ_is_the_default(in_tmp: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -290,8 +319,9 @@ def test_other_variables_are_ignored(in_tmp: Path) -> None:
 def test_unknown_env_key(in_tmp: Path) -> None:
     error = config_error(environ={"SWEEPER_MLFLOW_TRACKNG_URI": "x"})
     assert str(error) == (
-        "SWEEPER_MLFLOW_TRACKNG_URI must name a key of [mlflow] (tracking_uri, experiment), "
-        "got 'trackng_uri' (environment: SWEEPER_MLFLOW_TRACKNG_URI)"
+        "SWEEPER_MLFLOW_TRACKNG_URI must name a key of [mlflow] "
+        "(tracking_uri, experiment, log_artifacts), got 'trackng_uri' "
+        "(environment: SWEEPER_MLFLOW_TRACKNG_URI)"
     )
     assert error.file == "environment"
     assert error.field == "SWEEPER_MLFLOW_TRACKNG_URI"

@@ -245,7 +245,7 @@ def test_spec_error_format() -> None:
 
 TOP_KEYS = (
     "name, description, framework, entrypoint, command, metrics, caffe, parameters, search, "
-    "resources, data, results, storage, early_stopping, limits"
+    "resources, data, results, storage, early_stopping, limits, requirements"
 )
 
 
@@ -1180,3 +1180,65 @@ def test_limits_unknown_key(project: Path, write_spec) -> None:
         "limits keys must be one of max_failures, max_failed_trials, max_duration, max_gpu_hours, "
         f"got 'max_failure' ({file}: limits.max_failure); did you mean 'max_failures'?"
     )
+
+
+# --- requirements (pip packages the trials need) ---------------------------------------------
+
+
+def test_requirements_list(project: Path, write_spec) -> None:
+    spec = load_spec(write_spec(OPTUNA + "requirements: [scikit-learn==1.5.2, 'numpy>=1.26']\n"))
+    assert spec.pip_requirements() == ["scikit-learn==1.5.2", "numpy>=1.26"]
+
+
+def test_requirements_file(project: Path, write_spec) -> None:
+    (project / "requirements.txt").write_text(
+        "# the trials' packages\n--index-url https://pypi.org/simple\nsix==1.16.0  # pinned\n\n"
+    )
+    spec = load_spec(write_spec(OPTUNA + "requirements: requirements.txt\n"))
+    assert spec.pip_requirements() == ["--index-url https://pypi.org/simple", "six==1.16.0"]
+
+
+def test_requirements_entry_must_be_a_requirement(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA + "requirements: [six==1.16.0, 'torch >= ']\n")
+    assert str(error).startswith(
+        "requirements[1] must be a pip requirement such as 'pkg==1.0', got 'torch >= ' ("
+    )
+    assert error.field == "requirements.1"
+    assert error.file == file
+
+
+def test_requirements_file_must_exist(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA + "requirements: missing.txt\n")
+    assert str(error) == (
+        f"requirements file must be a readable file, got 'missing.txt' ({file}: requirements); "
+        f"relative paths are relative to {project.resolve()}"
+    )
+
+
+def test_requirements_file_lines_must_be_requirements(project: Path, write_spec) -> None:
+    (project / "requirements.txt").write_text("six==1.16.0\nnot a requirement!\n")
+    error, _ = spec_error(write_spec, OPTUNA + "requirements: requirements.txt\n")
+    assert str(error).startswith(
+        "requirements file lines must be pip requirements such as 'pkg==1.0', "
+        "got 'not a requirement!' ("
+    )
+
+
+def test_requirements_file_must_not_include_files(project: Path, write_spec) -> None:
+    (project / "requirements.txt").write_text("-r other.txt\n")
+    error, _ = spec_error(write_spec, OPTUNA + "requirements: requirements.txt\n")
+    assert (
+        error.message == "requirements file lines must not include other files, got '-r other.txt'"
+    )
+
+
+def test_requirements_must_not_be_empty_text(project: Path, write_spec) -> None:
+    error, _ = spec_error(write_spec, OPTUNA + "requirements: ''\n")
+    assert error.message == (
+        "requirements must be a list of pip requirements or a requirements file, got ''"
+    )
+
+
+def test_requirements_must_be_a_list_or_a_file(project: Path, write_spec) -> None:
+    error, _ = spec_error(write_spec, OPTUNA + "requirements: {six: 1}\n")
+    assert error.field.startswith("requirements")

@@ -10,7 +10,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from sweeper.errors import SpecError
-from sweeper.spec._model import FRAMEWORK_KEYS, Spec
+from sweeper.spec._model import FRAMEWORK_KEYS, Spec, requirement_problem, requirements_lines
 
 __all__ = ["load_spec", "parse_spec", "translate_error"]
 
@@ -166,6 +166,8 @@ def parse_spec(
                 field=key,
                 hint="S3-compatible stores (MinIO, IBM COS) use s3:// with storage.endpoint_url",
             )
+    if isinstance(spec.requirements, str):
+        _check_requirements_file(spec, file)
     if spec.data and not is_s3_uri(spec.data) and not spec.resolve(spec.data).exists():
         raise SpecError(
             f"data must be an existing path, got {spec.data!r}",
@@ -174,6 +176,40 @@ def parse_spec(
             hint=f"relative paths are relative to {spec.base_dir}",
         )
     return spec
+
+
+def _check_requirements_file(spec: Spec, file: str | None) -> None:
+    """A ``requirements`` file must exist and hold pip requirements (or pip options)."""
+    assert isinstance(spec.requirements, str)
+    path = spec.resolve(spec.requirements)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        raise SpecError(
+            f"requirements file must be a readable file, got {spec.requirements!r}",
+            file=file,
+            field="requirements",
+            hint=f"relative paths are relative to {spec.base_dir}",
+        ) from None
+    for line in requirements_lines(text):
+        if line.startswith("-"):
+            if line.split()[0] in ("-r", "-c", "--requirement", "--constraint"):
+                raise SpecError(
+                    f"requirements file lines must not include other files, got {line!r}",
+                    file=file,
+                    field="requirements",
+                    hint="list their requirements in this file",
+                )
+            continue  # a pip option such as --index-url
+        problem = requirement_problem(line)
+        if problem:
+            raise SpecError(
+                f"requirements file lines must be pip requirements such as 'pkg==1.0', "
+                f"got {line!r} ({problem})",
+                file=file,
+                field="requirements",
+                hint=f"in {path}",
+            )
 
 
 def load_spec(path: str | Path, *, base_dir: Path | None = None) -> Spec:

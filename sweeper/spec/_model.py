@@ -37,6 +37,27 @@ _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 
 
+def requirement_problem(line: str) -> str | None:
+    """Why ``line`` is not a PEP 508 requirement (``None``: it is one)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
+    try:
+        Requirement(line)
+    except InvalidRequirement as exc:
+        return str(exc).splitlines()[0]
+    return None
+
+
+def requirements_lines(text: str) -> list[str]:
+    """The requirements of a requirements file: no comments, blank lines or continuations."""
+    lines = []
+    for raw in text.replace("\\\n", " ").splitlines():
+        line = raw.split(" #", 1)[0].strip()
+        if line and not line.startswith("#"):
+            lines.append(line)
+    return lines
+
+
 def parse_memory(value: Any) -> int:
     """Bytes from an integer or a string such as ``2GiB``, ``512MB`` or ``1Gb`` (1 GB = 1000 MB).
 
@@ -190,6 +211,7 @@ class Spec(_Block):
     storage: StorageSpec | None = None
     early_stopping: EarlyStopping | None = None
     limits: Limits = Field(default_factory=Limits)
+    requirements: list[str] | str | None = None
 
     _space: dict[str, Parameter] = PrivateAttr(default_factory=dict)
     _source: Path | None = PrivateAttr(default=None)
@@ -205,6 +227,27 @@ class Spec(_Block):
                 f"name must be 1-64 letters, digits, '.', '_' or '-', got {value!r}",
                 hint="it names the sweep's folder and MLflow experiment",
             )
+        return value
+
+    @field_validator("requirements")
+    @classmethod
+    def _pip_requirements(cls, value: list[str] | str | None) -> list[str] | str | None:
+        if isinstance(value, str):
+            if not value.strip():
+                raise _invalid(
+                    "requirements must be a list of pip requirements or a requirements file, "
+                    "got ''",
+                    hint="e.g. requirements: [scikit-learn==1.5.2] or requirements.txt",
+                )
+            return value  # a file: read and checked by load_spec, against the base folder
+        for i, line in enumerate(value or []):
+            problem = requirement_problem(line)
+            if problem:
+                raise _invalid(
+                    f"requirements[{i}] must be a pip requirement such as 'pkg==1.0', "
+                    f"got {line!r} ({problem})",
+                    f"requirements.{i}",
+                )
         return value
 
     @field_validator("parameters", mode="before")
@@ -320,6 +363,12 @@ class Spec(_Block):
         """How many trials the sweep runs."""
         grid = self.grid_size()
         return grid if grid is not None else int(self.search.trials or 0)
+
+    def pip_requirements(self) -> list[str]:
+        """The trials' pip requirements: the list, or the requirements file's lines."""
+        if isinstance(self.requirements, str):
+            return requirements_lines(self.resolve(self.requirements).read_text(encoding="utf-8"))
+        return list(self.requirements or [])
 
     def resolve(self, path: str) -> Path:
         """An absolute path for a path written in the spec."""

@@ -20,6 +20,7 @@ from sweeper.storage._client import (
     redact,
     register_secrets,
 )
+from sweeper.storage._fetch import download_prefix, read_object
 from sweeper.storage._pending import (
     PENDING_FILE,
     PendingUpload,
@@ -51,6 +52,7 @@ __all__ = [
     "StoreConfig",
     "SyncReport",
     "UnsafeKeyError",
+    "download_prefix",
     "is_s3_uri",
     "is_transient",
     "local_etag",
@@ -59,6 +61,7 @@ __all__ = [
     "mark_pending",
     "parse_s3_uri",
     "pending_uploads",
+    "read_object",
     "redact",
     "register_secrets",
     "relative_path",
