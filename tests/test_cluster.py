@@ -142,3 +142,16 @@ def test_cluster_sweeps_in_a_network_of_their_own(tmp_path: Path) -> None:
     assert re.search(r"^PASSED .*test_sweep_on_two_nodes", done.stdout, re.M), output
     assert re.search(r"^PASSED .*test_a_node_lost_mid_sweep", done.stdout, re.M), output
     assert re.search(r"\b2 passed\b", done.stdout), output
+
+
+def test_the_cluster_example_loads_and_ships_the_repository(monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.chdir(ROOT)  # README runs it from the repository's root
+    spec = load_spec("examples/cluster/experiment.yml")
+    settings = load_settings("examples/cluster/sweeper.toml", environ={})
+    assert (settings.ray.address, settings.s3.addressing_style) == ("auto", "path")
+    assert settings.mlflow.tracking_uri.startswith("http://")
+    env = runtime_env(spec, settings, ROOT / settings.results.dir)
+    assert env["working_dir"] == str(ROOT)
+    assert "/results" in env["excludes"]
+    assert env["pip"] == ["scikit-learn>=1.3"]
+    assert (ROOT / spec.entrypoint.split(":")[0]).is_file()
