@@ -60,16 +60,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import _common  # benchmarks/_common.py: the scripts run from this folder
+
 HERE = Path(__file__).resolve().parent
+PACKAGES = ("ray", "torch", "mlflow")  # whose versions the report names
 ROOT = HERE.parent
 ENTRYPOINT = "examples/digits/torch_mlp.py:train"
 VARIANTS = {"a": "full", "b": "asha", "c": "median"}
@@ -210,11 +211,6 @@ def child(args: argparse.Namespace) -> int:
 # -- the parent: one child per variant, then the table --------------------------------------------
 
 
-def clean_environ() -> dict[str, str]:
-    """The caller's environment without ``SWEEPER_*`` settings."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("SWEEPER_")}
-
-
 def child_command(variant: str, args: argparse.Namespace) -> list[str]:
     command = [sys.executable, str(Path(__file__).resolve()), "--variant", variant]
     for option in (
@@ -236,37 +232,7 @@ def child_command(variant: str, args: argparse.Namespace) -> list[str]:
 
 
 def run_child(variant: str, args: argparse.Namespace) -> dict[str, Any] | None:
-    print(f"running {variant} ...", file=sys.stderr, flush=True)
-    load_before = os.getloadavg()[0]
-    done = subprocess.run(
-        child_command(variant, args),
-        env=clean_environ(),
-        stdout=subprocess.PIPE,
-        stderr=None if args.verbose else subprocess.PIPE,
-        text=True,
-        check=False,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        print(f"{variant} crashed (exit status {done.returncode})", file=sys.stderr)
-        if done.stderr:
-            tail = "\n".join(done.stderr.rstrip().splitlines()[-40:])
-            print(f"--- last lines of its output ---\n{tail}", file=sys.stderr)
-        return None
-    # Other work on the machine skews the times: keep the load average it ran under.
-    return {**json.loads(lines[-1]), "load_before": load_before, "load": os.getloadavg()[0]}
-
-
-def _versions() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = []
-    for name in ("ray", "torch", "mlflow"):
-        try:
-            found.append(f"{name} {version(name)}")
-        except PackageNotFoundError:
-            found.append(f"{name} missing")
-    return f"Python {platform.python_version()}, " + ", ".join(found)
+    return _common.run_child(child_command(variant, args), variant, args.verbose)
 
 
 def _trial_count(args: argparse.Namespace) -> int:
@@ -292,7 +258,7 @@ def report(results: dict[str, dict[str, Any] | None], args: argparse.Namespace) 
     print(
         f"early stopping: digits MLP ({ENTRYPOINT}), {search} search, {trials} trials x "
         f"{args.epochs} epochs over {space}; concurrency {args.concurrency}, local Ray with "
-        f"{args.cpus} CPUs; {os.cpu_count()} cores here; {_versions()}"
+        f"{args.cpus} CPUs; {os.cpu_count()} cores here; {_common.versions(*PACKAGES)}"
     )
     for name in results:
         print(f"  {name}: {_rule_text(name, args)}")

@@ -49,21 +49,20 @@ import argparse
 import itertools
 import json
 import os
-import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import _common  # benchmarks/_common.py: the scripts run from this folder
+
 HERE = Path(__file__).resolve().parent
+PACKAGES = ("ray", "mlflow")  # whose versions the report names
 VARIANTS = {"a": "sweeper", "b": "ray_tune"}
 TARGET = 0.95  # ideal / makespan (first trial start to last trial end)
-# Set by sweeper.sweep.run with os.environ.setdefault; a plain Tune run must not see them.
-SWEEPER_RAY_ENV = ("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "RAY_AIR_NEW_OUTPUT")
 
 
 def dashboard_setting(args: argparse.Namespace) -> dict[str, str]:
@@ -271,15 +270,6 @@ def child(args: argparse.Namespace) -> int:
 # -- the parent: one child per variant, then the table --------------------------------------------
 
 
-def clean_environ() -> dict[str, str]:
-    """The caller's environment without anything that would change how a variant runs."""
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("SWEEPER_") and k not in SWEEPER_RAY_ENV
-    }
-
-
 def run_child(variant: str, args: argparse.Namespace) -> dict[str, Any] | None:
     command = [
         sys.executable,
@@ -296,37 +286,7 @@ def run_child(variant: str, args: argparse.Namespace) -> dict[str, Any] | None:
         str(args.cpus),
         *(["--dashboard"] if args.dashboard else []),
     ]
-    print(f"running {variant} ...", file=sys.stderr, flush=True)
-    load_before = os.getloadavg()[0]
-    done = subprocess.run(
-        command,
-        env=clean_environ(),
-        stdout=subprocess.PIPE,
-        stderr=None if args.verbose else subprocess.PIPE,
-        text=True,
-        check=False,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        print(f"{variant} crashed (exit status {done.returncode})", file=sys.stderr)
-        if done.stderr:
-            tail = "\n".join(done.stderr.rstrip().splitlines()[-40:])
-            print(f"--- last lines of its output ---\n{tail}", file=sys.stderr)
-        return None
-    # Other work on the machine skews the figures: keep the load average it ran under.
-    return {**json.loads(lines[-1]), "load_before": load_before, "load": os.getloadavg()[0]}
-
-
-def _versions() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = []
-    for name in ("ray", "mlflow"):
-        try:
-            found.append(f"{name} {version(name)}")
-        except PackageNotFoundError:
-            found.append(f"{name} missing")
-    return f"Python {platform.python_version()}, " + ", ".join(found)
+    return _common.run_child(command, variant, args.verbose)
 
 
 def _seconds(value: float | None) -> str:
@@ -345,7 +305,7 @@ def report(results: dict[str, list[dict[str, Any] | None]], args: argparse.Names
         f"makespan: {args.trials} trials of sleep({args.seconds:g}), {slots} slots "
         f"(concurrency {args.concurrency}, local Ray with {args.cpus} CPUs, 1 CPU per trial); "
         f"{args.repeat} run(s) of each variant, alternating; {os.cpu_count()} cores here; "
-        f"{_versions()}"
+        f"{_common.versions(*PACKAGES)}"
     )
     print(
         "ideal = sum of the trials' own sleep windows / slots; makespan = first sleep start .. "

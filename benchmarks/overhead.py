@@ -36,20 +36,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import _common  # benchmarks/_common.py: the scripts run from this folder
+
 HERE = Path(__file__).resolve().parent
+PACKAGES = ("ray", "optuna", "mlflow")  # whose versions the report names
 VARIANTS = {"a": "sweeper", "b": "ray_tune", "c": "optuna"}
 TARGET = 0.80  # sweeper should take at most this share of plain Tune's time
 # Set by sweeper.sweep.run with os.environ.setdefault; a plain Tune run must not see them.
-SWEEPER_RAY_ENV = ("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "RAY_AIR_NEW_OUTPUT")
 
 
 # -- the three variants (each runs in a child process) -----------------------------------------
@@ -177,15 +177,6 @@ def child(variant: str, trials: int, concurrency: int, cpus: int) -> int:
 # -- the parent: one child per variant, then the table --------------------------------------------
 
 
-def clean_environ() -> dict[str, str]:
-    """The caller's environment without anything that would change how a variant runs."""
-    return {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("SWEEPER_") and k not in SWEEPER_RAY_ENV
-    }
-
-
 def run_child(
     variant: str, trials: int, concurrency: int, cpus: int, verbose: bool
 ) -> dict[str, Any] | None:
@@ -201,36 +192,7 @@ def run_child(
         "--cpus",
         str(cpus),
     ]
-    print(f"running {variant} ...", file=sys.stderr, flush=True)
-    done = subprocess.run(
-        command,
-        env=clean_environ(),
-        stdout=subprocess.PIPE,
-        stderr=None if verbose else subprocess.PIPE,
-        text=True,
-        check=False,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0 or not lines:
-        print(f"{variant} crashed (exit status {done.returncode})", file=sys.stderr)
-        if done.stderr:
-            tail = "\n".join(done.stderr.rstrip().splitlines()[-40:])
-            print(f"--- last lines of its output ---\n{tail}", file=sys.stderr)
-        return None
-    # Other work on the machine skews the figures: keep the load average it ran under.
-    return {**json.loads(lines[-1]), "load": os.getloadavg()[0]}
-
-
-def _versions() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = []
-    for name in ("ray", "optuna", "mlflow"):
-        try:
-            found.append(f"{name} {version(name)}")
-        except PackageNotFoundError:
-            found.append(f"{name} missing")
-    return f"Python {platform.python_version()}, " + ", ".join(found)
+    return _common.run_child(command, variant, verbose)
 
 
 def report(
@@ -238,7 +200,8 @@ def report(
 ) -> None:
     print(
         f"overhead: {trials} no-op trials (report score=x once), concurrency {args.concurrency}, "
-        f"local Ray with {args.cpus} CPUs; {os.cpu_count()} cores here; {_versions()}"
+        f"local Ray with {args.cpus} CPUs; {os.cpu_count()} cores here; "
+        f"{_common.versions(*PACKAGES)}"
     )
     print(
         "timed: the whole call, local Ray start/stop included (sweeper: run() with MLflow on "

@@ -42,7 +42,6 @@ import argparse
 import json
 import multiprocessing as mp
 import os
-import platform
 import re
 import shutil
 import socket
@@ -54,6 +53,8 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+import _common  # benchmarks/_common.py: the scripts run from this folder
 
 MB = 1_000_000
 MiB = 1024 * 1024
@@ -289,18 +290,6 @@ def cli_start_seconds() -> float:
 # -- report ------------------------------------------------------------------------------------
 
 
-def _versions() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    found = []
-    for name in ("boto3", "botocore", "s3transfer", "moto", "awscli"):
-        try:
-            found.append(f"{name} {version(name)}")
-        except PackageNotFoundError:
-            found.append(f"{name} missing")
-    return f"Python {platform.python_version()}, " + ", ".join(found)
-
-
 def main(argv: list[str] | None = None) -> int:
     global _endpoint
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -322,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     server = Server(workdir)
     _endpoint = server.endpoint
     print(f"storage benchmark: moto server at {server.endpoint}; {os.cpu_count()} cores here")
-    print(_versions())
+    print(_common.versions("boto3", "botocore", "s3transfer", "moto", "awscli"))
     rows: list[str] = []
     ratios: list[str] = []
     try:
