@@ -10,9 +10,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sweeper.errors import StorageError
-from sweeper.storage._cache import CachedObject
 from sweeper.storage._client import StoreConfig, describe_error, make_client
-from sweeper.storage._uri import S3Uri, UnsafeKeyError, parse_s3_uri, relative_path
+from sweeper.storage._uri import S3Uri, parse_s3_uri
 
 __all__ = ["download_prefix", "read_object"]
 
@@ -67,25 +66,15 @@ def download_prefix(
     """
     from botocore.exceptions import BotoCoreError, ClientError
 
-    from sweeper.storage._staging import _download
+    from sweeper.storage._staging import _download, list_prefix
 
     target = uri if isinstance(uri, S3Uri) else parse_s3_uri(uri)
     config = config or StoreConfig()
     client = make_client(config)
-    objects: list[CachedObject] = []
     try:
-        paginator = client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=target.bucket, Prefix=target.dir_prefix):
-            for item in page.get("Contents", []):
-                key = item["Key"]
-                if key.endswith("/"):
-                    continue
-                try:
-                    rel = relative_path(key, target.prefix).as_posix()
-                except UnsafeKeyError as exc:
-                    raise StorageError(f"results objects must be safe to copy: {exc}") from None
-                if select is None or select(rel):
-                    objects.append(CachedObject(key, rel, int(item["Size"]), item.get("ETag", "")))
+        objects = [
+            o for o in list_prefix(client, target, "results") if select is None or select(o.rel)
+        ]
     except (BotoCoreError, ClientError) as exc:
         raise StorageError(
             f"results must be readable at {target}, got {describe_error(exc, config)}"

@@ -113,15 +113,8 @@ def _list(client: Any, target: S3Uri, config: StoreConfig) -> list[CachedObject]
     """The objects under ``target``, sorted by key; one object if ``target`` names a file."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    objects: list[CachedObject] = []
     try:
-        paginator = client.get_paginator("list_objects_v2")
-        for page in paginator.paginate(Bucket=target.bucket, Prefix=target.dir_prefix):
-            for item in page.get("Contents", []):
-                key = item["Key"]
-                if key.endswith("/"):
-                    continue  # a "folder" marker some tools create; folders follow from keys
-                objects.append(_object(key, target.prefix, item["Size"], item.get("ETag", "")))
+        objects = list_prefix(client, target)
         if not objects and target.prefix:
             objects = _single(client, target)
     except (BotoCoreError, ClientError) as exc:
@@ -139,11 +132,29 @@ def _list(client: Any, target: S3Uri, config: StoreConfig) -> list[CachedObject]
     return objects
 
 
-def _object(key: str, prefix: str, size: int, etag: str) -> CachedObject:
+def list_prefix(client: Any, target: S3Uri, what: str = "data") -> list[CachedObject]:
+    """The objects under ``target`` as a folder, keys relative to it.
+
+    Raises:
+        StorageError: If a key would leave the folder (``..``, absolute paths).
+        botocore's errors: If the store cannot be listed.
+    """
+    objects: list[CachedObject] = []
+    paginator = client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=target.bucket, Prefix=target.dir_prefix):
+        for item in page.get("Contents", []):
+            key = item["Key"]
+            if key.endswith("/"):
+                continue  # a "folder" marker some tools create; folders follow from keys
+            objects.append(_object(key, target.prefix, item["Size"], item.get("ETag", ""), what))
+    return objects
+
+
+def _object(key: str, prefix: str, size: int, etag: str, what: str = "data") -> CachedObject:
     try:
         rel = relative_path(key, prefix)
     except UnsafeKeyError as exc:
-        raise StorageError(f"data objects must be safe to copy to disk: {exc}") from None
+        raise StorageError(f"{what} objects must be safe to copy to disk: {exc}") from None
     return CachedObject(key=key, rel=rel.as_posix(), size=int(size), etag=etag)
 
 
