@@ -26,6 +26,16 @@ _PARAM_LENGTH = 6000  # MLflow's limit of a param value's length
 _STOP = object()
 
 
+def _artifact_root(tracking_uri: str) -> str | None:
+    """Where a new experiment keeps its artifacts: beside a SQLite store (``<its folder>/mlruns``)
+    rather than MLflow's ``./mlruns`` of whatever folder sweeper runs in; a tracking server
+    decides for itself (``None``)."""
+    prefix = "sqlite:///"
+    if tracking_uri.startswith(prefix) and len(tracking_uri) > len(prefix):
+        return (Path(tracking_uri[len(prefix) :]).resolve().parent / "mlruns").as_uri()
+    return None
+
+
 def _param(value: Any) -> str:
     return str(value)[:_PARAM_LENGTH]
 
@@ -51,7 +61,11 @@ class Tracker:
         try:
             found = self._client.get_experiment_by_name(experiment)
             self.experiment_id = (
-                found.experiment_id if found else self._client.create_experiment(experiment)
+                found.experiment_id
+                if found
+                else self._client.create_experiment(
+                    experiment, artifact_location=_artifact_root(tracking_uri)
+                )
             )
         except Exception as exc:
             raise SweepError(

@@ -93,7 +93,12 @@ def test_random_search_is_reproducible_with_a_seed(settings):
     assert list(first["params.y"]) == list(second["params.y"])
 
 
-def test_results_csv_and_mlflow_hold_every_trial_with_params_and_step_metrics(settings, capsys):
+def test_results_csv_and_mlflow_hold_every_trial_with_params_and_step_metrics(
+    settings, capsys, tmp_path, monkeypatch
+):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # artifacts go beside the SQLite store, not to ./mlruns here
     spec = make_spec(
         "epochs",
         {"method": "grid", "concurrency": 2},
@@ -130,6 +135,10 @@ def test_results_csv_and_mlflow_hold_every_trial_with_params_and_step_metrics(se
     assert parent.data.tags["sweeper.best_trial"] == csv.loc[csv["score"].idxmax(), "trial"]
     artifacts = {a.path for a in client.list_artifacts(result.parent_run_id)}
     assert {"results.csv", "spec.yml"} <= artifacts
+    # Each trial's files are in its run, kept beside the store (settings: tmp_path/mlflow.db).
+    assert {a.path for a in client.list_artifacts(run_id)} >= {"params.json", "trial.log"}
+    assert list((tmp_path / "mlruns").rglob("params.json"))
+    assert not (elsewhere / "mlruns").exists()
 
 
 def test_a_failing_trial_is_recorded_with_its_log_and_the_sweep_goes_on(settings):
