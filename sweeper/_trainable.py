@@ -44,7 +44,8 @@ def trainable_class(plan: TrialPlan, board: Any) -> type:
         _name = "sweeper"
 
         def reset_config(self, new_config: dict[str, Any]) -> bool:
-            _finish(get_session())
+            # Tune's own reset calls the same with TUNE_FUNCTION_THREAD_TIMEOUT_S (2 s).
+            get_session().finish(timeout=STOP_GRACE_S)
             return super().reset_config(new_config)
 
         def cleanup(self) -> None:
@@ -57,12 +58,3 @@ def trainable_class(plan: TrialPlan, board: Any) -> type:
                     thread.join(timeout=STOP_GRACE_S)
 
     return SweeperTrainable
-
-
-def _finish(session: Any) -> None:
-    """Tell the training thread to stop (as Tune does) and wait for it to end."""
-    if session is None or not session.training_started:
-        return
-    session.stop_event.set()
-    session.continue_lock.release()  # a thread blocked in report() wakes and raises SystemExit
-    session.training_thread.join(timeout=STOP_GRACE_S)
