@@ -157,13 +157,15 @@ def test_a_failing_trial_is_recorded_with_its_log_and_the_sweep_goes_on(settings
     assert "x must not be 2" in children.loc["2", "tags.sweeper.error"]
 
 
-def test_gpu_trials_queue_for_the_gpus_and_see_distinct_devices(settings):
+def test_gpu_trials_queue_for_the_gpus_and_see_distinct_devices(settings, tmp_path):
     """Two fake GPUs, one per trial, six trials allowed to run four at a time."""
+    meet = tmp_path / "meet"
+    meet.mkdir()
     spec = make_spec(
         "record",
         {"method": "grid", "concurrency": 4},
-        # Long enough for a second actor to start even on a busy machine.
-        {"x": {"choice": [1, 2, 3, 4, 5, 6]}, "sleep": 2.0},
+        # The first two trials wait for each other, so two run at once however busy the machine.
+        {"x": {"choice": [1, 2, 3, 4, 5, 6]}, "sleep": 0.5, "meet": str(meet), "expect": 2},
         resources={"gpus": 1, "cpus": 0.5},
     )
     result = run(spec, settings, echo=None)
@@ -189,3 +191,4 @@ def test_gpu_trials_queue_for_the_gpus_and_see_distinct_devices(settings):
             running.remove(note)
         peak = max(peak, len(running))
     assert peak == 2
+    assert all(n["met"] for n in notes)

@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 
 def quadratic(params, ctx):
@@ -14,8 +15,21 @@ def quadratic(params, ctx):
 
 
 def record(params, ctx):
-    """Note the GPUs and the time window this trial held them, then report."""
+    """Note the GPUs and the time window this trial held them, then report.
+
+    With ``meet`` (a folder) and ``expect``, the trial first waits, up to 60 s, until
+    ``expect`` trials have arrived there, and notes whether they did (``met``): they then
+    ran at the same time, whatever the machine's load.
+    """
     started = time.time()
+    met = None
+    if params.get("meet"):
+        folder = Path(params["meet"])
+        (folder / ctx.trial).write_text("")
+        deadline = time.time() + 60
+        while len(list(folder.iterdir())) < params["expect"] and time.time() < deadline:
+            time.sleep(0.05)
+        met = len(list(folder.iterdir())) >= params["expect"]
     time.sleep(params.get("sleep", 0.5))
     note = {
         "trial": ctx.trial,
@@ -23,6 +37,7 @@ def record(params, ctx):
         "gpu_ids": ctx.gpu_ids,
         "start": started,
         "end": time.time(),
+        "met": met,
         "params": params,
     }
     (ctx.output_dir / "note.json").write_text(json.dumps(note))
