@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -369,7 +371,6 @@ def convert(manifest: Path, output: Path | None) -> None:
 @click.option("--port", default=5000, show_default=True, help="Port to listen on.")
 def ui(config: Path | None, host: str, port: int) -> None:
     """Start the MLflow UI on the configured tracking store."""
-    import subprocess
 
     from sweeper.settings import load_settings
 
@@ -387,7 +388,43 @@ def ui(config: Path | None, host: str, port: int) -> None:
         str(port),
     ]
     click.echo(f"MLflow UI on http://{host}:{port} for {settings.mlflow.tracking_uri}")
-    sys.exit(subprocess.call(command))
+    # MLflow's UI runs uvicorn and job workers of its own, which outlive it when only it is
+    # signalled: it gets a process group, and the whole group goes when the UI is stopped.
+    server = subprocess.Popen(command, start_new_session=True)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        status = server.wait()
+    except KeyboardInterrupt:
+        status = 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _stop_group(server)
+    sys.exit(status)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """End ``process``'s process group: SIGTERM, then SIGKILL after 10 s."""
+    import os
+    import time
+
+    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 0.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            process.poll()  # reap the UI itself: a zombie still counts as the group's
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+    process.poll()
 
 
 for _command in (*_INSPECT_COMMANDS, _plot):

@@ -126,3 +126,6 @@ def test_ui_serves_the_configured_store_on_localhost(tmp_path: Path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+    # The UI's own servers and workers went with it: nothing answers on the port any more.
+    with pytest.raises(OSError):
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2)
