@@ -3,6 +3,7 @@ clean environment, and prints its figures as one JSON line on stdout."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -58,3 +59,18 @@ def versions(*packages: str) -> str:
         except PackageNotFoundError:
             found.append(f"{name} missing")
     return f"Python {platform.python_version()}, " + ", ".join(found)
+
+
+def chosen_variants(
+    parser: argparse.ArgumentParser, only: str, variants: dict[str, str]
+) -> list[str]:
+    """The variants ``--only`` names (by letter or name, comma-separated), in the order given."""
+    chosen: list[str] = []
+    for item in (part.strip() for part in only.split(",")):
+        name = variants.get(item, item)
+        if name not in variants.values():
+            names = ", ".join([*variants, *variants.values()])
+            parser.error(f"--only takes {names}, got {item!r}")
+        if name not in chosen:
+            chosen.append(name)
+    return chosen

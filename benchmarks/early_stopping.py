@@ -387,14 +387,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if not 1 <= args.asha_grace < args.epochs or not 1 <= args.median_grace < args.epochs:
         parser.error("--asha-grace and --median-grace must be at least 1 and below --epochs")
     args.cpus = args.cpus or args.concurrency
-    chosen = []
-    for item in (part.strip() for part in args.only.split(",")):
-        name = VARIANTS.get(item, item)
-        if name not in VARIANTS.values():
-            parser.error(f"--only takes a, b, c, full, asha or median, got {item!r}")
-        if name not in chosen:
-            chosen.append(name)
-    args.chosen = chosen
+    args.chosen = _common.chosen_variants(parser, args.only, VARIANTS)
     return args
 
 

@@ -407,14 +407,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.trials < 2 or args.concurrency < 1 or args.seconds <= 0 or args.repeat < 1:
         parser.error("--trials must be at least 2, --concurrency and --repeat 1, --seconds above 0")
     args.cpus = args.cpus or args.concurrency
-    chosen = []
-    for item in (part.strip() for part in args.only.split(",")):
-        name = VARIANTS.get(item, item)
-        if name not in BENCHES:
-            parser.error(f"--only takes a, b, sweeper or ray_tune, got {item!r}")
-        if name not in chosen:
-            chosen.append(name)
-    args.chosen = chosen
+    args.chosen = _common.chosen_variants(parser, args.only, VARIANTS)
     return args
 
 

@@ -269,14 +269,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.trials < 1 or args.concurrency < 1:
         parser.error("--trials and --concurrency must be at least 1")
     args.cpus = args.cpus or args.concurrency
-    chosen = []
-    for item in (part.strip() for part in args.only.split(",")):
-        name = VARIANTS.get(item, item)
-        if name not in BENCHES:
-            parser.error(f"--only takes a, b, c, sweeper, ray_tune or optuna, got {item!r}")
-        if name not in chosen:
-            chosen.append(name)
-    args.chosen = chosen
+    args.chosen = _common.chosen_variants(parser, args.only, VARIANTS)
     return args
 
 
