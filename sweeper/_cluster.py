@@ -26,14 +26,13 @@ if TYPE_CHECKING:
     from sweeper.spec import Spec
 
 __all__ = [
-    "CLIENT_HINT",
     "address_problem",
     "check_address",
     "check_installed",
     "runtime_env",
 ]
 
-CLIENT_HINT = (
+_CLIENT_HINT = (
     "Ray Client runs Tune's control loop on the head, away from sweeper's journal and MLflow "
     "writer; submit the sweep instead: ray job submit --address http://HOST:8265 "
     "--working-dir . -- sweeper run experiment.yml"
@@ -54,16 +53,15 @@ _EXCLUDES = [
 ]
 
 
-def address_problem(address: str) -> str | None:
-    """Why ``address`` cannot be used (``None``: it can).
+def address_problem(address: str) -> tuple[str, str] | None:
+    """Why ``address`` cannot be used, and what to do instead (``None``: it can).
 
     ``auto`` and ``HOST:PORT`` (a cluster's GCS) are accepted; ``ray://`` and other URLs are not.
     """
-    if address.startswith("ray://"):
-        return f"ray.address must be auto or HOST:PORT (Ray's GCS), got {address!r}"
-    if "://" in address:
-        return f"ray.address must be auto or HOST:PORT (Ray's GCS), got {address!r}"
-    return None
+    if "://" not in address:
+        return None
+    hint = _CLIENT_HINT if address.startswith("ray://") else "e.g. auto or 10.0.0.1:6379"
+    return f"ray.address must be auto or HOST:PORT (Ray's GCS), got {address!r}", hint
 
 
 def check_address(address: str | None, *, file: str | None, field: str) -> None:
@@ -74,9 +72,9 @@ def check_address(address: str | None, *, file: str | None, field: str) -> None:
     """
     if not address:
         return
-    problem = address_problem(address)
-    if problem:
-        hint = CLIENT_HINT if address.startswith("ray://") else "e.g. auto or 10.0.0.1:6379"
+    found = address_problem(address)
+    if found:
+        problem, hint = found
         message = problem.replace("ray.address", field, 1)
         raise ConfigError(message, file=file, field=field, hint=hint)
 

@@ -61,10 +61,6 @@ class TrialPlan:
     checkpoint_interval: float = 30.0
     scratch: bool = False  # sweep_dir is node-local scratch space (see localize)
 
-    def on_node(self, node: str | None) -> TrialPlan:
-        """The plan as a trial on Ray node ``node`` sees it (see :func:`localize`)."""
-        return localize(self, node)
-
     def trial_dir(self, name: str) -> Path:
         return self.sweep_dir / "trials" / name
 
@@ -238,7 +234,7 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> Non
     from sweeper._board import mark_phase
 
     runtime = ray.get_runtime_context()
-    plan = plan.on_node(runtime.get_node_id())
+    plan = localize(plan, runtime.get_node_id())
     spec = plan.spec
     name = tune.get_context().get_trial_name()
     trial_dir = plan.trial_dir(name)

@@ -39,13 +39,12 @@ class RaySettings(_Section):
     @field_validator("address")
     @classmethod
     def _gcs_address(cls, value: str) -> str:
-        from sweeper._cluster import CLIENT_HINT, address_problem
+        from sweeper._cluster import address_problem
         from sweeper.spec._lifecycle import _invalid
 
-        problem = address_problem(value)
-        if problem:
-            hint = CLIENT_HINT if value.startswith("ray://") else "e.g. auto or 10.0.0.1:6379"
-            raise _invalid(problem, "ray.address", hint)
+        found = address_problem(value)
+        if found:
+            raise _invalid(found[0], "ray.address", found[1])
         return value
 
 
