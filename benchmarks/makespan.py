@@ -4,7 +4,7 @@ What it measures: N trials (default 100) that each sleep S seconds (default 1), 
 sleep window and report one metric, on a local Ray with 2 CPUs, 1 CPU per trial, at most 2 at
 a time -- 2 slots. Done two ways:
 
-(a) ``sweeper``: ``sweeper.sweep.run(spec, settings, echo=None)`` with framework ``python``
+(a) ``sweeper``: ``sweeper.run(spec, settings, echo=None)`` with framework ``python``
     (``benchmarks/_trainables.py:sleep_trial``), a grid over ``i: {int: [1, N]}``,
     ``concurrency: 2``, MLflow tracking on to a fresh sqlite store, results in a temporary
     folder; sweeper starts its own local Ray (``SWEEPER_RAY_NUM_CPUS=2``; its dashboard off
@@ -80,9 +80,9 @@ def dashboard_setting(args: argparse.Namespace) -> dict[str, str]:
 
 
 def bench_sweeper(args: argparse.Namespace, tmp: Path, windows: Path) -> dict[str, Any]:
+    from sweeper.execution._sweep import run
     from sweeper.settings import load_settings
     from sweeper.spec import parse_spec
-    from sweeper.sweep import run
 
     spec = parse_spec(
         {

@@ -3,7 +3,7 @@
 What it measures: the same work -- N trials (default 200) that do nothing but report one metric,
 ``score = x`` with ``x ~ uniform(0, 1)``, at most 2 at a time -- done three ways:
 
-(a) ``sweeper``: ``sweeper.sweep.run(spec, settings, echo=None)`` with framework ``python``
+(a) ``sweeper``: ``sweeper.run(spec, settings, echo=None)`` with framework ``python``
     (``benchmarks/_noop.py:train``), ``search: {method: random, metric: score, mode: max,
     trials: N, concurrency: 2, seed: 0}``, MLflow tracking on to a fresh sqlite store and
     results in a temporary folder; sweeper starts its own local Ray (``SWEEPER_RAY_NUM_CPUS``).
@@ -49,16 +49,16 @@ HERE = Path(__file__).resolve().parent
 PACKAGES = ("ray", "optuna", "mlflow")  # whose versions the report names
 VARIANTS = {"a": "sweeper", "b": "ray_tune", "c": "optuna"}
 TARGET = 0.80  # sweeper should take at most this share of plain Tune's time
-# Set by sweeper.sweep.run with os.environ.setdefault; a plain Tune run must not see them.
+# Set by sweeper.run with os.environ.setdefault; a plain Tune run must not see them.
 
 
 # -- the three variants (each runs in a child process) -----------------------------------------
 
 
 def bench_sweeper(trials: int, concurrency: int, cpus: int, tmp: Path) -> dict[str, Any]:
+    from sweeper.execution._sweep import run
     from sweeper.settings import load_settings
     from sweeper.spec import parse_spec
-    from sweeper.sweep import run
 
     spec = parse_spec(
         {

@@ -1,7 +1,7 @@
 """Framework adapters: how sweeper runs PyTorch, Python and (later) other training code."""
 
-from frameworks.base import FrameworkAdapter
-from frameworks.context import TrialContext
-from frameworks.registry import available, get_adapter_class, register
+from sweeper.frameworks.base import FrameworkAdapter
+from sweeper.frameworks.context import TrialContext
+from sweeper.frameworks.registry import available, get_adapter_class, register
 
 __all__ = ["FrameworkAdapter", "TrialContext", "available", "get_adapter_class", "register"]

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-from frameworks._process import parse_metrics_line
+from sweeper.frameworks._process import parse_metrics_line
 
 __all__ = [
     "FileFollower",

@@ -1,9 +1,9 @@
-"""The process a ``tensorflow`` trial trains in: ``python -m frameworks._tf_child JOB``.
+"""The process a ``tensorflow`` trial trains in: ``python -m sweeper.frameworks._tf_child JOB``.
 
-``JOB`` is the JSON file :class:`frameworks.tensorflow.TensorFlowAdapter` writes. This process
-sets TensorFlow up for the trial, calls the training function with a context whose reports are
-printed as ``SWEEPER_METRICS {json}`` lines, and exits 0 when the function returns or sweeper
-stopped it. An exception in the function is printed and exits 1.
+``JOB`` is the JSON file :class:`~sweeper.frameworks.tensorflow.TensorFlowAdapter` writes.
+This process sets TensorFlow up for the trial, calls the training function with a context whose
+reports are printed as ``SWEEPER_METRICS {json}`` lines, and exits 0 when the function returns
+or sweeper stopped it. An exception in the function is printed and exits 1.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from frameworks._entrypoint import load_entrypoint
-from frameworks._process import METRICS_PREFIX
-from frameworks.context import TrialContext
-from frameworks.tensorflow import (
+from sweeper.frameworks._entrypoint import load_entrypoint
+from sweeper.frameworks._process import METRICS_PREFIX
+from sweeper.frameworks.context import TrialContext
+from sweeper.frameworks.tensorflow import (
     EXIT_MISSING_TENSORFLOW,
     MISSING_TENSORFLOW,
     StopTrial,
@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the trial described by the job file ``argv[0]``; return the exit status."""
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
-        print("usage: python -m frameworks._tf_child JOB", file=sys.stderr)
+        print("usage: python -m sweeper.frameworks._tf_child JOB", file=sys.stderr)
         return 64
     # First, so that a stop that comes while TensorFlow is still being imported ends the trial.
     install_stop_handler()

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
-    from frameworks.context import TrialContext
+    from sweeper.frameworks.context import TrialContext
     from sweeper.spec import Spec
 
 __all__ = ["FrameworkAdapter"]
@@ -31,8 +31,8 @@ class FrameworkAdapter(ABC):
       ``params``, reports metrics through ``ctx.report`` and returns when training ends. An
       exception fails the trial.
 
-    Built-in adapters are registered in :mod:`frameworks.registry`; third-party ones through the
-    entry-point group ``sweeper.frameworks``.
+    Built-in adapters are registered in :mod:`sweeper.frameworks.registry`; third-party ones
+    through the entry-point group ``sweeper.frameworks``.
     """
 
     name: ClassVar[str]

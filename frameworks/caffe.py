@@ -39,15 +39,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from frameworks._process import TrialProcess, child_environment
-from frameworks._prototxt import Placeholder, Prototxt, format_value
-from frameworks.base import FrameworkAdapter
-from sweeper._trial import LOG_FILE
+from sweeper._layout import LOG_FILE
 from sweeper.errors import SpecError, SweeperError
+from sweeper.frameworks._process import TrialProcess, child_environment
+from sweeper.frameworks._prototxt import Placeholder, Prototxt, format_value
+from sweeper.frameworks.base import FrameworkAdapter
 from sweeper.spec import Choice, Constant, IntRange, Parameter
 
 if TYPE_CHECKING:
-    from frameworks.context import TrialContext
+    from sweeper.frameworks.context import TrialContext
     from sweeper.spec import Spec
 
 __all__ = ["INSTALL_HINT", "SOLVER_FIELDS", "CaffeAdapter", "CaffeLog", "caffe_argv"]

@@ -24,19 +24,20 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from frameworks._metrics import (
+from sweeper._layout import LOG_FILE, trial_number
+from sweeper.errors import SpecError, SweeperError
+from sweeper.frameworks._metrics import (
     FileFollower,
     LineParser,
     emetrics_record,
     json_line_record,
     numeric_metrics,
 )
-from frameworks._process import TrialProcess, child_environment
-from frameworks.base import FrameworkAdapter
-from sweeper.errors import SpecError, SweeperError
+from sweeper.frameworks._process import TrialProcess, child_environment
+from sweeper.frameworks.base import FrameworkAdapter
 
 if TYPE_CHECKING:
-    from frameworks.context import TrialContext
+    from sweeper.frameworks.context import TrialContext
 
 __all__ = ["CommandAdapter"]
 
@@ -187,7 +188,7 @@ class CommandAdapter(FrameworkAdapter):
             "JOB_STATE_DIR": str(job_state),
             "MODEL_DIR": str(work),
             "TRAINING_ID": ctx.sweep,
-            "SUBID": ctx.trial.rsplit("-", 1)[-1],
+            "SUBID": f"{trial_number(ctx.trial):04d}",
             "GPU_COUNT": str(len(ctx.gpu_ids)),
             "NUM_LEARNERS": "1",
             "LEARNER_ID": "1",
@@ -219,7 +220,7 @@ class CommandAdapter(FrameworkAdapter):
                 followers.append(FileFollower(path, emetrics_record, report))
         if metrics.file:
             followers.append(FileFollower(work / metrics.file, json_line_record, report))
-        log_path = ctx.output_dir.parent / "trial.log"
+        log_path = ctx.output_dir.parent / LOG_FILE
         # The original service kept the combined log as $JOB_STATE_DIR/latest-log.
         latest = Path(env["JOB_STATE_DIR"]) / "latest-log"
         if not latest.exists():

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from frameworks._entrypoint import check_entrypoint, load_entrypoint
-from frameworks.base import FrameworkAdapter
+from sweeper.frameworks._entrypoint import check_entrypoint, load_entrypoint
+from sweeper.frameworks.base import FrameworkAdapter
 
 if TYPE_CHECKING:
-    from frameworks.context import TrialContext
+    from sweeper.frameworks.context import TrialContext
 
 __all__ = ["PythonAdapter"]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, ClassVar
 
-from frameworks.python import PythonAdapter
 from sweeper.errors import SweeperError
+from sweeper.frameworks.python import PythonAdapter
 
 if TYPE_CHECKING:
-    from frameworks.context import TrialContext
+    from sweeper.frameworks.context import TrialContext
 
 __all__ = ["PyTorchAdapter"]
 

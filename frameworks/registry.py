@@ -10,17 +10,17 @@ from typing import TYPE_CHECKING
 from sweeper.errors import SpecError
 
 if TYPE_CHECKING:
-    from frameworks.base import FrameworkAdapter
+    from sweeper.frameworks.base import FrameworkAdapter
 
 __all__ = ["available", "get_adapter_class", "register"]
 
 # Built-ins are imported lazily by dotted path so that listing them never imports a framework.
 _BUILTINS: dict[str, str] = {
-    "caffe": "frameworks.caffe:CaffeAdapter",
-    "command": "frameworks.command:CommandAdapter",
-    "python": "frameworks.python:PythonAdapter",
-    "pytorch": "frameworks.pytorch:PyTorchAdapter",
-    "tensorflow": "frameworks.tensorflow:TensorFlowAdapter",
+    "caffe": "sweeper.frameworks.caffe:CaffeAdapter",
+    "command": "sweeper.frameworks.command:CommandAdapter",
+    "python": "sweeper.frameworks.python:PythonAdapter",
+    "pytorch": "sweeper.frameworks.pytorch:PyTorchAdapter",
+    "tensorflow": "sweeper.frameworks.tensorflow:TensorFlowAdapter",
 }
 _REGISTERED: dict[str, type[FrameworkAdapter]] = {}
 GROUP = "sweeper.frameworks"

@@ -3,9 +3,9 @@
 TensorFlow keeps GPU memory, its thread pools and Keras's global state for the life of its
 process, and Ray reuses a trial's actor for the next trial. So the actor never imports
 TensorFlow: :meth:`TensorFlowAdapter.run` writes the trial's job file and starts
-``python -m frameworks._tf_child JOB`` through :class:`~frameworks._process.TrialProcess`. The
-child prints each report as a ``SWEEPER_METRICS {json}`` line, which the actor forwards to
-``ctx.report``.
+``python -m sweeper.frameworks._tf_child JOB`` through
+:class:`~sweeper.frameworks._process.TrialProcess`. The child prints each report as a
+``SWEEPER_METRICS {json}`` line, which the actor forwards to ``ctx.report``.
 
 :class:`ReportCallback` (a Keras callback) reports every epoch's logs and ends ``model.fit``
 between epochs when sweeper asks the trial to stop (:meth:`TensorFlowAdapter.stop`, which sends
@@ -23,16 +23,16 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from frameworks._entrypoint import check_entrypoint
-from frameworks._process import TrialProcess, child_environment, parse_metrics_line
-from frameworks.base import FrameworkAdapter
-from frameworks.context import REPORTED_KEY
 from sweeper.errors import SweeperError
+from sweeper.frameworks._entrypoint import check_entrypoint
+from sweeper.frameworks._process import TrialProcess, child_environment, parse_metrics_line
+from sweeper.frameworks.base import FrameworkAdapter
+from sweeper.frameworks.context import REPORTED_KEY
 
 if TYPE_CHECKING:
     from types import FrameType
 
-    from frameworks.context import TrialContext
+    from sweeper.frameworks.context import TrialContext
     from sweeper.spec import Spec
 
 # ReportCallback is built on first access by the module's __getattr__ (it needs Keras).
@@ -42,7 +42,7 @@ MISSING_TENSORFLOW = (
     'framework tensorflow needs TensorFlow; install it with: pip install "sweeper[tensorflow]"'
 )
 JOB_FILE = "tensorflow-job.json"
-_CHILD_MODULE = "frameworks._tf_child"
+_CHILD_MODULE = "sweeper.frameworks._tf_child"
 # Exit status of a child whose own environment lacks TensorFlow (the message is in the log).
 EXIT_MISSING_TENSORFLOW = 2
 
@@ -90,7 +90,7 @@ class TensorFlowAdapter(FrameworkAdapter):
         check_entrypoint(self.spec)
 
     def run(self, params: dict[str, Any], ctx: TrialContext) -> None:
-        from sweeper._trial import LOG_FILE
+        from sweeper._layout import LOG_FILE
 
         require_tensorflow()
         trial_dir = ctx.output_dir.parent

@@ -9,8 +9,8 @@ from sweeper.settings import Settings, load_settings
 from sweeper.spec import Spec, load_spec
 
 if TYPE_CHECKING:
+    from sweeper.execution import SweepResult, resume, run
     from sweeper.history import Sweep, load
-    from sweeper.sweep import SweepResult, resume, run
 
 __all__ = [
     "ConfigError",
@@ -34,9 +34,9 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> Any:
     # Running a sweep imports Ray, MLflow and pandas; `sweeper validate` should not wait for them.
     if name in ("run", "resume", "SweepResult"):
-        from sweeper import sweep
+        from sweeper import execution
 
-        return getattr(sweep, name)
+        return getattr(execution, name)
     if name in ("load", "Sweep"):
         from sweeper import history
 

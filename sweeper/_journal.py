@@ -17,18 +17,16 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sweeper._layout import JOURNAL_FILE, STATE_FILE
+
 __all__ = [
     "FINAL_STATES",
-    "JOURNAL_FILE",
-    "STATE_FILE",
     "Journal",
     "SweepState",
     "TrialRecord",
     "read_journal",
 ]
 
-JOURNAL_FILE = "trials.jsonl"
-STATE_FILE = "state.json"
 
 # A trial ends in one of these; "halted" trials (interrupted by a stop, a budget or a crash)
 # run again on resume, the others do not (failed ones only with --retry-failed).

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import time
 from functools import cached_property
 from pathlib import Path
@@ -19,8 +18,21 @@ import pandas as pd
 import yaml
 
 from sweeper._journal import FINAL_STATES, SweepState, TrialRecord, read_journal
+from sweeper._layout import (
+    LOG_FILE,
+    POINTS_FILE,
+    RESULTS_FILE,
+    SPEC_FILE,
+    STATE_FILE,
+    STORE_FILE,
+    find_sweep,
+    is_sweep_dir,
+    is_trial_name,
+    trial_dir,
+    trial_name,
+)
 from sweeper.errors import SpecError
-from sweeper.results import RESULTS_FILE, best_trials, results_frame
+from sweeper.results import best_trials, results_frame
 from sweeper.spec import Search, Spec
 
 if TYPE_CHECKING:
@@ -29,11 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["EXPORT_FORMATS", "Sweep", "export", "list_sweeps", "load"]
 
 EXPORT_FORMATS = ("csv", "parquet", "json")
-_SPEC_FILE = "spec.yml"
-_POINTS_FILE = "points.json"
-_STORE_FILE = "sweep.json"
-_LOG_FILE = "trial.log"
-_TRIAL = re.compile(r"trial-\d{4,}")
 
 
 class Sweep:
@@ -51,7 +58,7 @@ class Sweep:
 
     def refresh(self) -> Sweep:
         """Read ``state.json`` and the journal again (what a running sweep changed since)."""
-        path = self.sweep_dir / "state.json"
+        path = self.sweep_dir / STATE_FILE
         try:
             state = SweepState.load(self.sweep_dir)
         except (OSError, ValueError, TypeError) as exc:
@@ -87,7 +94,7 @@ class Sweep:
         from sweeper.spec import load_spec
 
         try:
-            return load_spec(self.sweep_dir / _SPEC_FILE, base_dir=Path(self.state.base_dir or "."))
+            return load_spec(self.sweep_dir / SPEC_FILE, base_dir=Path(self.state.base_dir or "."))
         except SpecError:
             return None
 
@@ -95,7 +102,7 @@ class Sweep:
     def _search(self) -> dict[str, Any]:
         # From the spec's text: there even when its files moved and .spec is None.
         try:
-            data = yaml.safe_load((self.sweep_dir / _SPEC_FILE).read_text(encoding="utf-8"))
+            data = yaml.safe_load((self.sweep_dir / SPEC_FILE).read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError):
             data = None
         search = data.get("search") if isinstance(data, dict) else None
@@ -130,7 +137,7 @@ class Sweep:
     def results_uri(self) -> str | None:
         """``s3://bucket/prefix/<sweep>`` when the sweep syncs to an object store, else ``None``."""
         try:
-            data = json.loads((self.sweep_dir / _STORE_FILE).read_text(encoding="utf-8"))
+            data = json.loads((self.sweep_dir / STORE_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
         results = data.get("results") if isinstance(data, dict) else None
@@ -203,7 +210,7 @@ class Sweep:
     def trials_total(self) -> int:
         """How many trials the sweep runs in all."""
         try:  # a grid's or random search's points, drawn up front
-            total = len(json.loads((self.sweep_dir / _POINTS_FILE).read_text(encoding="utf-8")))
+            total = len(json.loads((self.sweep_dir / POINTS_FILE).read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError):
             total = self._search.get("trials")
             if not isinstance(total, int):
@@ -224,11 +231,9 @@ class Sweep:
             SpecError: If the sweep has no such trial.
         """
         text = str(trial).strip()
-        name = f"trial-{int(text):04d}" if text.isdigit() else text
+        name = trial_name(int(text) - 1) if text.isdigit() else text
         known = set(self.results["trial"]) if not self.results.empty else set()
-        if name in known or (
-            _TRIAL.fullmatch(name) and (self.sweep_dir / "trials" / name).is_dir()
-        ):
+        if name in known or (is_trial_name(name) and trial_dir(self.sweep_dir, name).is_dir()):
             return name
         names = sorted(known)
         have = f"one of {names[0]}..{names[-1]}" if len(names) > 1 else " ".join(names)
@@ -239,11 +244,11 @@ class Sweep:
 
     def trial_dir(self, name: str | int) -> Path:
         """The trial's folder: ``params.json``, ``trial.log``, ``output/``, ``checkpoints/``."""
-        return self.sweep_dir / "trials" / self.trial_name(name)
+        return trial_dir(self.sweep_dir, self.trial_name(name))
 
     def log_path(self, name: str | int) -> Path:
         """The trial's log: everything it printed (it may not exist yet while it is queued)."""
-        return self.trial_dir(name) / _LOG_FILE
+        return self.trial_dir(name) / LOG_FILE
 
 
 def load(sweep: str | Path, settings: Settings | None = None) -> Sweep:
@@ -252,8 +257,6 @@ def load(sweep: str | Path, settings: Settings | None = None) -> Sweep:
     Raises:
         SpecError: If no such sweep exists or its ``state.json`` cannot be read.
     """
-    from sweeper.sweep import find_sweep
-
     return Sweep(find_sweep(sweep, settings))
 
 
@@ -269,7 +272,7 @@ def list_sweeps(settings: Settings | None = None, root: str | Path | None = None
     folder = Path(root).expanduser()
     sweeps = []
     for child in sorted(folder.iterdir()) if folder.is_dir() else []:
-        if (child / "state.json").is_file():
+        if is_sweep_dir(child):
             try:
                 sweeps.append(Sweep(child))
             except SpecError:

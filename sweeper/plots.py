@@ -28,8 +28,9 @@ import pandas as pd
 import yaml
 
 from sweeper._journal import SweepState, read_journal
+from sweeper._layout import RESULTS_FILE, SPEC_FILE
 from sweeper.errors import SpecError, SweepError
-from sweeper.results import RESULTS_FILE, results_frame
+from sweeper.results import results_frame
 from sweeper.spec import Choice, Parameter, Spec
 
 if TYPE_CHECKING:
@@ -121,7 +122,7 @@ def plot_sweep(
 
 def _load(sweep_dir: Path, settings: Settings | None) -> _SweepData:
     state = SweepState.load(sweep_dir)
-    spec_file = sweep_dir / "spec.yml"
+    spec_file = sweep_dir / SPEC_FILE
     if state is None or not spec_file.is_file():
         raise SpecError(
             f"sweep must be a sweep folder with state.json and spec.yml, got {str(sweep_dir)!r}"
@@ -207,12 +208,12 @@ def _plain(value: Any) -> Any:
 def _distribution(param: Parameter) -> optuna.distributions.BaseDistribution:
     from optuna.distributions import CategoricalDistribution
 
-    from sweeper._space import _optuna_distribution
+    from sweeper.search import optuna_distribution
 
     if isinstance(param, Choice):
         # Optuna's categories are scalars: a list or mapping choice is shown as its JSON.
         return CategoricalDistribution([_plain(v) for v in param.values])
-    return _optuna_distribution(param)
+    return optuna_distribution(param)
 
 
 def _study(data: _SweepData) -> optuna.Study:

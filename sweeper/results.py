@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from sweeper._layout import RESULTS_FILE
+
 if TYPE_CHECKING:
     from sweeper._journal import TrialRecord
     from sweeper.spec import Spec
 
-__all__ = ["RESULTS_FILE", "best_trials", "results_frame"]
-
-RESULTS_FILE = "results.csv"
+__all__ = ["best_trials", "results_frame", "write_results"]
 
 
 def _iso(stamp: float | None) -> str | None:

@@ -17,10 +17,28 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from sweeper.errors import ConfigError
 
-__all__ = ["Settings", "load_settings"]
+__all__ = ["Settings", "address_problem", "load_settings"]
 
 DEFAULT_FILE = "sweeper.toml"
 ENV_PREFIX = "SWEEPER_"
+
+
+_CLIENT_HINT = (
+    "Ray Client runs Tune's control loop on the head, away from sweeper's journal and MLflow "
+    "writer; submit the sweep instead: ray job submit --address http://HOST:8265 "
+    "--working-dir . -- sweeper run experiment.yml"
+)
+
+
+def address_problem(address: str) -> tuple[str, str] | None:
+    """Why ``address`` cannot be used, and what to do instead (``None``: it can).
+
+    ``auto`` and ``HOST:PORT`` (a cluster's GCS) are accepted; ``ray://`` and other URLs are not.
+    """
+    if "://" not in address:
+        return None
+    hint = _CLIENT_HINT if address.startswith("ray://") else "e.g. auto or 10.0.0.1:6379"
+    return f"ray.address must be auto or HOST:PORT (Ray's GCS), got {address!r}", hint
 
 
 class _Section(BaseModel):
@@ -39,12 +57,11 @@ class RaySettings(_Section):
     @field_validator("address")
     @classmethod
     def _gcs_address(cls, value: str) -> str:
-        from sweeper._cluster import address_problem
-        from sweeper.spec._lifecycle import _invalid
+        from sweeper._validation import invalid
 
         found = address_problem(value)
         if found:
-            raise _invalid(found[0], "ray.address", found[1])
+            raise invalid(found[0], "ray.address", found[1])
         return value
 
 
@@ -163,7 +180,7 @@ def load_settings(
     try:
         settings = Settings.model_validate(data)
     except ValidationError as exc:
-        from sweeper.spec._loader import translate_error
+        from sweeper._validation import translate_error
 
         loc = tuple(str(part) for part in exc.errors()[0]["loc"][:2])
         variable = origins.get(loc) if len(loc) == 2 else None

@@ -165,8 +165,8 @@ class FinishedSweep:
 @pytest.fixture(scope="session")
 def talking_sweep(ray_session, tmp_path_factory) -> FinishedSweep:
     """One finished sweep shared by the tests that only read sweeps on disk."""
+    from sweeper.execution._sweep import run
     from sweeper.settings import load_settings
-    from sweeper.sweep import run
 
     folder = tmp_path_factory.mktemp("talking")
     settings = load_settings(

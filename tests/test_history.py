@@ -17,9 +17,9 @@ import pytest
 
 from sweeper._journal import SweepState
 from sweeper.errors import SpecError
+from sweeper.execution._sweep import SweepResult
 from sweeper.history import Sweep, export, list_sweeps, load
 from sweeper.settings import Settings
-from sweeper.sweep import SweepResult
 
 ROOT = Path(__file__).resolve().parents[1]
 TALKING = ROOT / "tests" / "_code" / "talking.py"

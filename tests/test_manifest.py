@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 from sweeper.cli import main
 from sweeper.errors import SpecError
+from sweeper.execution._sweep import run
 from sweeper.manifest import convert_manifest, is_manifest
 from sweeper.spec import load_spec
-from sweeper.sweep import run
 
 SECRET = "s3cr3t-Pa55word-xyz"
 

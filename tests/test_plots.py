@@ -12,11 +12,11 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from sweeper import plots
-from sweeper._plot_cli import plot
+from sweeper.cli._plot import plot
 from sweeper.errors import SpecError
+from sweeper.execution._sweep import SweepResult, run
 from sweeper.settings import load_settings
 from sweeper.spec import parse_spec
-from sweeper.sweep import SweepResult, run
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

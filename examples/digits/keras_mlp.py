@@ -11,7 +11,7 @@ import numpy as np
 from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
-from frameworks.tensorflow import ReportCallback
+from sweeper.frameworks.tensorflow import ReportCallback
 
 
 def _data(seed: int = 0) -> tuple[np.ndarray, ...]:

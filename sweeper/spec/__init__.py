@@ -1,6 +1,6 @@
 """The experiment spec: loading, validating and the parsed search space."""
 
-from sweeper.spec._lifecycle import parse_duration
+from sweeper.spec._blocks import parse_duration
 from sweeper.spec._loader import load_spec, parse_spec
 from sweeper.spec._model import (
     CaffeSpec,

@@ -2,104 +2,21 @@
 
 from __future__ import annotations
 
-import difflib
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
+from sweeper._validation import translate_error
 from sweeper.errors import SpecError
 from sweeper.spec._model import FRAMEWORK_KEYS, Spec, requirement_problem, requirements_lines
 
-__all__ = ["load_spec", "parse_spec", "translate_error"]
-
-_TYPES = {
-    "int_type": "an integer",
-    "int_parsing": "an integer",
-    "int_from_float": "an integer",
-    "float_type": "a number",
-    "float_parsing": "a number",
-    "string_type": "a string",
-    "bool_type": "true or false",
-    "bool_parsing": "true or false",
-    "dict_type": "a mapping",
-    "model_type": "a mapping",
-    "model_attributes_type": "a mapping",
-}
-
-
-def _field(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc)
-
-
-def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
-    """The pydantic model that holds the key at ``loc`` (for listing the keys it allows)."""
-    for part in loc[:-1]:
-        info = model.model_fields.get(str(part))
-        annotation = getattr(info, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return None
-        model = annotation
-    return model
-
-
-def translate_error(
-    error: ValidationError,
-    *,
-    file: str | None,
-    root: type[BaseModel] = Spec,
-    error_cls: type[SpecError] = SpecError,
-) -> SpecError:
-    """Turn pydantic's first error into a :class:`SpecError` in sweeper's message style."""
-    errors = error.errors(include_url=False)
-    # A misspelt required key shows up twice: as unknown and as missing. The unknown key, with
-    # its did-you-mean, is the more useful of the two.
-    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    kind, loc, value = first["type"], tuple(first["loc"]), first.get("input")
-    ctx = first.get("ctx") or {}
-    field = _field(loc)
-    hint = None
-    if kind == "sweeper":
-        return error_cls(
-            first["msg"], file=file, field=ctx.get("field") or field, hint=ctx.get("hint")
-        )
-    if kind == "extra_forbidden":
-        model = _model_at(root, loc)
-        allowed = list(model.model_fields) if model else []
-        key = str(loc[-1])
-        close = difflib.get_close_matches(key, allowed, n=1)
-        where = f"{_field(loc[:-1])} keys" if len(loc) > 1 else "keys"
-        message = f"{where} must be one of {', '.join(allowed)}, got {key!r}"
-        hint = f"did you mean {close[0]!r}?" if close else "remove it"
-    elif kind == "missing":
-        message = f"{field} must be set, got nothing"
-    elif kind == "literal_error":
-        expected = ctx.get("expected", "")
-        choices = [c.strip(" '") for c in expected.replace(" or ", ", ").split(",")]
-        message = f"{field} must be one of {', '.join(choices)}, got {value!r}"
-        close = difflib.get_close_matches(str(value), choices, n=1)
-        hint = f"did you mean {close[0]!r}?" if close else None
-    elif kind in _TYPES:
-        message = f"{field} must be {_TYPES[kind]}, got {value!r}"
-    elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
-        words = {
-            "greater_than": ">",
-            "greater_than_equal": ">=",
-            "less_than": "<",
-            "less_than_equal": "<=",
-        }[kind]
-        bound = next(iter(ctx.values()))
-        message = f"{field} must be {words} {bound}, got {value!r}"
-    elif kind == "string_too_short":
-        message = f"{field} must not be empty, got {value!r}"
-    else:
-        message = f"{field} is invalid: {first['msg']}, got {value!r}"
-    return error_cls(message, file=file, field=field, hint=hint)
+__all__ = ["load_spec", "parse_spec"]
 
 
 def _frameworks_using(key: str) -> list[str]:
-    from frameworks.registry import available, get_adapter_class
+    from sweeper.frameworks.registry import available, get_adapter_class
 
     names = []
     for name in available():
@@ -119,7 +36,7 @@ def parse_spec(
     Raises:
         SpecError: The first rule the spec breaks.
     """
-    from frameworks.registry import get_adapter_class
+    from sweeper.frameworks.registry import get_adapter_class
 
     if not isinstance(data, dict):
         raise SpecError(
@@ -130,7 +47,7 @@ def parse_spec(
     try:
         spec = Spec.model_validate(data)
     except ValidationError as exc:
-        raise translate_error(exc, file=file) from None
+        raise translate_error(exc, file=file, root=Spec) from None
     spec._source = source
     spec._label = file
     spec._base_dir = (base_dir or Path.cwd()).resolve()

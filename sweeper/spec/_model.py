@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 from pydantic import Field, PrivateAttr, field_validator, model_validator
 
-from sweeper.spec._lifecycle import EarlyStopping, Limits, _Block, _invalid
+from sweeper._validation import Block, invalid
+from sweeper.spec._blocks import EarlyStopping, Limits
 from sweeper.spec._parameters import (
     Constant,
     Parameter,
@@ -79,7 +80,7 @@ def parse_memory(value: Any) -> int:
     return size
 
 
-class Resources(_Block):
+class Resources(Block):
     """What one trial holds while it runs; Ray queues trials until it is free."""
 
     gpus: float = Field(0, ge=0)
@@ -90,7 +91,7 @@ class Resources(_Block):
     @classmethod
     def _whole_gpus_above_one(cls, value: float) -> float:
         if value > 1 and value != int(value):
-            raise _invalid(
+            raise invalid(
                 f"resources.gpus must be a fraction up to 1 or a whole number, got {value:g}",
                 hint="Ray shares a GPU between trials only below 1 GPU each",
             )
@@ -103,7 +104,7 @@ class Resources(_Block):
             try:
                 parse_memory(value)
             except ValueError:
-                raise _invalid(
+                raise invalid(
                     f"resources.memory must be a size such as 2GiB or 512MB, got {value!r}"
                 ) from None
         return value
@@ -114,7 +115,7 @@ class Resources(_Block):
         return None if self.memory is None else parse_memory(self.memory)
 
 
-class Search(_Block):
+class Search(Block):
     """How trials are chosen and judged."""
 
     method: Literal["grid", "random", "optuna"]
@@ -128,13 +129,13 @@ class Search(_Block):
     @model_validator(mode="after")
     def _sampler_only_for_optuna(self) -> Search:
         if self.sampler is not None and self.method != "optuna":
-            raise _invalid(
+            raise invalid(
                 f"search.sampler must not be set for method {self.method}, got {self.sampler!r}",
                 "search.sampler",
                 "samplers belong to method: optuna",
             )
         if self.trials is None and self.method != "grid":
-            raise _invalid(
+            raise invalid(
                 f"search.trials must be set for method {self.method}, got nothing",
                 "search.trials",
                 "add e.g. trials: 20",
@@ -142,7 +143,7 @@ class Search(_Block):
         return self
 
 
-class MetricsSpec(_Block):
+class MetricsSpec(Block):
     """``metrics``: how a ``command`` trial's metrics reach sweeper (any mix of channels)."""
 
     prefix: str = Field("SWEEPER_METRICS ", min_length=1)
@@ -157,12 +158,12 @@ class MetricsSpec(_Block):
             try:
                 compiled = re.compile(pattern)
             except re.error as exc:
-                raise _invalid(
+                raise invalid(
                     f"metrics.regex[{i}] must be a regular expression, got {pattern!r} ({exc})",
                     f"metrics.regex.{i}",
                 ) from None
             if not set(compiled.groupindex) - {"step"}:
-                raise _invalid(
+                raise invalid(
                     f"metrics.regex[{i}] must name a metric group, got {pattern!r}",
                     f"metrics.regex.{i}",
                     r"write e.g. 'loss = (?P<loss>[0-9.e+-]+)'; a group named step sets the step",
@@ -170,7 +171,7 @@ class MetricsSpec(_Block):
         return patterns
 
 
-class StorageSpec(_Block):
+class StorageSpec(Block):
     """``storage``: the S3-compatible endpoint for this spec's ``s3://`` data and results.
 
     Overrides ``[s3]`` of ``sweeper.toml`` key by key. Credentials never go here: boto3's
@@ -182,14 +183,14 @@ class StorageSpec(_Block):
     addressing_style: Literal["auto", "path", "virtual"] | None = None
 
 
-class CaffeSpec(_Block):
+class CaffeSpec(Block):
     """``caffe``: the solver (and net) prototxt files a ``caffe`` trial trains with."""
 
     solver: str = Field(min_length=1)
     net: str | None = None
 
 
-class Spec(_Block):
+class Spec(Block):
     """A validated experiment spec.
 
     Build one with :func:`sweeper.spec.load_spec`, which also resolves paths and names the file in
@@ -223,7 +224,7 @@ class Spec(_Block):
     @classmethod
     def _valid_name(cls, value: str) -> str:
         if not _NAME.match(value):
-            raise _invalid(
+            raise invalid(
                 f"name must be 1-64 letters, digits, '.', '_' or '-', got {value!r}",
                 hint="it names the sweep's folder and MLflow experiment",
             )
@@ -234,7 +235,7 @@ class Spec(_Block):
     def _pip_requirements(cls, value: list[str] | str | None) -> list[str] | str | None:
         if isinstance(value, str):
             if not value.strip():
-                raise _invalid(
+                raise invalid(
                     "requirements must be a list of pip requirements or a requirements file, "
                     "got ''",
                     hint="e.g. requirements: [scikit-learn==1.5.2] or requirements.txt",
@@ -243,7 +244,7 @@ class Spec(_Block):
         for i, line in enumerate(value or []):
             problem = requirement_problem(line)
             if problem:
-                raise _invalid(
+                raise invalid(
                     f"requirements[{i}] must be a pip requirement such as 'pkg==1.0', "
                     f"got {line!r} ({problem})",
                     f"requirements.{i}",
@@ -262,7 +263,7 @@ class Spec(_Block):
         space: dict[str, Parameter] = {}
         for name, raw in self.parameters.items():
             if not isinstance(name, str) or not _PARAM_NAME.match(name):
-                raise _invalid(
+                raise invalid(
                     f"parameter names must be identifiers (letters, digits, _), got {name!r}",
                     f"parameters.{name}",
                     "they become flags, environment variables and MLflow params",
@@ -270,13 +271,13 @@ class Spec(_Block):
             try:
                 space[name] = parse_parameter(name, raw)
             except ParameterError as exc:
-                raise _invalid(exc.message, exc.field, exc.hint) from None
+                raise invalid(exc.message, exc.field, exc.hint) from None
         if self.search.method == "grid":
             size = 1
             for name, param in space.items():
                 values = grid_values(param)
                 if values is None:
-                    raise _invalid(
+                    raise invalid(
                         f"parameters.{name} must have grid values for method grid, "
                         f"got {param.describe()}",
                         f"parameters.{name}",
@@ -284,14 +285,14 @@ class Spec(_Block):
                     )
                 size *= len(values)
             if self.search.trials is not None and self.search.trials != size:
-                raise _invalid(
+                raise invalid(
                     f"search.trials must equal the grid's size {size} for method grid, "
                     f"got {self.search.trials}",
                     "search.trials",
                     "leave trials out for a grid",
                 )
         if self.search.method == "optuna" and not self.dimensions_of(space):
-            raise _invalid(
+            raise invalid(
                 "parameters must include a search dimension for method optuna, got constants only",
                 "parameters",
                 "add e.g. lr: {loguniform: [1.0e-4, 1.0e-1]}",

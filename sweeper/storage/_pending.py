@@ -21,6 +21,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from sweeper._layout import PENDING_FILE
 from sweeper.errors import StorageError
 from sweeper.storage._client import StoreConfig
 from sweeper.storage._sync import SyncReport, upload_dir
@@ -36,7 +37,6 @@ __all__ = [
     "sync_pending",
 ]
 
-PENDING_FILE = "sync-pending.json"
 _LOCK_FILE = ".sync-pending.lock"
 _FORMAT = 1
 

@@ -14,11 +14,11 @@ from pathlib import Path
 import mlflow
 import pytest
 
-import frameworks._process as process_module
-from frameworks.caffe import INSTALL_HINT, CaffeAdapter, CaffeLog, caffe_argv
-from frameworks.context import TrialContext
-from frameworks.registry import get_adapter_class
+import sweeper.frameworks._process as process_module
 from sweeper.errors import SpecError, SweeperError
+from sweeper.frameworks.caffe import INSTALL_HINT, CaffeAdapter, CaffeLog, caffe_argv
+from sweeper.frameworks.context import TrialContext
+from sweeper.frameworks.registry import get_adapter_class
 from sweeper.spec import load_spec
 
 if shutil.which("caffe") is None:
@@ -487,7 +487,7 @@ hyper_parameters_optimization:
 
 @pytest.mark.usefixtures("ray_session")
 def test_a_caffe_manifest_runs_unchanged(model: Path, settings) -> None:
-    from sweeper.sweep import run
+    from sweeper.execution._sweep import run
 
     (model / "manifest.yml").write_text(MANIFEST)
     spec = load_spec(model / "manifest.yml")
@@ -504,8 +504,8 @@ def test_a_caffe_manifest_runs_unchanged(model: Path, settings) -> None:
 @pytest.mark.slow
 @pytest.mark.usefixtures("ray_session")
 def test_early_stopped_caffe_trials_stop_on_sigint_and_the_sweep_goes_on(model, settings):
+    from sweeper.execution._sweep import run
     from sweeper.spec import parse_spec
-    from sweeper.sweep import run
 
     # One trial at a time, learning rates falling in grid order: the later trials are behind
     # the first at the first rung (iteration 50) and ASHA stops them there.

@@ -12,11 +12,11 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from frameworks.command import CommandAdapter
-from frameworks.context import TrialContext
 from sweeper.errors import SpecError
+from sweeper.execution._sweep import run
+from sweeper.frameworks.command import CommandAdapter
+from sweeper.frameworks.context import TrialContext
 from sweeper.spec import load_spec, parse_spec
-from sweeper.sweep import run
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = "tests/_code/train_cmd.py"

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from frameworks.context import REPORTED_KEY, TrialContext
+from sweeper.frameworks.context import REPORTED_KEY, TrialContext
 
 
 @pytest.fixture

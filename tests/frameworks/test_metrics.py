@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from frameworks._metrics import (
+from sweeper.frameworks._metrics import (
     FileFollower,
     LineParser,
     emetrics_record,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from frameworks.context import TrialContext
-from frameworks.pytorch import PyTorchAdapter
 from sweeper.errors import SweeperError
+from sweeper.frameworks.context import TrialContext
+from sweeper.frameworks.pytorch import PyTorchAdapter
 from sweeper.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from frameworks import FrameworkAdapter, available, get_adapter_class, register
-from frameworks.python import PythonAdapter
-from frameworks.pytorch import PyTorchAdapter
 from sweeper.errors import SpecError
+from sweeper.frameworks import FrameworkAdapter, available, get_adapter_class, register
+from sweeper.frameworks.python import PythonAdapter
+from sweeper.frameworks.pytorch import PyTorchAdapter
 
 
 def test_builtins_are_listed_without_importing_their_framework():
@@ -29,7 +29,7 @@ def test_unknown_framework_names_the_field_and_suggests():
 
 
 def test_register_adds_an_adapter(monkeypatch):
-    import frameworks.registry as registry
+    import sweeper.frameworks.registry as registry
 
     monkeypatch.setattr(registry, "_REGISTERED", {})
 
@@ -48,7 +48,7 @@ def test_register_adds_an_adapter(monkeypatch):
 def test_third_party_adapter_is_found_through_its_entry_point(tmp_path: Path, monkeypatch):
     """An installed distribution that declares ``[sweeper.frameworks]`` is picked up."""
     (tmp_path / "sweeper_mxnet.py").write_text(
-        "from frameworks.python import PythonAdapter\n"
+        "from sweeper.frameworks.python import PythonAdapter\n"
         "class MXNetAdapter(PythonAdapter):\n"
         "    name = 'mxnet'\n"
     )

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from frameworks.context import REPORTED_KEY, TrialContext
-from frameworks.tensorflow import MISSING_TENSORFLOW, StopTrial, TensorFlowAdapter
 from sweeper.errors import SweeperError
+from sweeper.frameworks.context import REPORTED_KEY, TrialContext
+from sweeper.frameworks.tensorflow import MISSING_TENSORFLOW, StopTrial, TensorFlowAdapter
 from sweeper.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -100,7 +100,7 @@ def test_reports_reach_the_actor_from_a_seeded_child_with_sized_threads(tmp_path
     adapter = adapter_for(
         "import os, random\n"
         "import numpy as np, keras, tensorflow as tf\n"
-        "from frameworks.tensorflow import ReportCallback\n"
+        "from sweeper.frameworks.tensorflow import ReportCallback\n"
         "def train(params, ctx):\n"
         "    ctx.report(step=0, pid=os.getpid(), rand=random.random(), np_rand=np.random.rand(),\n"
         "               intra=tf.config.threading.get_intra_op_parallelism_threads())\n"
@@ -139,7 +139,7 @@ def test_stop_ends_a_fit_between_epochs_and_the_function_goes_on(tmp_path, adapt
     adapter = adapter_for(
         "import json, os, time\n"
         "import numpy as np, keras\n"
-        "from frameworks.tensorflow import ReportCallback\n"
+        "from sweeper.frameworks.tensorflow import ReportCallback\n"
         "class Slow(keras.callbacks.Callback):\n"
         "    def on_epoch_end(self, epoch, logs=None):\n"
         "        time.sleep(0.1)\n"
@@ -215,7 +215,7 @@ def test_a_stopped_adapter_starts_no_trial(tmp_path, adapter_for):
 
 
 def test_sigterm_in_the_child_stops_once_and_waits_for_the_epoch_in_a_fit(monkeypatch):
-    import frameworks.tensorflow as tf_adapter
+    import sweeper.frameworks.tensorflow as tf_adapter
 
     monkeypatch.setattr(tf_adapter, "_stop", threading.Event())
     with pytest.raises(StopTrial):
@@ -269,7 +269,7 @@ def test_missing_tensorflow_in_the_child_names_the_extra(tmp_path, monkeypatch, 
 def test_validating_a_spec_imports_neither_tensorflow_nor_keras(tmp_path):
     code = (
         "import sys\n"
-        "from frameworks.registry import get_adapter_class\n"
+        "from sweeper.frameworks.registry import get_adapter_class\n"
         "from sweeper.spec import load_spec\n"
         f"spec = load_spec({str(ROOT / EXAMPLE)!r})\n"
         "get_adapter_class(spec.framework)(spec).validate()\n"
@@ -287,7 +287,7 @@ def test_validating_a_spec_imports_neither_tensorflow_nor_keras(tmp_path):
 SLOW_TO_END = """\
 import os, time
 import numpy as np, keras
-from frameworks.tensorflow import ReportCallback
+from sweeper.frameworks.tensorflow import ReportCallback
 
 class Score(keras.callbacks.Callback):
     def __init__(self, x):
@@ -314,8 +314,8 @@ def train(params, ctx):
 @pytest.mark.slow
 @pytest.mark.usefixtures("ray_session")
 def test_early_stopped_trials_end_cleanly_and_their_actor_runs_the_next(tmp_path, settings):
+    from sweeper.execution._sweep import run
     from sweeper.spec import parse_spec
-    from sweeper.sweep import run
 
     (tmp_path / "slow_end.py").write_text(SLOW_TO_END)
     # One trial at a time in grid order, each worse than those before: ASHA stops every trial

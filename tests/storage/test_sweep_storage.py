@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from sweeper.cli import main
+from sweeper.execution._sweep import run
 from sweeper.spec import load_spec, parse_spec
 from sweeper.storage import pending_uploads
-from sweeper.sweep import run
 
 ROOT = Path(__file__).resolve().parents[2]
 CODE = "tests/_code/trainables.py"

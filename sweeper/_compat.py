@@ -1,0 +1,118 @@
+"""Every private API of Ray and Optuna that sweeper touches, in one place.
+
+Neither library offers a public way to do these things (each entry says what it is for). Each
+was checked against the versions in :data:`CHECKED`, the upper ends of the ranges
+``pyproject.toml`` pins; when Ray or Optuna moves, this module is the one to read and fix, and
+``tests/test_compat.py`` fails first. Nothing is imported at module level: every accessor
+imports what it reaches into, so importing this module costs nothing.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import optuna
+    from ray.tune.experiment import Trial
+    from ray.tune.search.optuna import OptunaSearch
+
+__all__ = [
+    "CHECKED",
+    "actor_id",
+    "function_trainable",
+    "job_config_env_var",
+    "optuna_trial_id",
+    "searcher_completed",
+    "searcher_study",
+    "searcher_trials",
+    "training_thread",
+    "wait_for_training",
+]
+
+# The versions every accessor below was read against.
+CHECKED = {"ray": "2.60.0", "optuna": "5.0.0"}
+
+
+# -- Ray (runs on the driver) ------------------------------------------------------------------
+
+
+def job_config_env_var() -> str:
+    """The variable ``ray job submit`` sets to the job's config (with its ``runtime_env``).
+
+    Ray documents no API for a driver to read its own job's runtime environment.
+    """
+    from ray._private.runtime_env.constants import RAY_JOB_CONFIG_JSON_ENV_VAR
+
+    return str(RAY_JOB_CONFIG_JSON_ENV_VAR)
+
+
+def actor_id(trial: Trial) -> str | None:
+    """The id of the Ray actor running ``trial`` (the dashboard's Actors page lists it).
+
+    Tune keeps the actor handle in private trial state and names no public accessor.
+    """
+    try:
+        return str(trial.temporary_state.ray_actor._actor_id.hex())
+    except AttributeError:
+        return None
+
+
+# -- Ray (runs in the trial's Ray actor) --------------------------------------------------------
+
+
+def function_trainable(train_fn: Callable[..., Any]) -> type:
+    """Tune's function-trainable class for ``train_fn``, to subclass.
+
+    ``tune.Tuner`` wraps functions itself; sweeper needs the class to override ``reset_config``
+    and ``cleanup`` (see :mod:`sweeper.execution._trainable`).
+    """
+    from ray.tune.trainable.function_trainable import wrap_function
+
+    return wrap_function(train_fn)
+
+
+def wait_for_training(timeout: float) -> None:
+    """Wait up to ``timeout`` seconds for this actor's training thread to end.
+
+    Tune's reset waits ``TUNE_FUNCTION_THREAD_TIMEOUT_S`` (2 s) through the same call.
+    """
+    from ray.train._internal.session import get_session
+
+    get_session().finish(timeout=timeout)
+
+
+def training_thread() -> Any:
+    """This actor's training thread, or ``None`` (Tune has no public handle on it)."""
+    from ray.train._internal.session import get_session
+
+    session = get_session()
+    return session.training_thread if session is not None else None
+
+
+# -- Optuna through Ray's OptunaSearch (runs on the driver) --------------------------------------
+
+
+def searcher_trials(searcher: OptunaSearch) -> dict[str, optuna.trial.Trial]:
+    """Tune trial id to the Optuna trial ``OptunaSearch`` asked for it."""
+    return searcher._ot_trials  # type: ignore[no-any-return]
+
+
+def searcher_study(searcher: OptunaSearch) -> optuna.Study:
+    """The study ``OptunaSearch`` asks and tells."""
+    return searcher._ot_study  # type: ignore[no-any-return]
+
+
+def searcher_completed(searcher: OptunaSearch) -> set[str]:
+    """Tune trial ids ``OptunaSearch`` has already told the study about."""
+    return searcher._completed_trials  # type: ignore[no-any-return]
+
+
+def optuna_trial_id(trial: optuna.trial.FrozenTrial) -> int:
+    """The storage's id of ``trial``, which ``BaseStorage.set_trial_state_values`` takes.
+
+    Optuna's public API closes trials only through ``Study.tell`` on a live trial, not one
+    read back from a journal after the process that asked for it died.
+    """
+    return int(trial._trial_id)

@@ -1,0 +1,149 @@
+"""The sweep folder's layout: every file name in it, how trials are named, finding a sweep.
+
+The one statement of what a sweep leaves on disk; every other module (the driver, the code in
+the trials' Ray actors, the read-only commands, the adapters through ``TrialContext``) takes its
+names from here. It imports nothing heavier than the standard library, so ``sweeper list``,
+``status``, ``show``, ``logs`` and the rest never pay for Ray::
+
+    <results>/<sweep>/            a sweep's folder; its name is the sweep's id
+      spec.yml                    the spec as loaded (the sweep's own copy)
+      state.json                  status, sessions, driver, MLflow parent run
+      trials.jsonl                the journal: one line per trial state change
+      points.json                 grid and random points, drawn up front
+      optuna.journal              the Optuna study (Optuna's journal storage)
+      sweep.json                  where the results store is (never credentials)
+      results.csv                 one row per trial, written at the end of a session
+      stop-requested              present while `sweeper stop` asks the sweep to halt
+      sync-pending.json           uploads still owed to the results store
+      trials/trial-0001/
+        params.json  trial.log  error.txt  attempt  output/  checkpoints/
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sweeper.settings import Settings
+
+__all__ = [
+    "ATTEMPT_FILE",
+    "CHECKPOINT_DIR",
+    "ERROR_FILE",
+    "JOURNAL_FILE",
+    "LOG_FILE",
+    "NAME_KEY",
+    "OUTPUT_DIR",
+    "PARAMS_FILE",
+    "PENDING_FILE",
+    "POINTS_FILE",
+    "POINT_KEY",
+    "RESULTS_FILE",
+    "SPEC_FILE",
+    "STATE_FILE",
+    "STOP_FILE",
+    "STORE_FILE",
+    "STUDY_FILE",
+    "SUMMARY_FILES",
+    "TRIALS_DIR",
+    "find_sweep",
+    "is_sweep_dir",
+    "is_trial_name",
+    "trial_dir",
+    "trial_name",
+    "trial_number",
+]
+
+# The sweep's own files.
+SPEC_FILE = "spec.yml"
+STATE_FILE = "state.json"
+JOURNAL_FILE = "trials.jsonl"
+POINTS_FILE = "points.json"
+STUDY_FILE = "optuna.journal"
+STORE_FILE = "sweep.json"
+RESULTS_FILE = "results.csv"
+STOP_FILE = "stop-requested"
+PENDING_FILE = "sync-pending.json"
+TRIALS_DIR = "trials"
+# What goes to the results store as the sweep's summary; trials' folders are synced one by one.
+SUMMARY_FILES = (
+    RESULTS_FILE,
+    SPEC_FILE,
+    STORE_FILE,
+    STATE_FILE,
+    JOURNAL_FILE,
+    POINTS_FILE,
+    STUDY_FILE,
+)
+
+# A trial's folder.
+PARAMS_FILE = "params.json"
+LOG_FILE = "trial.log"
+ERROR_FILE = "error.txt"
+ATTEMPT_FILE = "attempt"
+OUTPUT_DIR = "output"
+CHECKPOINT_DIR = "checkpoints"
+
+# Keys sweeper adds to Tune's trial config: the index of a grid or random point, and the name
+# an Optuna trial was given. Both decide the trial's name (see sweeper.execution._trial.TrialNamer).
+POINT_KEY = "point"
+NAME_KEY = "trial_name"
+
+_TRIAL_NAME = re.compile(r"trial-(\d{4,})")
+
+
+def trial_name(index: int) -> str:
+    """The name of the trial that runs point ``index`` (0-based): ``trial-0001`` for 0."""
+    return f"trial-{index + 1:04d}"
+
+
+def trial_number(name: str) -> int:
+    """The number in a trial's name: 7 for ``trial-0007``.
+
+    Raises:
+        ValueError: If ``name`` is not a trial's name.
+    """
+    match = _TRIAL_NAME.fullmatch(name)
+    if match is None:
+        raise ValueError(f"trial name must look like trial-0001, got {name!r}")
+    return int(match.group(1))
+
+
+def is_trial_name(name: str) -> bool:
+    """Whether ``name`` has the shape of a trial's name (``trial-`` and four or more digits)."""
+    return _TRIAL_NAME.fullmatch(name) is not None
+
+
+def trial_dir(sweep_dir: Path, name: str) -> Path:
+    """The folder of trial ``name`` in the sweep folder ``sweep_dir``."""
+    return sweep_dir / TRIALS_DIR / name
+
+
+def is_sweep_dir(folder: Path) -> bool:
+    """Whether ``folder`` is a sweep's folder (it holds ``state.json``)."""
+    return (folder / STATE_FILE).is_file()
+
+
+def find_sweep(ref: str | Path, settings: Settings | None = None) -> Path:
+    """A sweep's folder from its path or its id (a folder under ``[results] dir``).
+
+    The one lookup rule of every command that names a sweep.
+
+    Raises:
+        SpecError: If no such sweep exists.
+    """
+    from sweeper.errors import SpecError
+    from sweeper.settings import load_settings
+
+    settings = settings or load_settings()
+    folder = Path(ref)
+    if not is_sweep_dir(folder):
+        folder = Path(settings.results.dir).expanduser() / str(ref)
+    if not is_sweep_dir(folder):
+        raise SpecError(
+            f"sweep must be a sweep folder or id, got {str(ref)!r}",
+            hint=f"sweeps are folders under {settings.results.dir}",
+        )
+    return folder

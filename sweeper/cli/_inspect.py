@@ -1,0 +1,341 @@
+"""``sweeper list``, ``status``, ``show``, ``export`` and ``logs``: sweeps on disk, from any
+terminal, also while another process runs them.
+
+Only click is imported up front: ``sweeper --help`` must not wait for pandas.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from sweeper._journal import FINAL_STATES, PHASES, SweepState
+from sweeper._layout import JOURNAL_FILE
+from sweeper.cli._options import CONFIG as _CONFIG
+
+if TYPE_CHECKING:
+    from sweeper.history import Sweep
+
+__all__ = ["COMMANDS", "export", "list_", "logs", "show", "status"]
+
+_ORDER = (*PHASES, *FINAL_STATES)  # states are listed in the order of a trial's life
+_POLL = 0.5  # seconds between reads of a followed log
+
+
+def _load(sweep: str, config: Path | None) -> Sweep:
+    from sweeper.history import load
+    from sweeper.settings import load_settings
+
+    return load(sweep, load_settings(config))
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
+def _short(value: Any) -> str:
+    if _missing(value):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m"
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    """Rows as lines of left-aligned columns, two spaces apart."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+
+
+def _params(sweep: Sweep, row: Any) -> str:
+    spec = sweep.spec
+    names = list(spec.dimensions) if spec is not None and spec.dimensions else None
+    values = {
+        column.removeprefix("params."): row[column]
+        for column in row.index
+        if column.startswith("params.") and not _missing(row[column])
+    }
+    return ", ".join(f"{k}={_short(v)}" for k, v in values.items() if names is None or k in names)
+
+
+@click.command("list")
+@_CONFIG
+def list_(config: Path | None) -> None:
+    """List the sweeps under [results] dir, newest first."""
+    from sweeper.history import list_sweeps
+    from sweeper.settings import load_settings
+
+    settings = load_settings(config)
+    sweeps = list_sweeps(settings)
+    if not sweeps:
+        click.echo(f"no sweeps under {settings.results.dir}")
+        return
+    rows = [["sweep", "status", "trials", "best", "started"]]
+    for sweep in sweeps:
+        best = sweep.best
+        rows.append(
+            [
+                sweep.sweep,
+                sweep.status,
+                f"{sweep.trials_done}/{sweep.trials_total}",
+                "-" if best is None else f"{sweep.metric}={_short(best[sweep.metric])}",
+                datetime.fromtimestamp(sweep.state.created).strftime("%Y-%m-%d %H:%M"),
+            ]
+        )
+    for line in _table(rows):
+        click.echo(line)
+
+
+@click.command()
+@click.argument("sweep")
+@_CONFIG
+def status(sweep: str, config: Path | None) -> None:
+    """Show SWEEP (its folder or id) and each of its trials; also while it runs."""
+    found = _load(sweep, config)
+    state = found.state
+    shown = found.status
+    if shown == "running":
+        shown += f" (driver pid {state.pid} on {state.host})"
+    elif shown == "interrupted":
+        shown += (
+            f": its driver (pid {state.pid} on {state.host}) is gone; "
+            f"resume it with: sweeper resume {found.sweep}"
+        )
+    elif found.reason:
+        shown += f": {found.reason}"
+    counts = found.counts()
+    states = ", ".join(f"{counts[s]} {s}" for s in sorted(counts, key=_rank))
+    total = found.trials_total
+    if total > sum(counts.values()):
+        states += (", " if states else "") + f"{total - sum(counts.values())} not started"
+    click.echo(f"sweep:    {found.sweep}")
+    click.echo(f"status:   {shown}")
+    click.echo(f"sessions: {state.sessions}")
+    click.echo(f"trials:   {found.trials_done}/{total} done ({states or 'none yet'})")
+    click.echo(f"GPU time: {found.gpu_hours:.4g} GPU-hours")
+    click.echo(f"elapsed:  {_duration(found.elapsed)}")
+    frame = found.results
+    if frame.empty:
+        return
+    metric = found.metric
+    rows = [["trial", "state", "step", metric, "best", "attempts", "duration", "gpu_s", "params"]]
+    for _, row in frame.iterrows():
+        rows.append(
+            [
+                str(row["trial"]),
+                str(row["state"]),
+                str(row["steps"]),
+                _short(row.get(metric)),
+                _short(row.get(f"best_{metric}")),
+                str(row["attempts"]),
+                _duration(float(row["duration_s"])),
+                f"{float(row['gpu_seconds']):.1f}",
+                _params(found, row),
+            ]
+        )
+    click.echo("")
+    for line in _table(rows):
+        click.echo(line)
+
+
+def _rank(state: str) -> int:
+    return _ORDER.index(state) if state in _ORDER else len(_ORDER)
+
+
+@click.command()
+@click.argument("sweep")
+@_CONFIG
+@click.option(
+    "--top",
+    "-n",
+    default=5,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="How many of the best trials.",
+)
+def show(sweep: str, config: Path | None, top: int) -> None:
+    """Show SWEEP's best trials: parameters, metric, GPU time and where their results are."""
+    found = _load(sweep, config)
+    state = found.state
+    metric = found.metric
+    best = found.top(top)
+    click.echo(
+        f"sweep {found.sweep}: {found.status}, {found.trials_done}/{found.trials_total} trials, "
+        f"{found.mode} {metric}"
+    )
+    click.echo(f"folder:  {found.sweep_dir}")
+    store = found.results_uri
+    if store:
+        click.echo(f"store:   {store}")
+    if state.parent_run_id:
+        click.echo(
+            f"mlflow:  run {state.parent_run_id} (experiment {state.experiment}) "
+            f"in {state.tracking_uri}"
+        )
+    click.echo("")
+    if best.empty:
+        click.echo(f"no trial completed with a value for {metric}")
+        return
+    click.echo(f"best {len(best)} of {len(found.results)} trials:")
+    for rank, (_, row) in enumerate(best.iterrows(), start=1):
+        name = str(row["trial"])
+        click.echo(
+            f"{rank}. {name}  {metric}={_short(row[metric])}  ({_params(found, row)})  "
+            f"GPU {float(row['gpu_seconds']):.1f}s, {_duration(float(row['duration_s']))}"
+        )
+        click.echo(f"   folder: {found.sweep_dir / 'trials' / name}")
+        if store:
+            click.echo(f"   store:  {store}/{name}")
+        run_id = row.get("mlflow_run_id")
+        if not _missing(run_id):
+            click.echo(f"   mlflow: run {run_id} in {state.tracking_uri}")
+
+
+@click.command()
+@click.argument("sweep")
+@_CONFIG
+@click.option(
+    "--format",
+    "-f",
+    "format_",
+    type=click.Choice(["csv", "parquet", "json"]),
+    help="File format (default: the output's suffix, else csv).",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write here (default: ./<sweep>.<format>).",
+)
+def export(sweep: str, config: Path | None, format_: str | None, output: Path | None) -> None:
+    """Write SWEEP's results table (one row per trial) as CSV, Parquet or JSON records."""
+    from sweeper.history import EXPORT_FORMATS
+    from sweeper.history import export as export_sweep
+
+    found = _load(sweep, config)
+    if format_ is None:
+        suffix = output.suffix.lstrip(".").lower() if output is not None else ""
+        format_ = suffix if suffix in EXPORT_FORMATS else "csv"
+    path = export_sweep(found, output or Path(f"{found.sweep}.{format_}"), format_)
+    click.echo(str(path))
+
+
+@click.command()
+@click.argument("sweep")
+@click.argument("trial")
+@_CONFIG
+@click.option(
+    "--follow",
+    "-f",
+    is_flag=True,
+    help="Keep printing new lines until the trial ends or the sweep stops.",
+)
+@click.option(
+    "--lines", "-n", type=click.IntRange(min=0), help="Print only the last N lines (default: all)."
+)
+def logs(sweep: str, trial: str, config: Path | None, follow: bool, lines: int | None) -> None:
+    """Print TRIAL's log (trials/<TRIAL>/trial.log) of SWEEP; TRIAL may be its number."""
+    found = _load(sweep, config)
+    name = found.trial_name(trial)
+    path = found.log_path(name)
+    position = 0
+    if path.is_file():
+        text, position = _tail(path, lines)
+        click.echo(text, nl=bool(text) and not text.endswith("\n") and not follow)
+    elif not follow:
+        click.echo(f"{name} has no log yet", err=True)
+        return
+    if not follow:
+        return
+    journal = _TrialWatch(found.sweep_dir, name)
+    pending = b""
+    while True:
+        over = journal.over()
+        if path.is_file():
+            with open(path, "rb") as handle:
+                if handle.seek(0, 2) < position:
+                    position = 0  # the log was replaced: read it from the start
+                handle.seek(position)
+                chunk = handle.read()
+                position = handle.tell()
+            complete, newline, pending = (pending + chunk).rpartition(b"\n")
+            if newline:
+                click.echo((complete + b"\n").decode("utf-8", "replace"), nl=False)
+        if over:
+            if pending:
+                click.echo(pending.decode("utf-8", "replace"))
+            return
+        time.sleep(_POLL)
+
+
+def _tail(path: Path, lines: int | None) -> tuple[str, int]:
+    """The file's last ``lines`` lines (all of it for ``None``) and the offset of its end."""
+    with open(path, "rb") as handle:
+        end = handle.seek(0, 2)
+        if lines is None:
+            handle.seek(0)
+            data = handle.read(end)
+        else:
+            # Read back from the end in blocks until enough line breaks are in.
+            start, data = end, b""
+            while start > 0 and data.count(b"\n") <= lines:
+                start = max(0, start - 65536)
+                handle.seek(start)
+                data = handle.read(end - start)
+            kept = data.splitlines(keepends=True)
+            data = b"".join(kept[max(0, len(kept) - lines) :])
+    return data.decode("utf-8", "replace"), end
+
+
+class _TrialWatch:
+    """Reads the journal as it grows: has the trial reached a final state, or the sweep's
+    driver gone?"""
+
+    def __init__(self, sweep_dir: Path, trial: str) -> None:
+        self.sweep_dir = sweep_dir
+        self.trial = trial
+        self.offset = 0
+        self.state: str | None = None
+
+    def over(self) -> bool:
+        path = self.sweep_dir / JOURNAL_FILE
+        if path.is_file():
+            with open(path, "rb") as handle:
+                handle.seek(self.offset)
+                data = handle.read()
+            complete = data[: data.rfind(b"\n") + 1]  # a line being written waits
+            self.offset += len(complete)
+            for line in complete.splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(entry, dict) and entry.get("name") == self.trial:
+                    self.state = entry.get("state")
+        if self.state in FINAL_STATES:
+            return True
+        try:
+            state = SweepState.load(self.sweep_dir)
+        except (OSError, ValueError):
+            return False
+        return state is None or not state.driver_alive
+
+
+COMMANDS = (list_, status, show, export, logs)

@@ -1,0 +1,431 @@
+"""The ``sweeper`` command line."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from sweeper.cli._inspect import COMMANDS as _INSPECT_COMMANDS
+from sweeper.cli._options import CONFIG as _CONFIG
+from sweeper.cli._plot import plot as _plot
+from sweeper.errors import SweeperError
+
+if TYPE_CHECKING:
+    from sweeper.execution._sweep import SweepResult
+
+__all__ = ["main"]
+
+_SPEC = click.Path(path_type=Path, dir_okay=False)
+
+
+def _fail(error: SweeperError) -> None:
+    # One line, always: a multi-line error (a trial's log tail) shows its first line only.
+    click.echo(f"error: {str(error).splitlines()[0]}", err=True)
+    sys.exit(error.exit_code)
+
+
+class _Group(click.Group):
+    """Turns every :class:`SweeperError` into one line on stderr and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except SweeperError as error:
+            _fail(error)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted", err=True)
+            sys.exit(130)
+        return None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="sweeper")
+def main() -> None:
+    """Hyperparameter sweeps on Ray Tune, with Optuna search and MLflow tracking."""
+
+
+_ADDRESS = click.option(
+    "--address",
+    help="Ray cluster to run on (auto, or HOST:PORT of its head's GCS, e.g. 10.0.0.1:6379) "
+    "instead of a local Ray. Not ray:// (Ray Client): use ray job submit.",
+)
+_DASHBOARD = click.option(
+    "--dashboard/--no-dashboard",
+    default=None,
+    help="Start the local Ray's dashboard on 127.0.0.1 (default: [ray] dashboard, on).",
+)
+
+
+def _finish(result: SweepResult, quiet: bool) -> None:
+    """Print what the CLI adds to a sweep's own output, and exit with the sweep's status."""
+    spec = result.spec
+    if quiet:
+        best = result.best
+        if best is not None:
+            click.echo(f"best {best['trial']}: {spec.search.metric}={best[spec.search.metric]}")
+    if result.signal is not None:
+        click.echo(f"error: interrupted; resume with: sweeper resume {result.sweep_dir}", err=True)
+        sys.exit(128 + result.signal)  # the shell's convention: 130 for Ctrl-C
+    if result.status == "failed":
+        click.echo(f"error: sweep failed: {result.reason}", err=True)
+        sys.exit(1)
+    total = len(result.results)
+    if result.unsynced:
+        click.echo(
+            f"error: {len(result.unsynced)} uploads to the results store are pending; "
+            f"run: sweeper sync {result.sweep_dir}",
+            err=True,
+        )
+        sys.exit(1)
+    if result.failed:
+        click.echo(
+            f"error: {result.failed} of {total} trials failed; their logs are in "
+            f"{result.sweep_dir / 'trials'}",
+            err=True,
+        )
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("spec", type=_SPEC)
+@_CONFIG
+@_ADDRESS
+@_DASHBOARD
+@click.option("--quiet", "-q", is_flag=True, help="Print only the best trials.")
+@click.option(
+    "--resume/--new",
+    "resume_choice",
+    default=None,
+    help="When a halted or interrupted sweep of this same spec exists: resume it, or start a "
+    "new sweep (default: ask on a terminal, start a new sweep otherwise).",
+)
+def run(
+    spec: Path,
+    config: Path | None,
+    address: str | None,
+    dashboard: bool | None,
+    quiet: bool,
+    resume_choice: bool | None,
+) -> None:
+    """Run the sweep that SPEC (an experiment.yml) describes.
+
+    Exits 0 when every trial completed (or a budget or `sweeper stop` halted the sweep), 1 when
+    a trial failed or the sweep could not run, 2 when SPEC or the settings are invalid, 130
+    when Ctrl-C halted it.
+    """
+    from sweeper.execution._sweep import resume as resume_sweep
+    from sweeper.execution._sweep import run as run_sweep
+    from sweeper.execution._sweep import unfinished_sweep
+    from sweeper.settings import load_settings
+    from sweeper.spec import load_spec
+
+    loaded = load_spec(spec)
+    settings = load_settings(config)
+    echo = None if quiet else click.echo
+    earlier = unfinished_sweep(loaded, settings) if resume_choice is not False else None
+    if earlier is not None and resume_choice is None:
+        if sys.stdin.isatty():
+            resume_choice = click.confirm(
+                f"sweep {earlier.name} of this spec did not finish; resume it?", default=True
+            )
+        else:
+            click.echo(
+                f"note: sweep {earlier.name} of this spec did not finish; starting a new one "
+                f"(resume it with: sweeper resume {earlier}, or run --resume)",
+                err=True,
+            )
+    if earlier is not None and resume_choice:
+        result = resume_sweep(
+            earlier, settings, spec=loaded, address=address, echo=echo, dashboard=dashboard
+        )
+    else:
+        result = run_sweep(loaded, settings, address=address, echo=echo, dashboard=dashboard)
+    _finish(result, quiet)
+
+
+@main.command()
+@click.argument("sweep")
+@_CONFIG
+@_ADDRESS
+@_DASHBOARD
+@click.option("--quiet", "-q", is_flag=True, help="Print only the best trials.")
+@click.option("--retry-failed", is_flag=True, help="Run trials that failed for good again too.")
+def resume(
+    sweep: str,
+    config: Path | None,
+    address: str | None,
+    dashboard: bool | None,
+    quiet: bool,
+    retry_failed: bool,
+) -> None:
+    """Continue a halted or interrupted SWEEP (its folder or id).
+
+    Finished trials are kept; interrupted ones run again from their checkpoints; the search
+    continues where it was. Exits like `sweeper run`.
+    """
+    from sweeper.execution._sweep import resume as resume_sweep
+    from sweeper.settings import load_settings
+
+    settings = load_settings(config)
+    result = resume_sweep(
+        sweep,
+        settings,
+        retry_failed=retry_failed,
+        address=address,
+        echo=None if quiet else click.echo,
+        dashboard=dashboard,
+    )
+    _finish(result, quiet)
+
+
+@main.command()
+@click.argument("sweep")
+@_CONFIG
+@click.option(
+    "--wait/--no-wait",
+    default=True,
+    show_default=True,
+    help="Wait until the sweep has halted.",
+)
+@click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait at most.")
+def stop(sweep: str, config: Path | None, wait: bool, timeout: float) -> None:
+    """Halt a running SWEEP gracefully, from any terminal on the driver's machine.
+
+    Running trials stop and their results are kept and synced; the sweep can be resumed with
+    `sweeper resume`. Exits 1 if it has not halted within --timeout.
+    """
+    import time
+
+    from sweeper._journal import SweepState
+    from sweeper._layout import STOP_FILE, find_sweep
+    from sweeper.errors import SweepError
+    from sweeper.settings import load_settings
+
+    folder = find_sweep(sweep, load_settings(config))
+    state = SweepState.load(folder)
+    assert state is not None
+    if state.shown_status != "running":
+        raise SweepError(
+            f"sweep {state.sweep} must be running to stop it, got {state.shown_status}",
+            hint=f"resume it with: sweeper resume {state.sweep}"
+            if state.shown_status in ("halted", "interrupted")
+            else None,
+        )
+    (folder / STOP_FILE).write_text(f"{time.time()}\n", encoding="utf-8")
+    click.echo(f"stop requested for sweep {state.sweep}")
+    if not wait:
+        return
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        state = SweepState.load(folder)
+        if state is not None and state.shown_status != "running":
+            click.echo(
+                f"sweep {state.sweep} {state.shown_status}: {state.reason or ''}".rstrip(": ")
+            )
+            return
+        time.sleep(0.5)
+    click.echo(f"error: sweep {folder.name} has not halted after {timeout:g}s", err=True)
+    sys.exit(1)
+
+
+@main.command()
+@click.argument("spec", type=_SPEC)
+def validate(spec: Path) -> None:
+    """Check SPEC without running anything."""
+    from sweeper.spec import load_spec
+
+    loaded = load_spec(spec)
+    click.echo(f"{spec}: valid ({loaded.trial_count()} trials, {loaded.framework})")
+
+
+@main.command()
+@click.argument("spec", type=_SPEC)
+def plan(spec: Path) -> None:
+    """Print SPEC's search space and trial count (and a grid's trials) without training."""
+    from sweeper._layout import trial_name
+    from sweeper.search import sweep_points
+    from sweeper.spec import load_spec
+
+    loaded = load_spec(spec)
+    search = loaded.search
+    method = f"optuna ({loaded.sampler})" if search.method == "optuna" else search.method
+    click.echo(f"sweep {loaded.name}: {method}, {search.mode} {search.metric}")
+    click.echo(
+        f"trials: {loaded.trial_count()}, concurrency: {search.concurrency or 'as resources allow'}"
+    )
+    res = loaded.resources
+    click.echo(
+        f"per trial: {res.cpus:g} cpus, {res.gpus:g} gpus"
+        + (f", memory {res.memory}" if res.memory else "")
+    )
+    if loaded.early_stopping is not None:
+        click.echo(f"early stopping: {loaded.early_stopping.describe()}")
+    if loaded.limits.describe() != "none":
+        click.echo(f"limits: {loaded.limits.describe()}")
+    click.echo("parameters:")
+    width = max((len(n) for n in loaded.space), default=0)
+    for name, param in loaded.space.items():
+        click.echo(f"  {name:<{width}}  {param.describe()}")
+    # Random points are drawn up front: with a seed, they are known before the sweep runs.
+    if search.method == "grid" or (search.method == "random" and search.seed is not None):
+        click.echo("grid:" if search.method == "grid" else f"points (seed {search.seed}):")
+        for i, point in enumerate(sweep_points(loaded) or []):
+            values = ", ".join(f"{k}={_short(v)}" for k, v in point.items())
+            click.echo(f"  {trial_name(i)}  {values}")
+
+
+def _short(value: object) -> str:
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+@main.command()
+@click.argument("sweep")
+@_CONFIG
+def sync(sweep: str, config: Path | None) -> None:
+    """Upload what a sweep could not upload to its results store (after an outage).
+
+    SWEEP is the sweep's folder or its id (a folder under [results] dir). Credentials come from
+    boto3's standard chain. Exits 1 while anything is still pending.
+    """
+    from sweeper.errors import SpecError
+    from sweeper.settings import load_settings
+    from sweeper.storage import sync_pending
+    from sweeper.storage._sweep import load_sweep_store
+
+    settings = load_settings(config)
+    folder = Path(sweep)
+    if not folder.is_dir():
+        folder = Path(settings.results.dir).expanduser() / sweep
+    if not folder.is_dir():
+        raise SpecError(
+            f"sweep must be a sweep folder or id, got {sweep!r}",
+            hint=f"sweeps are folders under {settings.results.dir}",
+        )
+    report = sync_pending(folder, load_sweep_store(folder))
+    if report.pending:
+        click.echo(
+            f"error: {len(report.pending)} uploads still pending: {report.summary()}", err=True
+        )
+        sys.exit(1)
+    click.echo(f"{folder.name}: every upload verified ({len(report.uploaded)} files now)")
+
+
+@main.command()
+@click.argument("manifest", type=_SPEC)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the spec here (default: print it).",
+)
+def convert(manifest: Path, output: Path | None) -> None:
+    """Write the sweeper spec equivalent to an FfDL/WML training MANIFEST.
+
+    Credentials in the manifest's data_stores are left out: give them to boto3 (environment
+    or profile) and the endpoint to sweeper.toml's [s3] endpoint_url.
+    """
+    import yaml
+
+    from sweeper.errors import SpecError
+    from sweeper.manifest import convert_manifest, is_manifest
+
+    try:
+        data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SpecError(f"manifest file must exist, got {str(manifest)!r}") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"manifest must be valid YAML, got {exc}", file=str(manifest)) from None
+    if not is_manifest(data):
+        raise SpecError(
+            "manifest must have a framework mapping (name, command), got none",
+            file=str(manifest),
+            field="framework",
+            hint="this looks like a sweeper spec already",
+        )
+    spec, store, notes = convert_manifest(data, file=str(manifest))
+    header = [f"# Converted from {manifest.name} by sweeper convert."]
+    if spec.get("command"):
+        header.append("# Run it from the manifest's folder: paths are relative to it.")
+    if store is not None:
+        header.append(
+            f"# Object store endpoint: {store.endpoint_url or 'AWS'}; put it in sweeper.toml "
+            "([s3] endpoint_url) and the credentials in the environment (AWS_ACCESS_KEY_ID...)."
+        )
+    header += [f"# Note: {note}" for note in notes]
+    text = "\n".join(header) + "\n" + yaml.safe_dump(spec, sort_keys=False)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}")
+
+
+@main.command()
+@_CONFIG
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=5000, show_default=True, help="Port to listen on.")
+def ui(config: Path | None, host: str, port: int) -> None:
+    """Start the MLflow UI on the configured tracking store."""
+
+    from sweeper.settings import load_settings
+
+    settings = load_settings(config)
+    command = [
+        sys.executable,
+        "-m",
+        "mlflow",
+        "ui",
+        "--backend-store-uri",
+        settings.mlflow.tracking_uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    click.echo(f"MLflow UI on http://{host}:{port} for {settings.mlflow.tracking_uri}")
+    # MLflow's UI runs uvicorn and job workers of its own, which outlive it when only it is
+    # signalled: it gets a process group, and the whole group goes when the UI is stopped.
+    server = subprocess.Popen(command, start_new_session=True)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        status = server.wait()
+    except KeyboardInterrupt:
+        status = 0
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _stop_group(server)
+    sys.exit(status)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_group(process: subprocess.Popen[bytes]) -> None:
+    """End ``process``'s process group: SIGTERM, then SIGKILL after 10 s."""
+    import os
+    import time
+
+    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 0.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            process.poll()  # reap the UI itself: a zombie still counts as the group's
+            try:
+                os.killpg(process.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+    process.poll()
+
+
+for _command in (*_INSPECT_COMMANDS, _plot):
+    main.add_command(_command)

@@ -1,0 +1,16 @@
+"""Running a sweep: the driver's side of Ray Tune, and the code that runs in the trials' actors.
+
+On the driver: :mod:`._sweep` (a sweep from start to finish: its folder, MLflow parent run,
+sessions, results), :mod:`._session` (one Tune run over what is left of the sweep),
+:mod:`._ray` (starting or joining Ray), :mod:`._stopping` (early stopping, budgets, stop
+requests, Ctrl-C), :mod:`._recorder` (Tune's callback: trial states to the journal and MLflow),
+:mod:`._phases` (trial phases reported from the actors), :mod:`._progress` and
+:mod:`._console` (what the terminal shows), :mod:`._cluster` (the code shipped to a cluster).
+
+In each trial's Ray actor: :mod:`._trainable` (Tune's trainable class) and :mod:`._trial`
+(one trial: its folder, log, data staging, the adapter, checkpoints and results upload).
+"""
+
+from sweeper.execution._sweep import SweepResult, resume, run, unfinished_sweep
+
+__all__ = ["SweepResult", "resume", "run", "unfinished_sweep"]

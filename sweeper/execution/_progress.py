@@ -1,0 +1,175 @@
+"""The live view of a running sweep: a rich display on a terminal, periodic lines elsewhere.
+
+Either way it shows the trials per state, the best metric so far with its parameters, the
+elapsed time, the GPU-hours used and the running trials (name, parameters, step, latest
+metric). Off a terminal (CI, ``| tee``) it prints one status line every ``interval`` seconds,
+so a long sweep's log grows by a line per finished trial plus one per interval, never more.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from sweeper.execution._console import TrialPrinter, format_value
+
+if TYPE_CHECKING:
+    from sweeper._journal import TrialRecord
+    from sweeper.spec import Spec
+
+__all__ = ["SweepProgress"]
+
+_ACTIVE = ("starting", "staging", "running", "storing")
+_ENDED = ("completed", "stopped", "failed", "halted")
+_SHOWN_RUNNING = 12  # running trials listed on a terminal; the rest are counted
+
+
+class SweepProgress:
+    """Follows a session's trials for the person watching it.
+
+    Args:
+        spec: The sweep's spec.
+        sweep: The sweep's id.
+        echo: Where lines go.
+        records: Returns the sweep's trial records (read from another thread).
+        gpu_seconds: Returns the GPU-seconds used so far.
+        live: Draw a rich live display (a terminal) instead of periodic lines.
+        interval: Seconds between status lines when not ``live``.
+        done: Trials that ended in earlier sessions.
+    """
+
+    def __init__(
+        self,
+        spec: Spec,
+        sweep: str,
+        echo: Callable[[str], None],
+        records: Callable[[], list[TrialRecord]],
+        gpu_seconds: Callable[[], float],
+        *,
+        live: bool = False,
+        interval: float = 30.0,
+        done: int = 0,
+    ) -> None:
+        self.spec = spec
+        self.sweep = sweep
+        self.echo = echo
+        self.records = records
+        self.gpu_seconds = gpu_seconds
+        self.live = live
+        self.interval = interval
+        self.printer = TrialPrinter(spec, self._line, done=done)
+        self.started = time.time()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._display: Any = None
+
+    def __call__(self, kind: str, record: TrialRecord) -> None:
+        self.printer(kind, record)
+
+    def _line(self, text: str) -> None:
+        display = self._display
+        if display is not None:  # above the live display, which redraws below it
+            display.console.print(text, markup=False, highlight=False, soft_wrap=True)
+        else:
+            self.echo(text)
+
+    # -- what is shown -------------------------------------------------------------------------
+
+    def _snapshot(self) -> list[TrialRecord]:
+        for _ in range(3):  # the records change on Tune's thread while this one reads
+            try:
+                return list(self.records())
+            except RuntimeError:
+                continue
+        return []
+
+    def _best(self, records: list[TrialRecord]) -> TrialRecord | None:
+        metric, sign = self.spec.search.metric, 1 if self.spec.search.mode == "max" else -1
+        scored = [r for r in records if r.state == "completed" and metric in r.metrics]
+        return max(scored, key=lambda r: sign * r.metrics[metric], default=None)
+
+    def summary(self) -> str:
+        """One line: trials per state, best so far, GPU-hours and elapsed time."""
+        records = self._snapshot()
+        states = Counter(r.state for r in records)
+        done = sum(states[s] for s in _ENDED)
+        running = sum(states[s] for s in _ACTIVE)
+        ended = ", ".join(f"{states[s]} {s}" for s in _ENDED if states[s])
+        parts = [f"{done}/{self.spec.trial_count()} done" + (f" ({ended})" if ended else "")]
+        parts.append(f"{running} running, {states['queued']} queued")
+        best = self._best(records)
+        metric = self.spec.search.metric
+        if best is not None:
+            parts.append(f"best {metric}={format_value(best.metrics[metric])} ({best.name})")
+        parts.append(f"{self.gpu_seconds() / 3600:.3g} GPU-h")
+        parts.append(f"elapsed {_clock(time.time() - self.started)}")
+        return "; ".join(parts)
+
+    def _renderable(self) -> Any:
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        records = self._snapshot()
+        metric = self.spec.search.metric
+        lines = [Text(f"sweep {self.sweep}: {self.summary()}", style="bold")]
+        best = self._best(records)
+        if best is not None:
+            lines.append(Text(f"best {best.name}: {_params(best.params, self.spec)}"))
+        running = sorted((r for r in records if r.state in _ACTIVE), key=lambda r: r.name)
+        if running:
+            table = Table(box=None, pad_edge=False, header_style="bold")
+            for column in ("trial", "state", "step", metric, "params"):
+                table.add_column(column)
+            for record in running[:_SHOWN_RUNNING]:
+                value = record.metrics.get(metric)
+                table.add_row(
+                    record.name,
+                    record.state,
+                    str(record.steps),
+                    "-" if value is None else format_value(value),
+                    _params(record.params, self.spec),
+                )
+            lines.append(table)
+            if len(running) > _SHOWN_RUNNING:
+                lines.append(Text(f"... and {len(running) - _SHOWN_RUNNING} more running"))
+        return Group(*lines)
+
+    # -- starting and stopping -----------------------------------------------------------------
+
+    def __enter__(self) -> SweepProgress:
+        self.started = time.time()
+        if self.live:
+            from rich.live import Live
+
+            self._display = Live(get_renderable=self._renderable, refresh_per_second=2)
+            self._display.__enter__()
+        elif self.interval > 0:
+            self._thread = threading.Thread(target=self._tick, name="sweeper-progress", daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._display is not None:
+            self._display.__exit__(None, None, None)
+            self._display = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.echo(f"[progress] {self.summary()}")
+
+
+def _params(params: dict[str, Any], spec: Spec) -> str:
+    return ", ".join(f"{k}={format_value(params[k])}" for k in spec.dimensions if k in params)
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"

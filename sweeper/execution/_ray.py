@@ -1,0 +1,174 @@
+"""Ray's lifecycle for a sweep, on the driver: starting a local Ray or joining a cluster, the
+dashboard, actors pinned to the driver's node, and the environment Tune reads while it runs."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from sweeper.errors import SweepError
+
+if TYPE_CHECKING:
+    from sweeper.settings import Settings
+
+__all__ = ["node_count", "on_node", "ray_session", "tune_settings"]
+
+
+def on_node(actor: Any, node: str | None) -> Any:
+    """``actor`` pinned to ``node`` (the driver's): a lost node must not take it with it."""
+    if node is None:
+        return actor
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return actor.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node, soft=False))
+
+
+def node_count() -> int:
+    """How many live nodes the Ray cluster has."""
+    import ray
+
+    try:
+        return sum(1 for node in ray.nodes() if node.get("Alive"))
+    except Exception:
+        return 1
+
+
+def _cluster_size() -> str:
+    import ray
+
+    resources = ray.cluster_resources()
+    nodes = node_count()
+    return (
+        f"{nodes} node{'s' if nodes != 1 else ''}, {resources.get('CPU', 0):g} CPUs, "
+        f"{resources.get('GPU', 0):g} GPUs"
+    )
+
+
+@contextmanager
+def ray_session(
+    settings: Settings,
+    address: str | None,
+    runtime_env: Callable[[], dict[str, Any]] | None = None,
+) -> Iterator[str]:
+    """Connect to the configured cluster, start a local Ray, or reuse one already up.
+
+    On a cluster, ``runtime_env()`` ships the sweep's code to the workers (Ray uploads the
+    working folder and packages when it connects).
+    """
+    import ray
+
+    if ray.is_initialized():
+        yield "the Ray instance already running in this process"
+        return
+    address = address or settings.ray.address or None
+    options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
+    try:
+        if address:
+            env = runtime_env() if runtime_env is not None else {}
+            ray.init(address=address, runtime_env=env or None, **options)
+            where = f"Ray cluster at {address} ({_cluster_size()})"
+        else:
+            # "local" always starts a fresh instance, never one found on the machine.
+            local = {
+                "address": "local",
+                "num_cpus": settings.ray.num_cpus,
+                "num_gpus": settings.ray.num_gpus,
+                **options,
+            }
+            dashboard = settings.ray.dashboard
+            where = "a local Ray"
+            try:
+                context = ray.init(
+                    include_dashboard=dashboard,
+                    dashboard_host="127.0.0.1",  # never on other interfaces
+                    dashboard_port=_dashboard_port(settings.ray.dashboard_port),
+                    **local,
+                )
+            except Exception:
+                if not dashboard:
+                    raise
+                # The dashboard is a convenience: a sweep runs without it (a busy machine can
+                # make it miss Ray's start-up deadline).
+                ray.shutdown()
+                context = ray.init(include_dashboard=False, **local)
+                dashboard = False
+                where += " (the dashboard failed to start: see Ray's dashboard.log)"
+            if dashboard:
+                url = getattr(context, "dashboard_url", None)
+                # Ray's token authentication (on unless RAY_AUTH_MODE=disabled) guards it.
+                token = os.environ.get("RAY_AUTH_MODE", "").lower() != "disabled"
+                login = ", token: ray get-auth-token" if token else ""
+                where += (
+                    f" (dashboard: http://{url}{login})"
+                    if url
+                    else " (no dashboard: it needs pip install 'ray[default]')"
+                )
+    except Exception as exc:
+        raise SweepError(
+            f"Ray must start or be reachable, got {type(exc).__name__}: {exc} "
+            f"(sweeper.toml: ray.address = {address or ''!r})"
+        ) from None
+    try:
+        yield where
+    finally:
+        ray.shutdown()
+
+
+def _dashboard_port(preferred: int) -> int:
+    """``preferred`` if it is free on 127.0.0.1, else a free port: Ray refuses to start when
+    the dashboard's port is taken (another Ray, another sweep on the machine)."""
+    import socket
+
+    for port in (preferred, 0):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    return 0
+
+
+# Read by Tune on the driver when the Tuner is built and run.
+_TUNE_ENVIRONMENT = {
+    # Tune's default per-trial loggers write JSON, CSV and TensorBoard files for every result;
+    # sweeper records results itself, so they only cost time.
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    # sweeper prints its own progress; Tune's new console output ignores verbose=0.
+    "RAY_AIR_NEW_OUTPUT": "0",
+    # Reports may hold other metrics before the sweep's first appears (see TrialContext).
+    "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
+    # sweeper handles Ctrl-C itself: a halt by signal works like `sweeper stop`.
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
+}
+
+
+@contextmanager
+def tune_settings() -> Iterator[None]:
+    """Tune's settings for a sweep, restored afterwards so the calling process is left as it was.
+
+    Tune's and Optuna's log lines are held back too: sweeper reports each trial itself, and
+    Tune's end-of-run lines would repeat failures with tracebacks and warn about the per-trial
+    result files turned off above.
+    """
+    import optuna
+
+    saved_env = {name: os.environ.get(name) for name in _TUNE_ENVIRONMENT}
+    os.environ.update(_TUNE_ENVIRONMENT)
+    tune_logger = logging.getLogger("ray.tune")
+    tune_level, optuna_level = tune_logger.level, optuna.logging.get_verbosity()
+    tune_logger.setLevel(logging.CRITICAL)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        yield
+    finally:
+        tune_logger.setLevel(tune_level)
+        optuna.logging.set_verbosity(optuna_level)
+        for name, value in saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

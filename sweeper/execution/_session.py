@@ -1,0 +1,314 @@
+"""One session of a sweep: the Tune run that ``sweeper run`` or ``sweeper resume`` drives.
+
+A new sweep and a resumed one differ only in what is left to run: a session gets the trials of
+earlier sessions from the journal and runs the grid or random points still missing, or the
+Optuna trials still owed, on a fresh Tune run. (Tune's own restore repeats trials that ended
+after its last periodic save, does not rerun errored trials, and can silently fall back to a
+new search state; see :mod:`sweeper._journal` and :mod:`sweeper.search._optuna`.)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sweeper._journal import FINAL_STATES, Journal, SweepState, TrialRecord
+from sweeper._layout import POINT_KEY, STOP_FILE, trial_name
+from sweeper.errors import SweeperError, SweepError
+from sweeper.execution._progress import SweepProgress
+from sweeper.execution._ray import node_count, on_node, ray_session, tune_settings
+from sweeper.execution._recorder import SweepRecorder
+from sweeper.execution._stopping import SweepControl, SweepStopper, on_interrupt, scheduler_for
+from sweeper.execution._trainable import trainable_class
+from sweeper.execution._trial import TrialNamer, TrialPlan
+from sweeper.search import tune_space
+from sweeper.search._searcher import searcher_for
+
+if TYPE_CHECKING:
+    from sweeper.settings import Settings
+    from sweeper.spec import Spec
+    from sweeper.storage._sweep import SweepStore
+    from sweeper.tracking import Tracker
+
+__all__ = ["Session", "SessionOutcome"]
+
+
+@dataclass
+class SessionOutcome:
+    """How a session ended: ``completed``, ``halted`` (resumable) or ``failed``."""
+
+    status: str
+    reason: str | None
+    records: dict[str, TrialRecord]
+    signal: int | None = None
+
+
+@dataclass
+class Session:
+    """Everything one session needs; :meth:`run` drives it to its end."""
+
+    spec: Spec
+    settings: Settings
+    sweep: str
+    sweep_dir: Path
+    state: SweepState
+    tracker: Tracker
+    store: SweepStore | None
+    tags: dict[str, str]
+    points: list[dict[str, Any]] | None
+    records: dict[str, TrialRecord] = field(default_factory=dict)
+    retry_failed: bool = False
+    concurrency: int | None = None
+    address: str | None = None
+    say: Callable[[str], None] = lambda line: None
+    live: bool = False
+    driver_node: str | None = None  # the driver's Ray node, once Ray is up
+
+    # -- what is left ----------------------------------------------------------------------------
+
+    def _rerun(self, record: TrialRecord) -> bool:
+        return (
+            record.state not in FINAL_STATES
+            or record.state == "halted"
+            or (self.retry_failed and record.state == "failed")
+        )
+
+    def remaining_indexes(self) -> list[int]:
+        """Grid or random points whose trial has not ended for good."""
+        assert self.points is not None
+        indexes = []
+        for i in range(len(self.points)):
+            record = self.records.get(trial_name(i))
+            if record is None or self._rerun(record):
+                indexes.append(i)
+        return indexes
+
+    def remaining_count(self) -> int:
+        if self.points is not None:
+            return len(self.remaining_indexes())
+        done = sum(1 for r in self.records.values() if not self._rerun(r))
+        return max(0, self.spec.trial_count() - done)
+
+    # -- the run ---------------------------------------------------------------------------------
+
+    def run(self) -> SessionOutcome:
+        spec = self.spec
+        (self.sweep_dir / STOP_FILE).unlink(missing_ok=True)
+        journal = Journal(self.sweep_dir)
+        control = SweepControl(spec, self.sweep_dir)
+        plan = TrialPlan(spec, self.sweep, self.sweep_dir, self.points, self.store)
+        done_before = sum(1 for r in self.records.values() if not self._rerun(r))
+        recorder = SweepRecorder(
+            plan, self.tracker, self.tags, journal=journal, control=control, records=self.records
+        )
+        progress = SweepProgress(
+            spec,
+            self.sweep,
+            self.say,
+            lambda: list(recorder.records.values()),
+            lambda: recorder.usage()[1],
+            live=self.live,
+            interval=self.settings.console.progress_interval,
+            done=done_before,
+        )
+        recorder.on_event = progress
+        recorder.log_artifacts = self.settings.mlflow.log_artifacts
+        control.usage = recorder.usage
+        try:
+            with ray_session(self.settings, self.address, self._runtime_env) as where:
+                from sweeper.execution._phases import PhaseBoard
+
+                remaining = self.remaining_count()
+                self.say(
+                    f"sweep {self.sweep}: {remaining} of {spec.trial_count()} trials to run, "
+                    f"{_method(spec)}, concurrency {self.concurrency or 'as resources allow'}, "
+                    f"on {where}"
+                )
+                self.say(f"results: {self.sweep_dir}")
+                plan = self._placed(plan)
+                recorder.plan = plan
+                self.driver_node = plan.driver_node
+                if node_count() > 1 and (self.store is None or not self.store.results_uri):
+                    self.say(
+                        "note: trials on other nodes write their folders there, at the same "
+                        "path; set results: s3://... to collect them without a shared filesystem"
+                    )
+                if self.store is not None:
+                    self.store.share_secrets()
+                self.say(
+                    f"MLflow: {self.tracker.tracking_uri} experiment "
+                    f"{self.tracker.experiment!r} run {self.tracker.parent_run_id}"
+                )
+                recorder.board = on_node(PhaseBoard, self.driver_node).remote()
+                if self.points is not None:
+                    for i in self.remaining_indexes():
+                        name = trial_name(i)
+                        recorder.queue(name, plan.params({POINT_KEY: i}))
+                if remaining:
+                    tuner = self._tuner(plan, recorder, control)
+                    with tune_settings(), on_interrupt(control), progress:
+                        control.started = time.time()  # max_duration counts from here
+                        try:
+                            tuner.fit()
+                        except SweeperError:
+                            raise
+                        except KeyboardInterrupt:
+                            raise
+                        except Exception as exc:
+                            raise SweepError(
+                                f"Ray Tune stopped the sweep: {type(exc).__name__}: {exc}"
+                            ) from exc
+                recorder.finish()
+                _release(recorder.board)
+        except KeyboardInterrupt:
+            control.halt("interrupted (Ctrl-C)")
+            control.signal = control.signal or signal.SIGINT
+            recorder.finish()
+        except SweeperError:
+            recorder.finish()
+            raise
+        finally:
+            journal.close()
+        if control.failure:
+            status, reason = "failed", control.failure
+        elif control.halt_reason:
+            status, reason = "halted", control.halt_reason
+        else:
+            status, reason = "completed", None
+        return SessionOutcome(status, reason, recorder.records, control.signal)
+
+    def _runtime_env(self) -> dict[str, Any]:
+        """What ships the sweep's code to a cluster's workers (see :mod:`._cluster`)."""
+        from sweeper.execution._cluster import runtime_env
+
+        return runtime_env(self.spec, self.settings, self.sweep_dir.parent)
+
+    def _placed(self, plan: TrialPlan) -> TrialPlan:
+        """The plan once Ray is up: the driver's node, and where trials find the shipped code."""
+        import dataclasses
+
+        import ray
+
+        shipped = bool((ray.get_runtime_context().runtime_env or {}).get("working_dir"))
+        return dataclasses.replace(
+            plan,
+            driver_node=ray.get_runtime_context().get_node_id(),
+            code_dir=str(self.spec.base_dir) if shipped else None,
+            checkpoint_interval=self.settings.s3.checkpoint_interval,
+        )
+
+    def _tuner(self, plan: TrialPlan, recorder: SweepRecorder, control: SweepControl) -> Any:
+        from ray import tune
+
+        spec = self.spec
+        resources: dict[str, float] = {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus}
+        if spec.resources.memory_bytes:
+            resources["memory"] = spec.resources.memory_bytes
+        trainable = tune.with_resources(trainable_class(plan, recorder.board), resources)
+        if self.points is not None:
+            space = tune_space(spec, self.remaining_indexes())
+            searcher = searcher_for(spec, self.concurrency)
+            samples = 1
+        else:
+            space, samples = {}, self.remaining_count()
+            searcher = self._optuna_searcher(control)
+        namer = TrialNamer()
+        session = self.state.sessions
+        return tune.Tuner(
+            trainable,
+            param_space=space,
+            tune_config=tune.TuneConfig(
+                metric=spec.search.metric,
+                mode=spec.search.mode,
+                search_alg=searcher,
+                scheduler=scheduler_for(spec, control.early_stopped),
+                num_samples=samples,
+                max_concurrent_trials=self.concurrency if self.points is None else None,
+                # A new actor per trial costs a process start; trials of a sweep share
+                # resources, so reuse them (adapters reset framework state per trial).
+                reuse_actors=True,
+                trial_name_creator=namer,
+                trial_dirname_creator=namer,
+            ),
+            run_config=tune.RunConfig(
+                name="tune" if session <= 1 else f"tune-{session}",
+                storage_path=str(self.sweep_dir),
+                callbacks=[recorder],
+                stop=SweepStopper(control),
+                verbose=0,
+                failure_config=tune.FailureConfig(max_failures=spec.limits.max_failures),
+            ),
+        )
+
+    def _optuna_searcher(self, control: SweepControl) -> Any:
+        from sweeper.search import open_study
+
+        dims = self.spec.dimensions
+        restart = {
+            name: {k: v for k, v in record.params.items() if k in dims}
+            for name, record in self.records.items()
+            if self._rerun(record)
+        }
+        finished = {name for name, r in self.records.items() if not self._rerun(r)}
+        storage, first, told = open_study(self.sweep_dir, self.sweep, restart, finished)
+        return searcher_for(
+            self.spec,
+            self.concurrency,
+            storage=storage,
+            study_name=self.sweep,
+            first_number=first,
+            told=told,
+            early_stopped=control.early_stopped,
+        )
+
+
+def _release(board: Any) -> None:
+    """End the phase board: a Ray instance the caller keeps must not collect them."""
+    import ray
+
+    if board is not None:
+        with contextlib.suppress(Exception):
+            ray.kill(board)
+
+
+def _method(spec: Spec) -> str:
+    return f"optuna ({spec.sampler})" if spec.search.method == "optuna" else spec.search.method
+
+
+def close_interrupted(records: dict[str, TrialRecord], tracker: Tracker) -> list[str]:
+    """Settle what a crashed session left open, in the journal's records and in MLflow.
+
+    Trials the journal does not show ended were interrupted: they become halted (their GPU time
+    counts until the journal last saw them) and their MLflow runs are marked killed, with
+    ``sweeper.interrupted``. Trials that ended but whose MLflow run was still open (the driver
+    died before writing it) get their run closed.
+
+    Returns:
+        The names of the interrupted trials.
+    """
+    from sweeper.execution._recorder import MLFLOW_STATUS
+
+    closed = []
+    for name, record in sorted(records.items()):
+        if record.attempts == 0 and record.state not in FINAL_STATES:
+            del records[name]  # queued, never started: simply still to run
+            continue
+        if record.state not in FINAL_STATES:
+            last = max(record.times.values(), default=time.time())
+            record.end_attempt(last)
+            record.enter("halted", last)
+            closed.append(name)
+            tags = {"sweeper.state": "halted", "sweeper.interrupted": "true"}
+        elif tracker.status(name) == "RUNNING":
+            tags = {"sweeper.state": record.state}
+        else:
+            continue
+        if tracker.has_trial(name):
+            status = MLFLOW_STATUS[record.state]
+            tracker.end_trial(name, status, tags, metrics={"gpu_seconds": record.gpu_seconds})
+    return closed

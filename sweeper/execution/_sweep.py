@@ -1,0 +1,469 @@
+"""Running a sweep: the spec's trials on Ray Tune, tracked in MLflow, results on disk."""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from sweeper._journal import FINAL_STATES, Journal, SweepState, read_journal
+from sweeper._layout import RESULTS_FILE, SPEC_FILE, find_sweep, is_sweep_dir, trial_dir
+from sweeper.errors import ConfigError, SpecError, SweepError
+from sweeper.execution._console import best_table
+from sweeper.execution._session import Session, close_interrupted
+from sweeper.results import best_trials, results_frame, write_results
+from sweeper.search._space import read_points, sweep_points, write_points
+from sweeper.settings import Settings, load_settings
+from sweeper.spec import Spec, load_spec
+from sweeper.storage import is_s3_uri, pending_uploads
+from sweeper.storage._sweep import SweepStore
+
+__all__ = ["SweepResult", "resume", "run", "unfinished_sweep"]
+
+
+@dataclass
+class SweepResult:
+    """A finished sweep.
+
+    Attributes:
+        sweep: The sweep's id (its folder's name and the MLflow parent run's name).
+        sweep_dir: The sweep's folder: ``results.csv``, ``spec.yml`` and ``trials/<trial>/``.
+        spec: The spec it ran.
+        results: One row per trial (see :func:`sweeper.results.results_frame`).
+        parent_run_id: The MLflow parent run.
+        tracking_uri: The MLflow tracking store.
+        unsynced: Local folders whose upload to the results store is pending.
+        status: ``completed``, ``halted`` (stopped on purpose or by a budget; resumable) or
+            ``failed`` (more failed trials than ``limits.max_failed_trials``).
+        reason: Why the sweep halted or failed.
+        signal: The signal (Ctrl-C's SIGINT, SIGTERM) that halted it, if one did.
+    """
+
+    sweep: str
+    sweep_dir: Path
+    spec: Spec
+    results: pd.DataFrame
+    parent_run_id: str | None
+    tracking_uri: str
+    unsynced: list[str] = field(default_factory=list)
+    status: str = "completed"
+    reason: str | None = None
+    signal: int | None = None
+
+    @property
+    def best(self) -> pd.Series | None:
+        """The best completed trial's row, or ``None``."""
+        ranked = best_trials(self.spec, self.results, 1)
+        return None if ranked.empty else ranked.iloc[0]
+
+    @property
+    def failed(self) -> int:
+        """How many trials failed."""
+        return int((self.results["state"] == "failed").sum()) if not self.results.empty else 0
+
+    @property
+    def gpu_hours(self) -> float:
+        """GPU-hours the sweep's trials held, over all sessions."""
+        if self.results.empty:
+            return 0.0
+        return float(self.results["gpu_seconds"].sum()) / 3600
+
+
+def _sweep_dir(root: Path, name: str) -> tuple[str, Path]:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    sweep, n = f"{name}-{stamp}", 1
+    while (root / sweep).exists():
+        n += 1
+        sweep = f"{name}-{stamp}-{n}"
+    path = root / sweep
+    path.mkdir(parents=True)
+    return sweep, path
+
+
+def _spec_text(spec: Spec) -> str:
+    # A manifest may hold credentials: keep the converted spec, which has none.
+    if spec.source and spec.source.is_file() and not spec.from_manifest:
+        return spec.source.read_text(encoding="utf-8")
+    return yaml.safe_dump(spec.model_dump(mode="json", exclude_none=True), sort_keys=False)
+
+
+def spec_hash(spec: Spec) -> str:
+    """A fingerprint of the spec's text: a sweep resumes only with the spec it started with."""
+    return hashlib.sha256(_spec_text(spec).encode("utf-8")).hexdigest()[:16]
+
+
+def _concurrency(spec: Spec, settings: Settings) -> int | None:
+    caps = [c for c in (spec.search.concurrency, settings.limits.max_concurrency) if c]
+    max_gpus = settings.limits.max_gpus
+    gpus = spec.resources.gpus
+    if max_gpus and gpus:
+        # The GPUs a sweep may hold at once: trials beyond them wait in Tune's queue.
+        caps.append(int(max_gpus // gpus))
+    return min(caps) if caps else None
+
+
+def _check_limits(spec: Spec, settings: Settings) -> None:
+    max_gpus = settings.limits.max_gpus
+    if max_gpus and spec.resources.gpus > max_gpus:
+        raise ConfigError(
+            f"limits.max_gpus must be at least the GPUs one trial holds "
+            f"({spec.resources.gpus:g}, resources.gpus of {spec.label or spec.name}), "
+            f"got {max_gpus}",
+            file=settings.source or "sweeper.toml",
+            field="limits.max_gpus",
+        )
+
+
+def _check_cluster(spec: Spec, settings: Settings, address: str | None) -> None:
+    """Before anything starts: a cluster address sweeper can drive, and on a local Ray the
+    spec's ``requirements`` installed (on a cluster Ray installs them for the trials)."""
+    from sweeper.execution._cluster import check_address, check_installed
+
+    check_address(address, file="command line", field="--address")
+    if not (address or settings.ray.address):
+        check_installed(spec)
+
+
+def _results_root(spec: Spec, settings: Settings) -> Path:
+    # With s3:// results the sweep's folder is still written locally first, then synced.
+    local_results = spec.results if spec.results and not is_s3_uri(spec.results) else None
+    return spec.resolve(local_results or settings.results.dir)
+
+
+def run(
+    spec: Spec | str | Path,
+    settings: Settings | None = None,
+    *,
+    address: str | None = None,
+    echo: Callable[[str], None] | None = print,
+    live: bool | None = None,
+    dashboard: bool | None = None,
+) -> SweepResult:
+    """Run a new sweep to its end (or until it is halted) and return its results.
+
+    Args:
+        spec: A validated spec or the path of an ``experiment.yml``.
+        settings: Project settings; by default ``./sweeper.toml`` and ``SWEEPER_*``.
+        address: A Ray cluster to use instead of ``settings.ray.address``.
+        echo: Where progress lines go (``None``: silent).
+        live: Draw a live display instead of periodic status lines (default: when ``echo``
+            is set and standard output is a terminal).
+        dashboard: Start the local Ray's dashboard (default: ``[ray] dashboard``).
+
+    Raises:
+        SpecError: If the spec is invalid (nothing is started).
+        ConfigError: If the settings do not fit the spec (nothing is started).
+        SweepError: If Ray or MLflow cannot be used.
+    """
+    spec = spec if isinstance(spec, Spec) else load_spec(spec)
+    settings = settings or load_settings()
+    _check_limits(spec, settings)
+    _check_cluster(spec, settings, address)
+    from sweeper.tracking import Tracker
+
+    store = SweepStore.for_sweep(spec, settings)
+    root = _results_root(spec, settings)
+    tracker = Tracker(settings.mlflow.tracking_uri, settings.mlflow.experiment or spec.name)
+    sweep, sweep_dir = _sweep_dir(root, spec.name)
+    if store is not None:
+        store.record(sweep_dir)
+    (sweep_dir / SPEC_FILE).write_text(_spec_text(spec), encoding="utf-8")
+    points = sweep_points(spec)
+    write_points(sweep_dir, points)
+    tags = {"sweeper.execution._sweep": sweep, "sweeper.spec": spec.name}
+    if store is not None and store.results_uri:
+        tags["sweeper.results"] = store.target(sweep)
+    parent = tracker.start_sweep(
+        sweep,
+        params=_sweep_params(spec),
+        tags={**tags, "sweeper.dir": str(sweep_dir), "mlflow.note.content": spec.description},
+    )
+    state = SweepState(
+        sweep=sweep,
+        spec=spec.name,
+        base_dir=str(spec.base_dir),
+        spec_hash=spec_hash(spec),
+        parent_run_id=parent,
+        tracking_uri=settings.mlflow.tracking_uri,
+        experiment=tracker.experiment,
+    )
+    return _drive(
+        spec,
+        settings,
+        state,
+        sweep_dir,
+        tracker,
+        store,
+        tags,
+        points,
+        {},
+        address=address,
+        echo=echo,
+        live=live,
+        dashboard=dashboard,
+    )
+
+
+def unfinished_sweep(spec: Spec, settings: Settings) -> Path | None:
+    """The latest sweep of this very spec that was halted or interrupted, if any."""
+    root = _results_root(spec, settings)
+    if not root.is_dir():
+        return None
+    digest = spec_hash(spec)
+    found = []
+    for folder in root.glob(f"{spec.name}-*"):
+        state = SweepState.load(folder) if is_sweep_dir(folder) else None
+        if state is None or state.spec_hash != digest:
+            continue
+        if state.shown_status in ("halted", "interrupted"):
+            found.append((state.updated, folder))
+    return max(found)[1] if found else None
+
+
+def resume(
+    sweep: str | Path,
+    settings: Settings | None = None,
+    *,
+    spec: Spec | None = None,
+    retry_failed: bool = False,
+    address: str | None = None,
+    echo: Callable[[str], None] | None = print,
+    live: bool | None = None,
+    dashboard: bool | None = None,
+) -> SweepResult:
+    """Continue a halted or interrupted sweep: finished trials stay, the rest run.
+
+    Interrupted trials run again under their names (from their checkpoints, which their
+    folders keep); a grid or random search runs exactly its missing points; an Optuna search
+    continues its study.
+
+    Args:
+        sweep: The sweep's folder or id.
+        settings: Project settings (the MLflow store must be the sweep's).
+        spec: The spec, when the caller loaded it (a manifest's, with its credentials); by
+            default the sweep's ``spec.yml``.
+        retry_failed: Run trials that failed for good again too.
+        address: A Ray cluster to use instead of ``settings.ray.address``.
+        echo: Where progress lines go (``None``: silent).
+        live: As for :func:`run`.
+        dashboard: As for :func:`run`.
+
+    Raises:
+        SpecError: If ``sweep`` is not a sweep, or ``spec`` is not the one it ran.
+        SweepError: If the sweep is running, or Ray or MLflow cannot be used.
+    """
+    settings = settings or load_settings()
+    sweep_dir = find_sweep(sweep, settings)
+    state = SweepState.load(sweep_dir)
+    assert state is not None
+    if state.driver_alive:
+        raise SweepError(
+            f"sweep {state.sweep} must not be running to resume it, got a driver alive "
+            f"(pid {state.pid} on {state.host})",
+            hint=f"stop it first: sweeper stop {state.sweep}",
+        )
+    if spec is None:
+        spec = load_spec(sweep_dir / SPEC_FILE, base_dir=Path(state.base_dir or "."))
+    elif spec_hash(spec) != state.spec_hash:
+        raise SpecError(
+            f"spec must be the one sweep {state.sweep} started with, got a changed spec",
+            file=spec.label,
+            hint="run it as a new sweep, or resume with: sweeper resume " + state.sweep,
+        )
+    _check_limits(spec, settings)
+    _check_cluster(spec, settings, address)
+    from sweeper.tracking import Tracker
+
+    tracking_uri = state.tracking_uri or settings.mlflow.tracking_uri
+    tracker = Tracker(tracking_uri, state.experiment or spec.name)
+    records = read_journal(sweep_dir)
+    state.sessions = max(state.sessions, 1)
+    tracker.resume_sweep(state.parent_run_id or "", {"sweeper.sessions": str(state.sessions + 1)})
+    settled: list[str] = []
+    if spec.search.method == "optuna":
+        from sweeper.search import adopt_finished
+
+        settled += adopt_finished(sweep_dir, state.sweep, records, spec.search.metric)
+    settled += close_interrupted(records, tracker)
+    journal = Journal(sweep_dir)
+    for name in settled:  # the journal must say what resume decided about them
+        journal.write(records[name], "settled")
+    journal.close()
+    store = SweepStore.for_sweep(spec, settings)
+    tags = {"sweeper.execution._sweep": state.sweep, "sweeper.spec": spec.name}
+    if store is not None and store.results_uri:
+        tags["sweeper.results"] = store.target(state.sweep)
+    say = echo or (lambda line: None)
+    say(f"resuming sweep {state.sweep} (session {state.sessions + 1})")
+    return _drive(
+        spec,
+        settings,
+        state,
+        sweep_dir,
+        tracker,
+        store,
+        tags,
+        read_points(sweep_dir),
+        records,
+        retry_failed=retry_failed,
+        address=address,
+        echo=echo,
+        live=live,
+        dashboard=dashboard,
+    )
+
+
+def _drive(
+    spec: Spec,
+    settings: Settings,
+    state: SweepState,
+    sweep_dir: Path,
+    tracker: Any,
+    store: SweepStore | None,
+    tags: dict[str, str],
+    points: list[dict[str, Any]] | None,
+    records: dict[str, Any],
+    *,
+    retry_failed: bool = False,
+    address: str | None,
+    echo: Callable[[str], None] | None,
+    live: bool | None = None,
+    dashboard: bool | None = None,
+) -> SweepResult:
+    """Run one session of the sweep, then write its results, MLflow summary and state."""
+    say = echo or (lambda line: None)
+    if live is None:
+        live = echo is not None and sys.stdout.isatty()
+    if dashboard is not None:
+        ray_settings = settings.ray.model_copy(update={"dashboard": dashboard})
+        settings = settings.model_copy(update={"ray": ray_settings})
+    state.claim()
+    state.save(sweep_dir)
+    session = Session(
+        spec=spec,
+        settings=settings,
+        sweep=state.sweep,
+        sweep_dir=sweep_dir,
+        state=state,
+        tracker=tracker,
+        store=store,
+        tags=tags,
+        points=points,
+        records=records,
+        retry_failed=retry_failed,
+        concurrency=_concurrency(spec, settings),
+        address=address,
+        say=say,
+        live=live,
+    )
+    started = time.time()
+    outcome = None
+    try:
+        outcome = session.run()
+    finally:
+        tracker.flush()
+        final = outcome.records if outcome is not None else session.records
+        for record in final.values():
+            record.run_id = tracker.run_id(record.name) or record.run_id
+        frame = results_frame(spec, final.values())
+        status = outcome.status if outcome is not None else "failed"
+        reason = outcome.reason if outcome is not None else "the sweep stopped on an error"
+        csv = write_results(frame, sweep_dir)
+        state.status, state.reason, state.pid = status, reason, None
+        state.gpu_seconds = float(frame["gpu_seconds"].sum()) if not frame.empty else 0.0
+        state.save(sweep_dir)
+        tracker.end_sweep(
+            {"completed": "FINISHED", "halted": "KILLED"}.get(status, "FAILED"),
+            metrics=_sweep_metrics(spec, frame, time.time() - started),
+            tags={
+                **_best_tags(spec, frame),
+                "sweeper.status": status,
+                **({"sweeper.reason": reason} if reason else {}),
+            },
+            artifacts=[csv, sweep_dir / SPEC_FILE],
+        )
+    sweep = state.sweep
+    unsynced: list[str] = []
+    if store is not None and store.results_uri:
+        # A trial killed with its process (out of memory, a lost node) or stopped while it
+        # stored could not upload its folder itself: whatever it left goes up from here.
+        # Only folders of trials that last ran on this node: another node's copy here (an
+        # earlier attempt's) is older than what that node uploaded.
+        here = (None, session.driver_node)
+        for record in final.values():
+            if (
+                record.state != "completed"
+                and record.node in here
+                and trial_dir(sweep_dir, record.name).is_dir()
+            ):
+                store.sync_trial(sweep_dir, sweep, record.name, skip_existing=True)
+        store.sync_summary(sweep_dir, sweep)
+        unsynced = [entry.local for entry in pending_uploads(sweep_dir)]
+        if unsynced:
+            say(f"{len(unsynced)} uploads to {store.target(sweep)} are pending (store unreachable)")
+        else:
+            say(f"results synced to {store.target(sweep)}")
+    result = SweepResult(
+        sweep,
+        sweep_dir,
+        spec,
+        frame,
+        state.parent_run_id,
+        tracker.tracking_uri,
+        unsynced,
+        status=status,
+        reason=reason,
+        signal=outcome.signal,
+    )
+    say("")
+    say("best trials:")
+    say(best_table(spec, best_trials(spec, frame)))
+    say(f"GPU time: {result.gpu_hours:.4g} GPU-hours")
+    say(f"results table: {sweep_dir / RESULTS_FILE}")
+    if status == "halted":
+        say(f"sweep halted: {reason}; resume it with: sweeper resume {sweep_dir}")
+    elif status == "failed":
+        say(f"sweep failed: {reason}")
+    return result
+
+
+def _sweep_params(spec: Spec) -> dict[str, Any]:
+    search = spec.search.model_dump(exclude_none=True)
+    params = {f"search.{k}": v for k, v in search.items()}
+    params.update(
+        framework=spec.framework,
+        entrypoint=spec.entrypoint,
+        **{f"resources.{k}": v for k, v in spec.resources.model_dump(exclude_none=True).items()},
+        **{f"space.{k}": p.describe() for k, p in spec.space.items()},
+    )
+    if spec.search.method == "optuna":
+        params["search.sampler"] = spec.sampler
+    return params
+
+
+def _sweep_metrics(spec: Spec, frame: pd.DataFrame, wall: float) -> dict[str, float]:
+    states = frame["state"].value_counts().to_dict() if not frame.empty else {}
+    gpu_seconds = float(frame["gpu_seconds"].sum()) if not frame.empty else 0.0
+    metrics = {
+        **{f"trials_{state}": float(states.get(state, 0)) for state in FINAL_STATES},
+        "wall_time_s": wall,
+        "gpu_seconds": gpu_seconds,
+        "gpu_hours": gpu_seconds / 3600,
+    }
+    best = best_trials(spec, frame, 1)
+    if not best.empty:
+        metrics[f"best_{spec.search.metric}"] = float(best.iloc[0][spec.search.metric])
+    return metrics
+
+
+def _best_tags(spec: Spec, frame: pd.DataFrame) -> dict[str, str]:
+    best = best_trials(spec, frame, 1)
+    return {} if best.empty else {"sweeper.best_trial": str(best.iloc[0]["trial"])}

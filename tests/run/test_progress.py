@@ -1,0 +1,192 @@
+"""What a user watching a sweep sees: status lines off a terminal, the live display on one, and
+the Ray dashboard."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from sweeper._journal import TrialRecord
+from sweeper.execution._progress import SweepProgress
+from sweeper.execution._sweep import run
+from sweeper.settings import load_settings
+from sweeper.spec import parse_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+TRAINABLES = ROOT / "tests" / "_code" / "trainables.py"
+
+
+def make_spec(**search):
+    return parse_spec(
+        {
+            "name": "progress",
+            "framework": "python",
+            "entrypoint": f"{TRAINABLES}:steps",
+            "search": {"method": "grid", "metric": "score", "mode": "max", **search},
+            "parameters": {"x": {"choice": [1, 2, 3, 4]}, "epochs": 4, "sleep": 0.3},
+            "resources": {"gpus": 0.5},
+        },
+        base_dir=ROOT,
+    )
+
+
+def record(name, state, step=0, score=None, x=1, gpu_seconds=0.0):
+    rec = TrialRecord(name, {"x": x, "epochs": 4}, state=state, steps=step, gpus=0.5)
+    if score is not None:
+        rec.metrics["score"] = score
+    rec.gpu_seconds = gpu_seconds
+    return rec
+
+
+RECORDS = [
+    record("trial-0001", "completed", 4, 1.5, x=1, gpu_seconds=1800.0),
+    record("trial-0002", "stopped", 1, 0.2, x=2, gpu_seconds=360.0),
+    record("trial-0003", "running", 2, 0.9, x=3),
+    record("trial-0004", "queued", x=4),
+]
+
+
+def progress(**options) -> SweepProgress:
+    return SweepProgress(
+        make_spec(),
+        "progress-1",
+        print,
+        lambda: RECORDS,
+        lambda: sum(r.gpu_seconds for r in RECORDS),
+        **options,
+    )
+
+
+def test_summary_counts_states_and_shows_the_best_and_gpu_hours():
+    line = progress().summary()
+    assert re.fullmatch(
+        r"2/4 done \(1 completed, 1 stopped\); 1 running, 1 queued; "
+        r"best score=1\.5 \(trial-0001\); 0\.6 GPU-h; elapsed 0:00:0\d",
+        line,
+    ), line
+
+
+def test_the_live_display_lists_the_running_trials():
+    console = Console(record=True, width=120)
+    console.print(progress(live=True)._renderable())
+    text = console.export_text()
+    assert text.splitlines()[0].startswith("sweep progress-1: 2/4 done")
+    assert "best trial-0001: x=1" in text
+    (row,) = [line for line in text.splitlines() if line.startswith("trial-0003")]
+    assert row.split() == ["trial-0003", "running", "2", "0.9", "x=3"]
+    assert "trial-0004" not in text  # queued trials are counted, not listed
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_off_a_terminal_the_sweep_prints_periodic_status_lines(tmp_path):
+    settings = load_settings(
+        environ={
+            "SWEEPER_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "SWEEPER_RESULTS_DIR": str(tmp_path / "results"),
+            "SWEEPER_CONSOLE_PROGRESS_INTERVAL": "1",
+        }
+    )
+    lines: list[str] = []
+    started = time.time()
+    run(make_spec(concurrency=2), settings, echo=lines.append)
+    elapsed = time.time() - started
+    status = [line for line in lines if line.startswith("[progress] ")]
+    assert status
+    assert len(status) <= elapsed + 1  # one a second at most: the log is never flooded
+    pattern = (
+        r"\[progress\] \d/4 done( \(\d completed\))?; \d running, \d queued; "
+        r"(best score=[0-9.]+ \(trial-\d{4}\); )?[0-9.e-]+ GPU-h; elapsed 0:00:\d\d"
+    )
+    for line in status:
+        assert re.fullmatch(pattern, line), line
+    assert any(
+        "running" in line and not line.startswith("[progress] 0/4 done; 0 running")
+        for line in status
+    )
+    assert sum(1 for line in lines if re.match(r"\[\d/4\] trial-\d{4} completed", line)) == 4
+
+
+# --- the Ray dashboard ---------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def answers(url: str) -> bool:
+    """Whether an HTTP server answers at ``url`` (Ray's token authentication may say 401)."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except urllib.error.HTTPError as error:
+        return error.code == 401
+    except OSError:
+        return False
+
+
+def sweep_while_polling(
+    tmp_path: Path, port: int, *flags: str
+) -> tuple[str, list[bool], list[bool]]:
+    """Run a sweep through the CLI; poll the dashboard's port on 127.0.0.1 and on this
+    machine's other address while trials run."""
+    (tmp_path / "experiment.yml").write_text(
+        f"name: dash\nframework: python\nentrypoint: {TRAINABLES}:steps\n"
+        "parameters: {x: {choice: [1, 2]}, epochs: 10, sleep: 0.4}\n"
+        "search: {method: grid, metric: score, mode: max, concurrency: 2}\n"
+    )
+    env = {
+        **os.environ,
+        "SWEEPER_MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+        "SWEEPER_RESULTS_DIR": str(tmp_path / "results"),
+        "SWEEPER_RAY_NUM_CPUS": "2",
+        "SWEEPER_RAY_DASHBOARD_PORT": str(port),
+    }
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "sweeper", "run", "experiment.yml", *flags],
+        cwd=tmp_path, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    other = socket.gethostbyname(socket.gethostname())
+    local, remote = [], []
+    journal = None
+    deadline = time.time() + 120
+    while driver.poll() is None and time.time() < deadline:
+        results = tmp_path / "results"
+        if journal is None and results.is_dir() and any(results.iterdir()):
+            journal = next(results.iterdir()) / "trials.jsonl"
+        if journal is not None and journal.is_file() and '"running"' in journal.read_text():
+            local.append(answers(f"http://127.0.0.1:{port}/api/version"))
+            if other != "127.0.0.1":
+                remote.append(answers(f"http://{other}:{port}/api/version"))
+        time.sleep(0.5)
+    out, err = driver.communicate(timeout=120)
+    assert driver.returncode == 0, out + err
+    return out, local, remote
+
+
+@pytest.mark.slow
+def test_the_dashboard_answers_on_127_0_0_1_while_the_sweep_runs(tmp_path):
+    port = free_port()
+    out, local, remote = sweep_while_polling(tmp_path, port)
+    assert f"on a local Ray (dashboard: http://127.0.0.1:{port}" in out.splitlines()[0]
+    assert local and any(local)
+    assert not any(remote)  # not on the machine's other interfaces
+
+
+@pytest.mark.slow
+def test_no_dashboard_starts_none(tmp_path):
+    port = free_port()
+    out, local, _ = sweep_while_polling(tmp_path, port, "--no-dashboard")
+    assert out.splitlines()[0].endswith("on a local Ray")
+    assert local and not any(local)
