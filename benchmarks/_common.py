@@ -11,7 +11,7 @@ import subprocess
 import sys
 from typing import Any
 
-# Set by sweeper.execution._sweep.run for the sweep; a plain Tune or Optuna run must not see them.
+# Set by sweeper.run for the sweep; a plain Tune or Optuna run must not see them.
 SWEEPER_RAY_ENV = ("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "RAY_AIR_NEW_OUTPUT")
 
 

@@ -3,7 +3,7 @@
 What it measures: one sweep -- the PyTorch MLP of ``examples/digits/torch_mlp.py:train`` on
 scikit-learn's 8x8 digits, framework ``pytorch``, ``epochs: 27``, metric ``val_accuracy``
 (max), ``search.seed: 0``, ``concurrency: 2``, 1 CPU per trial on a local Ray with 2 CPUs --
-run three times through ``sweeper.execution._sweep.run(spec, settings, echo=None)``:
+run three times through ``sweeper.run(spec, settings, echo=None)``:
 
 (a) ``full``: no early stopping; every trial trains all its epochs. This is the anchor: the
     work early stopping is meant to save, and the accuracy it must keep.

@@ -124,45 +124,17 @@ class Session:
                 from sweeper.execution._phases import PhaseBoard
 
                 remaining = self.remaining_count()
-                self.say(
-                    f"sweep {self.sweep}: {remaining} of {spec.trial_count()} trials to run, "
-                    f"{_method(spec)}, concurrency {self.concurrency or 'as resources allow'}, "
-                    f"on {where}"
-                )
-                self.say(f"results: {self.sweep_dir}")
-                plan = self._placed(plan)
+                plan = self._start(plan, where, remaining)
                 recorder.plan = plan
-                self.driver_node = plan.driver_node
-                if node_count() > 1 and (self.store is None or not self.store.results_uri):
-                    self.say(
-                        "note: trials on other nodes write their folders there, at the same "
-                        "path; set results: s3://... to collect them without a shared filesystem"
-                    )
-                if self.store is not None:
-                    self.store.share_secrets()
-                self.say(
-                    f"MLflow: {self.tracker.tracking_uri} experiment "
-                    f"{self.tracker.experiment!r} run {self.tracker.parent_run_id}"
-                )
                 recorder.board = on_node(PhaseBoard, self.driver_node).remote()
                 if self.points is not None:
                     for i in self.remaining_indexes():
-                        name = trial_name(i)
-                        recorder.queue(name, plan.params({POINT_KEY: i}))
+                        recorder.queue(trial_name(i), plan.params({POINT_KEY: i}))
                 if remaining:
                     tuner = self._tuner(plan, recorder, control)
                     with tune_settings(), on_interrupt(control), progress:
                         control.started = time.time()  # max_duration counts from here
-                        try:
-                            tuner.fit()
-                        except SweeperError:
-                            raise
-                        except KeyboardInterrupt:
-                            raise
-                        except Exception as exc:
-                            raise SweepError(
-                                f"Ray Tune stopped the sweep: {type(exc).__name__}: {exc}"
-                            ) from exc
+                        _fit(tuner)
                 recorder.finish()
                 _release(recorder.board)
         except KeyboardInterrupt:
@@ -181,6 +153,30 @@ class Session:
         else:
             status, reason = "completed", None
         return SessionOutcome(status, reason, recorder.records, control.signal)
+
+    def _start(self, plan: TrialPlan, where: str, remaining: int) -> TrialPlan:
+        """Say what the session runs and where, once Ray is up; the plan placed on Ray."""
+        spec = self.spec
+        self.say(
+            f"sweep {self.sweep}: {remaining} of {spec.trial_count()} trials to run, "
+            f"{_method(spec)}, concurrency {self.concurrency or 'as resources allow'}, "
+            f"on {where}"
+        )
+        self.say(f"results: {self.sweep_dir}")
+        plan = self._placed(plan)
+        self.driver_node = plan.driver_node
+        if node_count() > 1 and (self.store is None or not self.store.results_uri):
+            self.say(
+                "note: trials on other nodes write their folders there, at the same "
+                "path; set results: s3://... to collect them without a shared filesystem"
+            )
+        if self.store is not None:
+            self.store.share_secrets()
+        self.say(
+            f"MLflow: {self.tracker.tracking_uri} experiment "
+            f"{self.tracker.experiment!r} run {self.tracker.parent_run_id}"
+        )
+        return plan
 
     def _runtime_env(self) -> dict[str, Any]:
         """What ships the sweep's code to a cluster's workers (see :mod:`._cluster`)."""
@@ -265,6 +261,16 @@ class Session:
             told=told,
             early_stopped=control.early_stopped,
         )
+
+
+def _fit(tuner: Any) -> None:
+    """Run Tune; its own failures become one :class:`SweepError` (sweeper's pass through)."""
+    try:
+        tuner.fit()
+    except (SweeperError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        raise SweepError(f"Ray Tune stopped the sweep: {type(exc).__name__}: {exc}") from exc
 
 
 def _release(board: Any) -> None:

@@ -9,22 +9,27 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import yaml
 
-from sweeper._journal import FINAL_STATES, Journal, SweepState, read_journal
+from sweeper._journal import Journal, SweepState, read_journal
 from sweeper._layout import RESULTS_FILE, SPEC_FILE, find_sweep, is_sweep_dir, trial_dir
 from sweeper.errors import ConfigError, SpecError, SweepError
 from sweeper.execution._console import best_table
 from sweeper.execution._session import Session, close_interrupted
+from sweeper.execution._summary import best_tags, sweep_metrics, sweep_params
 from sweeper.results import best_trials, results_frame, write_results
 from sweeper.search._space import read_points, sweep_points, write_points
 from sweeper.settings import Settings, load_settings
 from sweeper.spec import Spec, load_spec
 from sweeper.storage import is_s3_uri, pending_uploads
 from sweeper.storage._sweep import SweepStore
+
+if TYPE_CHECKING:
+    from sweeper._journal import TrialRecord
+    from sweeper.tracking import Tracker
 
 __all__ = ["SweepResult", "resume", "run", "unfinished_sweep"]
 
@@ -178,12 +183,10 @@ def run(
     (sweep_dir / SPEC_FILE).write_text(_spec_text(spec), encoding="utf-8")
     points = sweep_points(spec)
     write_points(sweep_dir, points)
-    tags = {"sweeper.execution._sweep": sweep, "sweeper.spec": spec.name}
-    if store is not None and store.results_uri:
-        tags["sweeper.results"] = store.target(sweep)
+    tags = _sweep_tags(spec, sweep, store)
     parent = tracker.start_sweep(
         sweep,
-        params=_sweep_params(spec),
+        params=sweep_params(spec),
         tags={**tags, "sweeper.dir": str(sweep_dir), "mlflow.note.content": spec.description},
     )
     state = SweepState(
@@ -298,9 +301,7 @@ def resume(
         journal.write(records[name], "settled")
     journal.close()
     store = SweepStore.for_sweep(spec, settings)
-    tags = {"sweeper.execution._sweep": state.sweep, "sweeper.spec": spec.name}
-    if store is not None and store.results_uri:
-        tags["sweeper.results"] = store.target(state.sweep)
+    tags = _sweep_tags(spec, state.sweep, store)
     say = echo or (lambda line: None)
     say(f"resuming sweep {state.sweep} (session {state.sessions + 1})")
     return _drive(
@@ -321,16 +322,24 @@ def resume(
     )
 
 
+def _sweep_tags(spec: Spec, sweep: str, store: SweepStore | None) -> dict[str, str]:
+    """The MLflow tags of the sweep's parent run and of every trial's child run."""
+    tags = {"sweeper.sweep": sweep, "sweeper.spec": spec.name}
+    if store is not None and store.results_uri:
+        tags["sweeper.results"] = store.target(sweep)
+    return tags
+
+
 def _drive(
     spec: Spec,
     settings: Settings,
     state: SweepState,
     sweep_dir: Path,
-    tracker: Any,
+    tracker: Tracker,
     store: SweepStore | None,
     tags: dict[str, str],
     points: list[dict[str, Any]] | None,
-    records: dict[str, Any],
+    records: dict[str, TrialRecord],
     *,
     retry_failed: bool = False,
     address: str | None,
@@ -369,50 +378,14 @@ def _drive(
     try:
         outcome = session.run()
     finally:
-        tracker.flush()
+        # Whatever ended the session (even an error), its results and state are written.
         final = outcome.records if outcome is not None else session.records
-        for record in final.values():
-            record.run_id = tracker.run_id(record.name) or record.run_id
-        frame = results_frame(spec, final.values())
         status = outcome.status if outcome is not None else "failed"
         reason = outcome.reason if outcome is not None else "the sweep stopped on an error"
-        csv = write_results(frame, sweep_dir)
-        state.status, state.reason, state.pid = status, reason, None
-        state.gpu_seconds = float(frame["gpu_seconds"].sum()) if not frame.empty else 0.0
-        state.save(sweep_dir)
-        tracker.end_sweep(
-            {"completed": "FINISHED", "halted": "KILLED"}.get(status, "FAILED"),
-            metrics=_sweep_metrics(spec, frame, time.time() - started),
-            tags={
-                **_best_tags(spec, frame),
-                "sweeper.status": status,
-                **({"sweeper.reason": reason} if reason else {}),
-            },
-            artifacts=[csv, sweep_dir / SPEC_FILE],
-        )
-    sweep = state.sweep
-    unsynced: list[str] = []
-    if store is not None and store.results_uri:
-        # A trial killed with its process (out of memory, a lost node) or stopped while it
-        # stored could not upload its folder itself: whatever it left goes up from here.
-        # Only folders of trials that last ran on this node: another node's copy here (an
-        # earlier attempt's) is older than what that node uploaded.
-        here = (None, session.driver_node)
-        for record in final.values():
-            if (
-                record.state != "completed"
-                and record.node in here
-                and trial_dir(sweep_dir, record.name).is_dir()
-            ):
-                store.sync_trial(sweep_dir, sweep, record.name, skip_existing=True)
-        store.sync_summary(sweep_dir, sweep)
-        unsynced = [entry.local for entry in pending_uploads(sweep_dir)]
-        if unsynced:
-            say(f"{len(unsynced)} uploads to {store.target(sweep)} are pending (store unreachable)")
-        else:
-            say(f"results synced to {store.target(sweep)}")
+        frame = _finalize(spec, state, sweep_dir, tracker, final, status, reason, started)
+    unsynced = _sync_leftovers(store, sweep_dir, state.sweep, final, session.driver_node, say)
     result = SweepResult(
-        sweep,
+        state.sweep,
         sweep_dir,
         spec,
         frame,
@@ -421,7 +394,7 @@ def _drive(
         unsynced,
         status=status,
         reason=reason,
-        signal=outcome.signal,
+        signal=outcome.signal if outcome is not None else None,
     )
     say("")
     say("best trials:")
@@ -435,35 +408,69 @@ def _drive(
     return result
 
 
-def _sweep_params(spec: Spec) -> dict[str, Any]:
-    search = spec.search.model_dump(exclude_none=True)
-    params = {f"search.{k}": v for k, v in search.items()}
-    params.update(
-        framework=spec.framework,
-        entrypoint=spec.entrypoint,
-        **{f"resources.{k}": v for k, v in spec.resources.model_dump(exclude_none=True).items()},
-        **{f"space.{k}": p.describe() for k, p in spec.space.items()},
+def _finalize(
+    spec: Spec,
+    state: SweepState,
+    sweep_dir: Path,
+    tracker: Tracker,
+    final: dict[str, TrialRecord],
+    status: str,
+    reason: str | None,
+    started: float,
+) -> pd.DataFrame:
+    """Write a session's end: ``results.csv``, ``state.json`` and the MLflow parent run."""
+    tracker.flush()
+    for record in final.values():
+        record.run_id = tracker.run_id(record.name) or record.run_id
+    frame = results_frame(spec, final.values())
+    csv = write_results(frame, sweep_dir)
+    state.status, state.reason, state.pid = status, reason, None
+    state.gpu_seconds = float(frame["gpu_seconds"].sum()) if not frame.empty else 0.0
+    state.save(sweep_dir)
+    tracker.end_sweep(
+        {"completed": "FINISHED", "halted": "KILLED"}.get(status, "FAILED"),
+        metrics=sweep_metrics(spec, frame, time.time() - started),
+        tags={
+            **best_tags(spec, frame),
+            "sweeper.status": status,
+            **({"sweeper.reason": reason} if reason else {}),
+        },
+        artifacts=[csv, sweep_dir / SPEC_FILE],
     )
-    if spec.search.method == "optuna":
-        params["search.sampler"] = spec.sampler
-    return params
+    return frame
 
 
-def _sweep_metrics(spec: Spec, frame: pd.DataFrame, wall: float) -> dict[str, float]:
-    states = frame["state"].value_counts().to_dict() if not frame.empty else {}
-    gpu_seconds = float(frame["gpu_seconds"].sum()) if not frame.empty else 0.0
-    metrics = {
-        **{f"trials_{state}": float(states.get(state, 0)) for state in FINAL_STATES},
-        "wall_time_s": wall,
-        "gpu_seconds": gpu_seconds,
-        "gpu_hours": gpu_seconds / 3600,
-    }
-    best = best_trials(spec, frame, 1)
-    if not best.empty:
-        metrics[f"best_{spec.search.metric}"] = float(best.iloc[0][spec.search.metric])
-    return metrics
+def _sync_leftovers(
+    store: SweepStore | None,
+    sweep_dir: Path,
+    sweep: str,
+    final: dict[str, TrialRecord],
+    driver_node: str | None,
+    say: Callable[[str], None],
+) -> list[str]:
+    """Upload from the driver what trials could not, then the sweep's summary files.
 
-
-def _best_tags(spec: Spec, frame: pd.DataFrame) -> dict[str, str]:
-    best = best_trials(spec, frame, 1)
-    return {} if best.empty else {"sweeper.best_trial": str(best.iloc[0]["trial"])}
+    Returns:
+        The local folders whose upload is still pending (the store was unreachable).
+    """
+    if store is None or not store.results_uri:
+        return []
+    # A trial killed with its process (out of memory, a lost node) or stopped while it stored
+    # could not upload its folder itself: whatever it left goes up from here. Only folders of
+    # trials that last ran on this node: another node's copy here (an earlier attempt's) is
+    # older than what that node uploaded.
+    here = (None, driver_node)
+    for record in final.values():
+        if (
+            record.state != "completed"
+            and record.node in here
+            and trial_dir(sweep_dir, record.name).is_dir()
+        ):
+            store.sync_trial(sweep_dir, sweep, record.name, skip_existing=True)
+    store.sync_summary(sweep_dir, sweep)
+    unsynced = [entry.local for entry in pending_uploads(sweep_dir)]
+    if unsynced:
+        say(f"{len(unsynced)} uploads to {store.target(sweep)} are pending (store unreachable)")
+    else:
+        say(f"results synced to {store.target(sweep)}")
+    return unsynced

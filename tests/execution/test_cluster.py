@@ -1,5 +1,5 @@
 """Sweeps on an existing Ray cluster: the runtime environment and the address, then real
-two-node sweeps with a remote MLflow server and S3 (``tests/run/_cluster_scenarios.py``), run in a
+two-node sweeps with a remote MLflow server and S3 (``tests/execution/_cluster_scenarios.py``), run in a
 network namespace of their own."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sweeper.settings import load_settings
 from sweeper.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
-SCENARIOS = ROOT / "tests" / "run" / "_cluster_scenarios.py"
+SCENARIOS = ROOT / "tests" / "execution" / "_cluster_scenarios.py"
 TRAIN = "def train(params, ctx):\n    ctx.report(step=1, score=1.0)\n"
 
 
@@ -127,7 +127,7 @@ def _isolated_network() -> list[str]:
 @pytest.mark.slow
 def test_cluster_sweeps_in_a_network_of_their_own(tmp_path: Path) -> None:
     """Two ``ray start`` nodes, ``mlflow server`` and S3: a sweep on both nodes, then a sweep
-    that loses a node (see ``tests/run/_cluster_scenarios.py``), in a namespace whose only interface
+    that loses a node (see ``tests/execution/_cluster_scenarios.py``), in a namespace whose only interface
     is the loopback, so nothing they start can be reached from another machine."""
     pytest_run = [
         sys.executable, "-m", "pytest", str(SCENARIOS), "-q", "-rA", "-p", "no:cacheprovider",

@@ -1,6 +1,6 @@
 """Sweeps on an existing Ray cluster, with a remote MLflow server and S3 as shared storage.
 
-Run by ``tests/run/test_cluster.py`` in a network namespace of its own, which has only a loopback
+Run by ``tests/execution/test_cluster.py`` in a network namespace of its own, which has only a loopback
 interface: Ray's GCS, raylets and workers listen on every interface (Ray has no setting to keep
 them on 127.0.0.1), so there they can be reached from this machine's loopback only. Not
 collected by a plain ``pytest`` run (its name does not start with ``test_``).
