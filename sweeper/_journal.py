@@ -126,15 +126,17 @@ def read_journal(sweep_dir: Path) -> dict[str, TrialRecord]:
     if not path.is_file():
         return records
     fields = set(TrialRecord.__dataclass_fields__)
+    last: dict[str, dict[str, Any]] = {}  # a trial's last line: only it becomes a record
     with open(path, encoding="utf-8") as handle:
         for line in handle:
             try:
                 entry = json.loads(line)
             except ValueError:
                 continue  # a line cut short when the driver was killed
-            data = {k: v for k, v in entry.items() if k in fields}
-            if "name" in data:
-                records[data["name"]] = TrialRecord(**data)
+            if isinstance(entry, dict) and "name" in entry:
+                last[entry["name"]] = entry
+    for name, entry in last.items():
+        records[name] = TrialRecord(**{k: v for k, v in entry.items() if k in fields})
     return records
 
 

@@ -3,20 +3,27 @@
 A sweep's folder holds its state (``state.json``, rewritten atomically) and its journal
 (``trials.jsonl``, appended to as trials change state). :class:`Sweep` reads both, so its
 ``results`` are live while the sweep runs and the same as ``results.csv`` once it ended.
+
+pandas is imported only for the DataFrames (:attr:`Sweep.results`, :meth:`Sweep.top`,
+:func:`export`): ``rows``, ``top_rows``, ``counts`` and the rest are plain Python, which keeps
+``sweeper status`` and ``show`` quick on a big sweep.
 """
 
 from __future__ import annotations
 
+import csv
 import json
+import math
 import os
 import time
+from collections import Counter
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
 import yaml
 
+from sweeper._format import is_missing
 from sweeper._journal import FINAL_STATES, SweepState, TrialRecord, read_journal
 from sweeper._layout import (
     LOG_FILE,
@@ -32,10 +39,12 @@ from sweeper._layout import (
     trial_name,
 )
 from sweeper.errors import SpecError
-from sweeper.results import best_trials, results_frame
+from sweeper.results import best_rows, best_trials, result_rows, rows_frame
 from sweeper.spec import Search, Spec
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from sweeper.settings import Settings
 
 __all__ = ["EXPORT_FORMATS", "Sweep", "export", "list_sweeps", "load"]
@@ -69,7 +78,7 @@ class Sweep:
             raise SpecError(f"sweep folder must hold state.json, got {str(self.sweep_dir)!r}")
         self.state = state
         self.sweep = state.sweep or self.sweep_dir.name
-        for cached in ("records", "results"):
+        for cached in ("records", "rows", "results"):
             self.__dict__.pop(cached, None)
         return self
 
@@ -99,6 +108,31 @@ class Sweep:
             return None
 
     @cached_property
+    def spec_fields(self) -> Spec:
+        """``spec.yml``'s own fields, validated on their own: unlike :attr:`spec`, the
+        training code and data need not be on this machine.
+
+        Raises:
+            SpecError: If ``spec.yml`` is missing or is not a valid spec.
+        """
+        path = self.sweep_dir / SPEC_FILE
+        try:
+            return Spec.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        except Exception as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            why = f"{type(exc).__name__}: {first}"
+            raise SpecError(f"the sweep's spec must be valid, got {why}", file=str(path)) from None
+
+    @property
+    def dimensions(self) -> list[str] | None:
+        """The names of the search's dimensions, constants left out (from :attr:`spec_fields`;
+        ``None`` when ``spec.yml`` is not a valid spec)."""
+        try:
+            return list(self.spec_fields.dimensions)
+        except SpecError:
+            return None
+
+    @cached_property
     def _search(self) -> dict[str, Any]:
         # From the spec's text: there even when its files moved and .spec is None.
         try:
@@ -114,16 +148,16 @@ class Sweep:
         return str(self._search.get("metric") or "")
 
     @property
-    def mode(self) -> str:
+    def mode(self) -> Literal["min", "max"]:
         """``min`` or ``max``."""
-        return str(self._search.get("mode") or "max")
+        return "min" if self._search.get("mode") == "min" else "max"
 
     @property
     def _ranking(self) -> Spec:
         # All that results_frame and best_trials read of a spec; there even when .spec is None.
-        return Spec.model_construct(
-            search=Search.model_construct(metric=self.metric, mode=self.mode)
-        )
+        # Partial on purpose: model_construct validates nothing, but mypy wants every field.
+        search = Search.model_construct(metric=self.metric, mode=self.mode)  # type: ignore[call-arg]
+        return Spec.model_construct(search=search)  # type: ignore[call-arg]
 
     @property
     def elapsed(self) -> float:
@@ -171,34 +205,45 @@ class Sweep:
         return dict(sorted(records.items()))
 
     @cached_property
+    def rows(self) -> list[dict[str, Any]]:
+        """One dict per trial, by name, with the columns of ``results.csv``: :attr:`results`
+        without pandas (a missing value is ``None``, or NaN when read from ``results.csv``)."""
+        saved = self.sweep_dir / RESULTS_FILE
+        if not self.records:
+            return self.results.to_dict("records") if saved.is_file() else []
+        # The journal does not hold MLflow's run ids: the driver adds them at the end.
+        ids = _run_ids(saved)
+        for record in self.records.values():
+            record.run_id = record.run_id or ids.get(record.name)
+        return result_rows(self._ranking, self.records.values())
+
+    @cached_property
     def results(self) -> pd.DataFrame:
         """One row per trial, the columns of ``results.csv``; live while the sweep runs."""
-        csv = self.sweep_dir / RESULTS_FILE
-        saved = pd.read_csv(csv) if csv.is_file() else None
-        if not self.records and saved is not None:
-            return saved
-        if saved is not None and "mlflow_run_id" in saved:
-            # The journal does not hold MLflow's run ids: the driver adds them at the end.
-            ids = saved.set_index("trial")["mlflow_run_id"].dropna().to_dict()
-            for record in self.records.values():
-                record.run_id = record.run_id or ids.get(record.name)
-        return results_frame(self._ranking, self.records.values())
+        saved = self.sweep_dir / RESULTS_FILE
+        if not self.records and saved.is_file():
+            import pandas as pd
+
+            return pd.read_csv(saved)
+        return rows_frame(self._ranking, self.rows)
 
     @property
     def best(self) -> pd.Series | None:
         """The best completed trial's row, or ``None``."""
-        ranked = best_trials(self._ranking, self.results, 1)
+        ranked = self.top(1)
         return None if ranked.empty else ranked.iloc[0]
 
     def top(self, count: int = 5) -> pd.DataFrame:
         """The ``count`` best completed trials, best first."""
         return best_trials(self._ranking, self.results, count)
 
+    def top_rows(self, count: int = 5) -> list[dict[str, Any]]:
+        """:meth:`top` as rows of :attr:`rows`, without pandas."""
+        return best_rows(self._ranking, self.rows, count)
+
     def counts(self) -> dict[str, int]:
-        """How many trials are in each state."""
-        if self.results.empty:
-            return {}
-        return {str(k): int(v) for k, v in self.results["state"].value_counts().items()}
+        """How many trials are in each state, most first."""
+        return dict(Counter(str(row["state"]) for row in self.rows).most_common())
 
     @property
     def trials_done(self) -> int:
@@ -212,17 +257,21 @@ class Sweep:
         try:  # a grid's or random search's points, drawn up front
             total = len(json.loads((self.sweep_dir / POINTS_FILE).read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError):
-            total = self._search.get("trials")
-            if not isinstance(total, int):
-                total = self.spec.trial_count() if self.spec is not None else 0
-        return max(total, len(self.results))
+            trials = self._search.get("trials")
+            if isinstance(trials, int):
+                total = trials
+            else:
+                try:  # the spec's own fields give a grid's size: its code need not be here
+                    total = self.spec_fields.trial_count()
+                except SpecError:
+                    total = 0
+        return max(total, len(self.rows))
 
     @property
     def gpu_hours(self) -> float:
         """GPU-hours the sweep's trials held so far, over all sessions."""
-        if self.results.empty:
-            return 0.0
-        return float(self.results["gpu_seconds"].sum()) / 3600
+        seconds = [row["gpu_seconds"] for row in self.rows]
+        return math.fsum(float(s) for s in seconds if not is_missing(s)) / 3600
 
     def trial_name(self, trial: str | int) -> str:
         """The name of one of the sweep's trials (``7`` and ``0007`` name ``trial-0007``).
@@ -232,8 +281,10 @@ class Sweep:
         """
         text = str(trial).strip()
         name = trial_name(int(text) - 1) if text.isdigit() else text
-        known = set(self.results["trial"]) if not self.results.empty else set()
-        if name in known or (is_trial_name(name) and trial_dir(self.sweep_dir, name).is_dir()):
+        if is_trial_name(name) and trial_dir(self.sweep_dir, name).is_dir():
+            return name  # the journal is not read: `sweeper logs` answers at once on any sweep
+        known = {str(row["trial"]) for row in self.rows}
+        if name in known:
             return name
         names = sorted(known)
         have = f"one of {names[0]}..{names[-1]}" if len(names) > 1 else " ".join(names)
@@ -249,6 +300,20 @@ class Sweep:
     def log_path(self, name: str | int) -> Path:
         """The trial's log: everything it printed (it may not exist yet while it is queued)."""
         return self.trial_dir(name) / LOG_FILE
+
+
+def _run_ids(path: Path) -> dict[str, str]:
+    """Each trial's MLflow run id in ``results.csv`` (none when it is missing)."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, csv.Error, UnicodeDecodeError):
+        return {}
+    return {
+        row["trial"]: row["mlflow_run_id"]
+        for row in rows
+        if row.get("trial") and row.get("mlflow_run_id")
+    }
 
 
 def load(sweep: str | Path, settings: Settings | None = None) -> Sweep:

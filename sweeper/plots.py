@@ -1,7 +1,8 @@
 """Plots of a sweep, as PNG and HTML, logged to its MLflow parent run.
 
-Optuna's visualization module draws the optimization history, the parallel coordinates and the
-parameter importances from an in-memory Optuna study rebuilt from the sweep's journal: one trial
+The sweep's folder is read through :class:`sweeper.history.Sweep`, as ``sweeper status`` reads
+it. Optuna's visualization module draws the optimization history, the parallel coordinates and
+the parameter importances from an in-memory Optuna study rebuilt from its results: one trial
 per sweeper trial, in order (Optuna's number n is ``trial-{n+1:04d}``), the spec's search
 dimensions as distributions (constants left out), completed trials' final metric as values,
 trials stopped early as pruned, failed or halted ones as failed. Parameter importance is
@@ -24,18 +25,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-import yaml
-
-from sweeper._journal import SweepState, read_journal
-from sweeper._layout import RESULTS_FILE, SPEC_FILE
+from sweeper._layout import SPEC_FILE, is_sweep_dir
 from sweeper.errors import SpecError, SweepError
-from sweeper.results import results_frame
 from sweeper.spec import Choice, Parameter, Spec
 
 if TYPE_CHECKING:
     import optuna
+    import pandas as pd
 
+    from sweeper._journal import SweepState
     from sweeper.settings import Settings
 
 __all__ = ["ARTIFACT_PATH", "PLOTS", "plot_sweep"]
@@ -121,30 +119,21 @@ def plot_sweep(
 
 
 def _load(sweep_dir: Path, settings: Settings | None) -> _SweepData:
-    state = SweepState.load(sweep_dir)
-    spec_file = sweep_dir / SPEC_FILE
-    if state is None or not spec_file.is_file():
+    from sweeper.history import Sweep
+
+    if not is_sweep_dir(sweep_dir) or not (sweep_dir / SPEC_FILE).is_file():
         raise SpecError(
             f"sweep must be a sweep folder with state.json and spec.yml, got {str(sweep_dir)!r}"
         )
-    try:
-        # The spec's own fields only: the training code and data need not be on this machine.
-        spec = Spec.model_validate(yaml.safe_load(spec_file.read_text(encoding="utf-8")))
-    except Exception as exc:
-        error = f"the sweep's spec must be valid, got {_why(exc)}"
-        raise SpecError(error, file=str(spec_file)) from None
-    records = read_journal(sweep_dir)
-    if records:
-        frame = results_frame(spec, records.values())
-    elif (sweep_dir / RESULTS_FILE).is_file():
-        frame = pd.read_csv(sweep_dir / RESULTS_FILE)
-    else:
-        frame = results_frame(spec, [])
+    sweep = Sweep(sweep_dir)
+    # The spec's own fields only: the training code and data need not be on this machine.
+    spec = sweep.spec_fields
+    state = sweep.state
     if state.tracking_uri is None:
         from sweeper.settings import load_settings
 
         state.tracking_uri = (settings or load_settings()).mlflow.tracking_uri
-    data = _SweepData(spec=spec, state=state, frame=frame)
+    data = _SweepData(spec=spec, state=state, frame=sweep.results)
     _read_curves(data)
     data.study = _study(data)
     return data
@@ -224,8 +213,10 @@ def _study(data: _SweepData) -> optuna.Study:
     states = {"completed": TrialState.COMPLETE, "stopped": TrialState.PRUNED}
     states.update(failed=TrialState.FAIL, halted=TrialState.FAIL)  # halted: interrupted
     distributions = {name: _distribution(p) for name, p in data.spec.dimensions.items()}
-    direction = "maximize" if data.spec.search.mode == "max" else "minimize"
-    study = optuna.create_study(direction=direction, study_name=data.state.sweep)
+    study = optuna.create_study(
+        direction="maximize" if data.spec.search.mode == "max" else "minimize",
+        study_name=data.state.sweep,
+    )
     for row in data.frame.to_dict("records"):
         state = states.get(row["state"], TrialState.RUNNING)  # queued or running: not over yet
         params = {}
@@ -324,7 +315,7 @@ def _learning_curves(data: _SweepData) -> tuple[Any, Any]:
     title = f"Learning curves: {data.metric} per step ({data.state.sweep})"
     figure = go.Figure()
     mpl_fig, ax = plt.subplots(figsize=(9, 5.5))
-    ax.set_prop_cycle(color=plt.get_cmap("tab10").colors)
+    ax.set_prop_cycle(color=[plt.get_cmap("tab10")(i) for i in range(10)])
     for trial, curve in data.curves.items():
         steps = [step for step, _ in curve]
         values = [value for _, value in curve]

@@ -1,21 +1,33 @@
-"""The results of a sweep as a pandas DataFrame, its CSV file and the best-trials table."""
+"""The results of a sweep as a pandas DataFrame, its CSV file and the best-trials table.
+
+The rows and the ranking are plain Python (:func:`result_rows`, :func:`best_rows`), so the
+read-only commands answer without importing pandas; the DataFrames are built from them.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
+from sweeper._format import is_missing
 from sweeper._layout import RESULTS_FILE
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from sweeper._journal import TrialRecord
     from sweeper.spec import Spec
 
-__all__ = ["best_trials", "results_frame", "write_results"]
+__all__ = [
+    "best_rows",
+    "best_trials",
+    "result_rows",
+    "results_frame",
+    "rows_frame",
+    "write_results",
+]
 
 
 def _iso(stamp: float | None) -> str | None:
@@ -34,14 +46,8 @@ _TIMES = {
 }
 
 
-def results_frame(spec: Spec, records: Iterable[TrialRecord]) -> pd.DataFrame:
-    """One row per trial: state, final and best metric, GPU time, params, every metric's last
-    value, and when the trial entered each state.
-
-    Params are ``params.<name>`` and metrics ``metrics.<name>`` columns, as in
-    ``mlflow.search_runs``. ``gpu_seconds`` is GPUs held x seconds, from the moment the trial
-    held its GPUs until its results were stored, over all its attempts.
-    """
+def result_rows(spec: Spec, records: Iterable[TrialRecord]) -> list[dict[str, Any]]:
+    """One row (a dict) per trial, by name: the rows of :func:`results_frame`'s table."""
     metric = spec.search.metric
     rows = []
     for record in sorted(records, key=lambda r: r.name):
@@ -68,23 +74,56 @@ def results_frame(spec: Spec, records: Iterable[TrialRecord]) -> pd.DataFrame:
             mlflow_run_id=record.run_id,
         )
         rows.append(row)
+    return rows
+
+
+def results_frame(spec: Spec, records: Iterable[TrialRecord]) -> pd.DataFrame:
+    """One row per trial: state, final and best metric, GPU time, params, every metric's last
+    value, and when the trial entered each state.
+
+    Params are ``params.<name>`` and metrics ``metrics.<name>`` columns, as in
+    ``mlflow.search_runs``. ``gpu_seconds`` is GPUs held x seconds, from the moment the trial
+    held its GPUs until its results were stored, over all its attempts.
+    """
+    return rows_frame(spec, result_rows(spec, records))
+
+
+def rows_frame(spec: Spec, rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
+    """The DataFrame of :func:`result_rows`' rows (with its columns when there are none)."""
+    import pandas as pd
+
     if not rows:
         # No trial ran (a sweep halted at once): the table still has its columns.
+        metric = spec.search.metric
         base = ["trial", "state", metric, f"best_{metric}", "steps", "attempts", "duration_s"]
         columns = [*base, "gpus", "gpu_seconds", *_TIMES, "ended_at", "node", "actor_id", "pid"]
         columns.append("error")
         return pd.DataFrame(columns=[*columns, "mlflow_run_id"])
-    return pd.DataFrame(rows)
+    return pd.DataFrame(list(rows))
+
+
+def _ranking(spec: Spec, rows: Sequence[dict[str, Any]]) -> list[int]:
+    # Completed trials with a value, best first; a stable sort keeps ties in trial order.
+    metric = spec.search.metric
+    done = [
+        i
+        for i, row in enumerate(rows)
+        if row.get("state") == "completed" and not is_missing(row.get(metric))
+    ]
+    return sorted(done, key=lambda i: rows[i][metric], reverse=spec.search.mode != "min")
+
+
+def best_rows(spec: Spec, rows: Sequence[dict[str, Any]], count: int = 5) -> list[dict[str, Any]]:
+    """The rows of the ``count`` best trials by their final metric (completed trials only)."""
+    return [rows[i] for i in _ranking(spec, rows)[:count]]
 
 
 def best_trials(spec: Spec, frame: pd.DataFrame, count: int = 5) -> pd.DataFrame:
-    """The ``count`` best trials by their final metric (completed trials first)."""
-    metric = spec.search.metric
-    if frame.empty or metric not in frame:
+    """The ``count`` best trials by their final metric (completed trials only), in the order
+    of :func:`best_rows`."""
+    if frame.empty or spec.search.metric not in frame:
         return frame.head(0)
-    ranked = frame[frame["state"] == "completed"].dropna(subset=[metric])
-    ranked = ranked.sort_values(metric, ascending=spec.search.mode == "min")
-    return ranked.head(count)
+    return frame.iloc[_ranking(spec, frame.to_dict("records"))[:count]]
 
 
 def write_results(frame: pd.DataFrame, sweep_dir: Path) -> Path:

@@ -77,6 +77,9 @@ def test_a_finished_sweep_reads_back_as_its_result(finished):
     assert sweep.best is not None and sweep.best["trial"] == "trial-0003"
     assert sweep.best["score"] == pytest.approx(2.25)
     assert list(sweep.top(5)["trial"]) == ["trial-0003", "trial-0001"]
+    # The same table as plain rows, for what must answer without pandas.
+    assert pd.DataFrame(sweep.rows).equals(sweep.results)
+    assert [row["trial"] for row in sweep.top_rows(5)] == ["trial-0003", "trial-0001"]
     assert (sweep.trials_done, sweep.trials_total) == (3, 3)
     assert sweep.counts() == {"completed": 2, "failed": 1}
     assert sweep.gpu_hours == pytest.approx(result.gpu_hours)
@@ -118,6 +121,9 @@ def test_without_a_journal_the_results_come_from_results_csv(finished, tmp_path)
     pd.testing.assert_frame_equal(sweep.results, pd.read_csv(sweep_dir / "results.csv"))
     assert sweep.best["trial"] == "trial-0003"
     assert sweep.trials_done == 3
+    assert pd.DataFrame(sweep.rows).equals(sweep.results)  # NaN for a gap, as pandas reads it
+    assert [row["trial"] for row in sweep.top_rows()] == ["trial-0003", "trial-0001"]
+    assert sweep.gpu_hours == pytest.approx(finished.result.gpu_hours)
 
 
 def test_a_spec_whose_files_moved_still_gives_metric_results_and_best(finished, tmp_path):
@@ -129,6 +135,44 @@ def test_a_spec_whose_files_moved_still_gives_metric_results_and_best(finished, 
     assert (sweep.metric, sweep.mode) == ("score", "max")
     assert sweep.best["trial"] == "trial-0003"
     assert sweep.trials_total == 3  # from the grid's points.json
+    # Its own fields need no files: the search's dimensions are still known (not the constants).
+    assert sweep.spec_fields.name == "talking"
+    assert sweep.dimensions == ["x"]
+    (sweep_dir / "points.json").unlink()
+    assert load(sweep_dir).trials_total == 3  # the grid's size, from the spec's fields
+
+
+def test_a_spec_that_is_not_valid_is_a_spec_error_of_spec_fields(finished, tmp_path):
+    sweep_dir = copy_sweep(finished, tmp_path)
+    spec = sweep_dir / "spec.yml"
+    spec.write_text(spec.read_text().replace("mode: max", "mode: most"))
+    sweep = load(sweep_dir)
+    with pytest.raises(SpecError) as caught:
+        sweep.spec_fields  # noqa: B018 - a property that raises
+    assert str(caught.value).startswith(
+        "the sweep's spec must be valid, got ValidationError: 1 validation error for Spec"
+    )
+    assert caught.value.file == str(spec)
+    assert sweep.dimensions is None
+    assert sweep.trials_done == 3  # the rest reads on
+
+
+def test_mlflow_run_ids_are_read_from_results_csv_as_text(finished, tmp_path):
+    sweep_dir = copy_sweep(finished, tmp_path)
+    table = pd.read_csv(sweep_dir / "results.csv")
+    table.loc[0, "mlflow_run_id"] = "0123456789"  # all digits: still an id, not a number
+    table.to_csv(sweep_dir / "results.csv", index=False)
+    rows = load(sweep_dir).rows
+    assert [row["mlflow_run_id"] for row in rows] == ["0123456789", *table["mlflow_run_id"][1:]]
+    (sweep_dir / "results.csv").unlink()
+    assert [row["mlflow_run_id"] for row in load(sweep_dir).rows] == [None, None, None]
+
+
+def test_a_trial_with_a_folder_is_found_without_reading_the_journal(finished, tmp_path):
+    sweep_dir = copy_sweep(finished, tmp_path)
+    sweep = load(sweep_dir)
+    assert sweep.log_path(2) == sweep_dir / "trials" / "trial-0002" / "trial.log"
+    assert "rows" not in sweep.__dict__ and "records" not in sweep.__dict__
 
 
 def test_a_sweep_synced_to_an_object_store_says_where(finished, tmp_path):

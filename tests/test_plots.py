@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
@@ -15,6 +17,7 @@ from sweeper import plots
 from sweeper.cli._plot import plot
 from sweeper.errors import SpecError
 from sweeper.execution._sweep import SweepResult, run
+from sweeper.history import load
 from sweeper.settings import load_settings
 from sweeper.spec import parse_spec
 
@@ -208,3 +211,29 @@ def test_cli_no_mlflow_and_a_sweep_that_does_not_exist(single_sweep, env):
     result = CliRunner().invoke(plot, ["no-such-sweep"], env=env)
     assert isinstance(result.exception, SpecError)
     assert "sweep must be a sweep folder or id" in str(result.exception)
+
+
+def test_plots_read_the_sweep_as_sweeper_status_does(sweep):
+    data = plots._load(sweep.sweep_dir, None)
+    pd.testing.assert_frame_equal(data.frame, load(sweep.sweep_dir).results)
+    assert data.frame["mlflow_run_id"].notna().all()  # results.csv's, as status and show see them
+    assert list(data.spec.dimensions) == ["x", "lr", "opt"]
+
+
+def test_a_folder_without_a_valid_spec_is_a_spec_error(single_sweep, tmp_path):
+    sweep_dir = tmp_path / single_sweep.sweep
+    shutil.copytree(single_sweep.sweep_dir, sweep_dir)
+    spec = sweep_dir / "spec.yml"
+    spec.write_text(spec.read_text().replace("mode: max", "mode: most"))
+    with pytest.raises(SpecError) as caught:
+        plots.plot_sweep(sweep_dir, log_to_mlflow=False, echo=None)
+    assert str(caught.value).startswith(
+        "the sweep's spec must be valid, got ValidationError: 1 validation error for Spec"
+    )
+    assert caught.value.file == str(spec)
+    spec.unlink()
+    with pytest.raises(SpecError) as caught:
+        plots.plot_sweep(sweep_dir, log_to_mlflow=False, echo=None)
+    assert str(caught.value) == (
+        f"sweep must be a sweep folder with state.json and spec.yml, got {str(sweep_dir)!r}"
+    )

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from sweeper._format import duration, format_params, is_missing, short
 from sweeper._journal import FINAL_STATES, PHASES, SweepState
-from sweeper._layout import JOURNAL_FILE
+from sweeper._layout import JOURNAL_FILE, trial_dir
 from sweeper.cli._options import CONFIG as _CONFIG
 
 if TYPE_CHECKING:
@@ -34,28 +35,6 @@ def _load(sweep: str, config: Path | None) -> Sweep:
     return load(sweep, load_settings(config))
 
 
-def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
-
-
-def _short(value: Any) -> str:
-    if _missing(value):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    minutes, secs = divmod(int(seconds), 60)
-    if minutes < 60:
-        return f"{minutes}m{secs:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m"
-
-
 def _table(rows: list[list[str]]) -> list[str]:
     """Rows as lines of left-aligned columns, two spaces apart."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -64,15 +43,14 @@ def _table(rows: list[list[str]]) -> list[str]:
     ]
 
 
-def _params(sweep: Sweep, row: Any) -> str:
-    spec = sweep.spec
-    names = list(spec.dimensions) if spec is not None and spec.dimensions else None
+def _params(row: dict[str, Any], names: list[str] | None) -> str:
+    """A row's parameters: the search's dimensions (``names``), or all of them if unknown."""
     values = {
-        column.removeprefix("params."): row[column]
-        for column in row.index
-        if column.startswith("params.") and not _missing(row[column])
+        column.removeprefix("params."): value
+        for column, value in row.items()
+        if column.startswith("params.") and not is_missing(value)
     }
-    return ", ".join(f"{k}={_short(v)}" for k, v in values.items() if names is None or k in names)
+    return format_params(values, names)
 
 
 @click.command("list")
@@ -89,13 +67,13 @@ def list_(config: Path | None) -> None:
         return
     rows = [["sweep", "status", "trials", "best", "started"]]
     for sweep in sweeps:
-        best = sweep.best
+        best = sweep.top_rows(1)
         rows.append(
             [
                 sweep.sweep,
                 sweep.status,
                 f"{sweep.trials_done}/{sweep.trials_total}",
-                "-" if best is None else f"{sweep.metric}={_short(best[sweep.metric])}",
+                f"{sweep.metric}={short(best[0][sweep.metric])}" if best else "-",
                 datetime.fromtimestamp(sweep.state.created).strftime("%Y-%m-%d %H:%M"),
             ]
         )
@@ -130,24 +108,24 @@ def status(sweep: str, config: Path | None) -> None:
     click.echo(f"sessions: {state.sessions}")
     click.echo(f"trials:   {found.trials_done}/{total} done ({states or 'none yet'})")
     click.echo(f"GPU time: {found.gpu_hours:.4g} GPU-hours")
-    click.echo(f"elapsed:  {_duration(found.elapsed)}")
-    frame = found.results
-    if frame.empty:
+    click.echo(f"elapsed:  {duration(found.elapsed)}")
+    if not found.rows:
         return
     metric = found.metric
+    names = found.dimensions or None
     rows = [["trial", "state", "step", metric, "best", "attempts", "duration", "gpu_s", "params"]]
-    for _, row in frame.iterrows():
+    for row in found.rows:
         rows.append(
             [
                 str(row["trial"]),
                 str(row["state"]),
                 str(row["steps"]),
-                _short(row.get(metric)),
-                _short(row.get(f"best_{metric}")),
+                short(row.get(metric)),
+                short(row.get(f"best_{metric}")),
                 str(row["attempts"]),
-                _duration(float(row["duration_s"])),
+                duration(float(row["duration_s"])),
                 f"{float(row['gpu_seconds']):.1f}",
-                _params(found, row),
+                _params(row, names),
             ]
         )
     click.echo("")
@@ -175,7 +153,7 @@ def show(sweep: str, config: Path | None, top: int) -> None:
     found = _load(sweep, config)
     state = found.state
     metric = found.metric
-    best = found.top(top)
+    best = found.top_rows(top)
     click.echo(
         f"sweep {found.sweep}: {found.status}, {found.trials_done}/{found.trials_total} trials, "
         f"{found.mode} {metric}"
@@ -190,21 +168,22 @@ def show(sweep: str, config: Path | None, top: int) -> None:
             f"in {state.tracking_uri}"
         )
     click.echo("")
-    if best.empty:
+    if not best:
         click.echo(f"no trial completed with a value for {metric}")
         return
-    click.echo(f"best {len(best)} of {len(found.results)} trials:")
-    for rank, (_, row) in enumerate(best.iterrows(), start=1):
+    names = found.dimensions or None
+    click.echo(f"best {len(best)} of {len(found.rows)} trials:")
+    for rank, row in enumerate(best, start=1):
         name = str(row["trial"])
         click.echo(
-            f"{rank}. {name}  {metric}={_short(row[metric])}  ({_params(found, row)})  "
-            f"GPU {float(row['gpu_seconds']):.1f}s, {_duration(float(row['duration_s']))}"
+            f"{rank}. {name}  {metric}={short(row[metric])}  ({_params(row, names)})  "
+            f"GPU {float(row['gpu_seconds']):.1f}s, {duration(float(row['duration_s']))}"
         )
-        click.echo(f"   folder: {found.sweep_dir / 'trials' / name}")
+        click.echo(f"   folder: {trial_dir(found.sweep_dir, name)}")
         if store:
             click.echo(f"   store:  {store}/{name}")
         run_id = row.get("mlflow_run_id")
-        if not _missing(run_id):
+        if not is_missing(run_id):
             click.echo(f"   mlflow: run {run_id} in {state.tracking_uri}")
 
 

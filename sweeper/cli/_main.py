@@ -12,6 +12,7 @@ import click
 
 from sweeper.cli._inspect import COMMANDS as _INSPECT_COMMANDS
 from sweeper.cli._options import CONFIG as _CONFIG
+from sweeper.cli._plan import plan as _plan
 from sweeper.cli._plot import plot as _plot
 from sweeper.errors import SweeperError
 
@@ -244,46 +245,6 @@ def validate(spec: Path) -> None:
 
 
 @main.command()
-@click.argument("spec", type=_SPEC)
-def plan(spec: Path) -> None:
-    """Print SPEC's search space and trial count (and a grid's trials) without training."""
-    from sweeper._layout import trial_name
-    from sweeper.search import sweep_points
-    from sweeper.spec import load_spec
-
-    loaded = load_spec(spec)
-    search = loaded.search
-    method = f"optuna ({loaded.sampler})" if search.method == "optuna" else search.method
-    click.echo(f"sweep {loaded.name}: {method}, {search.mode} {search.metric}")
-    click.echo(
-        f"trials: {loaded.trial_count()}, concurrency: {search.concurrency or 'as resources allow'}"
-    )
-    res = loaded.resources
-    click.echo(
-        f"per trial: {res.cpus:g} cpus, {res.gpus:g} gpus"
-        + (f", memory {res.memory}" if res.memory else "")
-    )
-    if loaded.early_stopping is not None:
-        click.echo(f"early stopping: {loaded.early_stopping.describe()}")
-    if loaded.limits.describe() != "none":
-        click.echo(f"limits: {loaded.limits.describe()}")
-    click.echo("parameters:")
-    width = max((len(n) for n in loaded.space), default=0)
-    for name, param in loaded.space.items():
-        click.echo(f"  {name:<{width}}  {param.describe()}")
-    # Random points are drawn up front: with a seed, they are known before the sweep runs.
-    if search.method == "grid" or (search.method == "random" and search.seed is not None):
-        click.echo("grid:" if search.method == "grid" else f"points (seed {search.seed}):")
-        for i, point in enumerate(sweep_points(loaded) or []):
-            values = ", ".join(f"{k}={_short(v)}" for k, v in point.items())
-            click.echo(f"  {trial_name(i)}  {values}")
-
-
-def _short(value: object) -> str:
-    return f"{value:.6g}" if isinstance(value, float) else str(value)
-
-
-@main.command()
 @click.argument("sweep")
 @_CONFIG
 def sync(sweep: str, config: Path | None) -> None:
@@ -292,20 +253,12 @@ def sync(sweep: str, config: Path | None) -> None:
     SWEEP is the sweep's folder or its id (a folder under [results] dir). Credentials come from
     boto3's standard chain. Exits 1 while anything is still pending.
     """
-    from sweeper.errors import SpecError
+    from sweeper._layout import find_sweep
     from sweeper.settings import load_settings
     from sweeper.storage import sync_pending
     from sweeper.storage._sweep import load_sweep_store
 
-    settings = load_settings(config)
-    folder = Path(sweep)
-    if not folder.is_dir():
-        folder = Path(settings.results.dir).expanduser() / sweep
-    if not folder.is_dir():
-        raise SpecError(
-            f"sweep must be a sweep folder or id, got {sweep!r}",
-            hint=f"sweeps are folders under {settings.results.dir}",
-        )
+    folder = find_sweep(sweep, load_settings(config))
     report = sync_pending(folder, load_sweep_store(folder))
     if report.pending:
         click.echo(
@@ -427,5 +380,5 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
     process.poll()
 
 
-for _command in (*_INSPECT_COMMANDS, _plot):
+for _command in (*_INSPECT_COMMANDS, _plan, _plot):
     main.add_command(_command)

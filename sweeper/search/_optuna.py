@@ -103,10 +103,10 @@ def adopt_finished(
         study = optuna.load_study(study_name=sweep, storage=_storage(sweep_dir))
     except KeyError:
         return []
-    adopted = []
+    adopted: list[str] = []
     for trial in study.get_trials(deepcopy=False):
-        name = trial.user_attrs.get(TRIAL_ATTR)
-        record = records.get(name or "")
+        name = str(trial.user_attrs.get(TRIAL_ATTR) or "")
+        record = records.get(name)
         if record is None or record.state in FINAL_STATES:
             continue
         if trial.state not in (TrialState.COMPLETE, TrialState.PRUNED):

@@ -1,6 +1,6 @@
-"""A spec's parameters as Ray Tune's search space, and the points of grid and random search.
+"""The points of grid and random search, drawn up front, and the space as Ray Tune's.
 
-Ray is imported by the functions that need it, so reading points back stays Ray-free.
+Only :func:`tune_space` imports Ray (when called): drawing and reading points is Ray-free.
 """
 
 from __future__ import annotations
@@ -24,37 +24,9 @@ __all__ = [
     "read_points",
     "sweep_points",
     "trial_params",
-    "tune_domains",
     "tune_space",
     "write_points",
 ]
-
-
-def _tune_dimension(param: Parameter) -> Any:
-    from ray import tune  # Ray Tune's domains also draw random search's points
-
-    if isinstance(param, Choice):
-        return tune.choice(list(param.values))
-    if isinstance(param, Uniform):
-        if param.step:
-            # Tune's quniform rounds to multiples of the step from 0, not from `low`; a choice
-            # over the declared values samples exactly the spec's grid.
-            return tune.choice(grid_values(param))
-        return tune.uniform(param.low, param.high)
-    if isinstance(param, LogUniform):
-        return tune.loguniform(param.low, param.high)
-    if isinstance(param, IntRange):
-        if param.log:
-            return tune.lograndint(param.low, param.high + 1)  # Tune's upper bound is exclusive
-        if param.step != 1:
-            return tune.choice(grid_values(param))  # as for uniform: qrandint ignores `low`
-        return tune.randint(param.low, param.high + 1)
-    raise TypeError(param)
-
-
-def tune_domains(spec: Spec) -> dict[str, Any]:
-    """Tune's domain for each search dimension (constants are added in the trial)."""
-    return {name: _tune_dimension(param) for name, param in spec.dimensions.items()}
 
 
 def tune_space(spec: Spec, indexes: list[int] | None = None) -> dict[str, Any]:
@@ -81,22 +53,55 @@ def grid_points(spec: Spec) -> list[dict[str, Any]]:
     return [dict(zip(dims, combo, strict=True)) for combo in itertools.product(*values)]
 
 
-def _plain(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value  # numpy scalars to Python's
-
-
 def random_points(spec: Spec) -> list[dict[str, Any]]:
     """The random search's ``trials`` points, drawn up front with ``search.seed``.
 
     Drawing them before the sweep makes the points part of the sweep's record, so a resumed
-    sweep restarts an interrupted trial with its own values.
+    sweep restarts an interrupted trial with its own values, and ``sweeper plan`` prints them.
     """
     rng = np.random.default_rng(spec.search.seed)
-    domains = tune_domains(spec)
+    dimensions = spec.dimensions
     return [
-        {name: _plain(domain.sample(random_state=rng)) for name, domain in domains.items()}
+        {name: _plain(_draw(param, rng)) for name, param in dimensions.items()}
         for _ in range(spec.trial_count())
     ]
+
+
+def _draw(param: Parameter, rng: np.random.Generator) -> Any:
+    """One value of ``param``: the numpy calls Ray Tune's domain for it makes, in its order.
+
+    Written out rather than taken from ``ray.tune`` so that ``sweeper plan`` prints the points
+    without importing Ray; ``tests/search/test_space.py`` holds these draws equal to Tune's
+    (``tune.choice`` over the declared values for a choice or a range with a step, since Tune's
+    quantized domains round from 0 rather than from ``low``; ``uniform``, ``loguniform``, and
+    ``randint``/``lograndint`` with the spec's inclusive upper bound + 1).
+    """
+    if isinstance(param, Choice):
+        return _pick(list(param.values), rng)
+    if isinstance(param, Uniform):
+        if param.step:
+            return _pick(grid_values(param) or [], rng)
+        return float(rng.uniform(param.low, param.high, size=1)[0])
+    if isinstance(param, LogUniform):
+        logs = rng.uniform(np.log(param.low), np.log(param.high), size=1)
+        return float(np.exp(logs)[0])
+    if isinstance(param, IntRange):
+        if param.log:
+            logs = rng.uniform(np.log(param.low), np.log(param.high + 1), size=1)
+            return int(np.floor(np.exp(logs)).astype(int)[0])
+        if param.step != 1:
+            return _pick(grid_values(param) or [], rng)
+        return int(rng.integers(param.low, param.high + 1, size=1)[0])
+    raise TypeError(param)
+
+
+def _pick(values: list[Any], rng: np.random.Generator) -> Any:
+    # Tune draws an index, not a value: numpy would coerce the values to one dtype.
+    return values[rng.choice(np.arange(0, len(values)), size=1)[0]]
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value  # numpy scalars to Python's
 
 
 def sweep_points(spec: Spec) -> list[dict[str, Any]] | None:

@@ -21,8 +21,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from sweeper._journal import FINAL_STATES, SweepState, read_journal
-from sweeper.cli._main import _Group
 from sweeper.cli._inspect import COMMANDS
+from sweeper.cli._main import _Group
 from sweeper.execution._sweep import SweepResult
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,16 +1,16 @@
-"""``tune_domains``, ``tune_space``, the sweep's points, ``searcher_for``: the spec's space as Tune
-and Optuna see it."""
+"""The sweep's points (drawn without Ray, as Tune's domains draw them), ``tune_space`` and
+``searcher_for``: the spec's space as Tune and Optuna see it."""
 
 from __future__ import annotations
 
 import itertools
 from typing import Any
 
+import numpy as np
 import optuna
 import pytest
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 from ray.tune.search import BasicVariantGenerator
-from ray.tune.search import sample as tune_sample
 from ray.tune.search.optuna import OptunaSearch
 from ray.tune.search.variant_generator import generate_variants
 
@@ -21,10 +21,18 @@ from sweeper.search._space import (
     random_points,
     sweep_points,
     trial_params,
-    tune_domains,
     tune_space,
 )
-from sweeper.spec import Spec, grid_values, parse_spec
+from sweeper.spec import (
+    Choice,
+    IntRange,
+    LogUniform,
+    Parameter,
+    Spec,
+    Uniform,
+    grid_values,
+    parse_spec,
+)
 
 # QMCSampler is "experimental" in Optuna; its warning is expected here.
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
@@ -62,111 +70,155 @@ def make_spec(
     )
 
 
-# --- tune_domains: random -------------------------------------------------------------------------
+# --- random_points: each kind of dimension ------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def random_space() -> dict[str, Any]:
-    return tune_domains(make_spec("random", SPACE))
+def draws(parameters: dict[str, Any], trials: int = 2000, seed: int = 0) -> list[dict[str, Any]]:
+    return random_points(make_spec("random", parameters, trials=trials, seed=seed))
 
 
-def test_random_space_has_only_dimensions(random_space: dict[str, Any]) -> None:
-    assert list(random_space) == [
-        "lr",
-        "hidden",
-        "dropout",
-        "dropout_q",
-        "layers",
-        "batch",
-        "width",
+def values_of(name: str, param: dict[str, Any], trials: int = 2000) -> list[Any]:
+    return [point[name] for point in draws({name: param}, trials)]
+
+
+def test_random_points_have_only_the_dimensions() -> None:
+    point = draws(SPACE, trials=1)[0]
+    assert list(point) == ["lr", "hidden", "dropout", "dropout_q", "layers", "batch", "width"]
+
+
+def test_choice_draws_every_declared_value() -> None:
+    assert set(values_of("hidden", {"choice": [32, 64, 128]})) == {32, 64, 128}
+
+
+def test_choice_keeps_each_values_type() -> None:
+    """An index is drawn, not a value: numpy would make ``[1, "two"]`` two strings."""
+    values = values_of("mixed", {"choice": [1, "two", 3.5, [4, 5], None]}, trials=300)
+    assert {repr(v) for v in values} == {"1", "'two'", "3.5", "[4, 5]", "None"}
+
+
+def test_uniform_draws_within_its_bounds() -> None:
+    values = values_of("x", {"uniform": [0.0, 0.5]})
+    assert all(type(v) is float and 0.0 <= v <= 0.5 for v in values)
+    assert len(set(values)) == len(values)
+
+
+def test_loguniform_is_uniform_in_the_log() -> None:
+    values = values_of("lr", {"loguniform": [1.0e-4, 1.0e-1]})
+    assert all(1.0e-4 <= v <= 1.0e-1 for v in values)
+    # A third of the draws in each decade, give or take: a uniform draw would put 90% in the last.
+    last_decade = sum(v >= 1.0e-2 for v in values) / len(values)
+    assert 0.28 < last_decade < 0.39
+
+
+def test_int_upper_bound_is_inclusive() -> None:
+    """``int: [1, 4]`` includes 4 (Tune's randint, which excludes it, gets 5)."""
+    values = values_of("layers", {"int": [1, 4]}, trials=400)
+    assert set(values) == {1, 2, 3, 4}
+    assert all(type(v) is int for v in values)
+
+
+def test_int_log_reaches_both_bounds() -> None:
+    assert set(values_of("n", {"int": [1, 3], "log": True}, trials=500)) == {1, 2, 3}
+
+
+def test_int_log_stays_within_its_bounds() -> None:
+    values = values_of("batch", {"int": [16, 256], "log": True})
+    assert min(values) >= 16 and max(values) <= 256
+
+
+def test_int_step_draws_the_declared_values() -> None:
+    assert set(values_of("width", {"int": [16, 128], "step": 16})) == {
+        16,
+        32,
+        48,
+        64,
+        80,
+        96,
+        112,
+        128,
+    }
+
+
+def test_int_step_with_offset_low_draws_the_declared_values() -> None:
+    """Tune's quantized domains round from 0, not from ``low``: sweeper draws from the grid."""
+    spec = make_spec("random", {"n": {"int": [1, 9], "step": 2}}, trials=2000, seed=0)
+    assert {p["n"] for p in random_points(spec)} == set(grid_values(spec.space["n"]))
+
+
+def test_uniform_step_draws_the_declared_values() -> None:
+    spec = make_spec("random", {"x": {"uniform": [0.1, 0.9], "step": 0.2}}, trials=500, seed=0)
+    assert {p["x"] for p in random_points(spec)} == set(grid_values(spec.space["x"]))
+
+
+def test_uniform_step_not_dividing_the_range_draws_its_grid() -> None:
+    spec = make_spec("random", {"x": {"uniform": [0, 1], "step": 0.3}}, trials=500, seed=0)
+    assert {p["x"] for p in random_points(spec)} == set(grid_values(spec.space["x"]))
+
+
+# --- random_points: the draws Ray Tune's domains make ---------------------------------------------
+# sweeper draws without Ray (``sweeper plan`` prints the points without importing it); these hold
+# its draws equal to those of the Tune domains a user would write for the same spec.
+
+EVERY_KIND: dict[str, Any] = {
+    "opt": {"choice": ["adam", "sgd", "rmsprop"]},
+    "mixed": {"choice": [1, "two", 3.5, [4, 5], {"six": 6}, True, None]},
+    "x": {"uniform": [-1.5, 3.0]},
+    "dropout": {"uniform": [0.1, 0.5], "step": 0.1},
+    "lr": {"loguniform": [1.0e-5, 1.0]},
+    "layers": {"int": [-3, 7]},
+    "width": {"int": [8, 64], "step": 8},
+    "batch": {"int": [1, 1024], "log": True},
+    "epochs": 5,
+}
+
+
+def tune_domain(param: Parameter) -> Any:
+    """The Tune domain for one dimension (a reference, written from Tune's documentation)."""
+    from ray import tune
+
+    if isinstance(param, Choice):
+        return tune.choice(list(param.values))
+    if isinstance(param, Uniform):
+        return (
+            tune.choice(grid_values(param)) if param.step else tune.uniform(param.low, param.high)
+        )
+    if isinstance(param, LogUniform):
+        return tune.loguniform(param.low, param.high)
+    assert isinstance(param, IntRange)
+    if param.log:
+        return tune.lograndint(param.low, param.high + 1)  # Tune's upper bound is exclusive
+    if param.step != 1:
+        return tune.choice(grid_values(param))
+    return tune.randint(param.low, param.high + 1)
+
+
+def tune_draws(spec: Spec) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(spec.search.seed)
+    domains = {name: tune_domain(param) for name, param in spec.dimensions.items()}
+    plain = [
+        {name: domain.sample(random_state=rng) for name, domain in domains.items()}
+        for _ in range(spec.trial_count())
     ]
+    return [{k: v.item() if hasattr(v, "item") else v for k, v in p.items()} for p in plain]
 
 
-def test_choice_domain(random_space: dict[str, Any]) -> None:
-    domain = random_space["hidden"]
-    assert isinstance(domain, tune_sample.Categorical)
-    assert domain.categories == [32, 64, 128]
+@pytest.mark.parametrize("seed", [0, 1, 4, 12345])
+def test_random_points_are_tunes_draws(seed: int) -> None:
+    spec = make_spec("random", EVERY_KIND, trials=60, seed=seed)
+    points = random_points(spec)
+    expected = tune_draws(spec)
+    assert points == expected
+    # The same Python types too: they go to points.json, the trials and MLflow.
+    assert [[type(v) for v in p.values()] for p in points] == [
+        [type(v) for v in p.values()] for p in expected
+    ]
+    assert len(points) == 60 and list(points[0]) == list(spec.dimensions)
 
 
-def test_uniform_domain(random_space: dict[str, Any]) -> None:
-    domain = random_space["dropout"]
-    assert isinstance(domain, tune_sample.Float)
-    assert (domain.lower, domain.upper) == (0.0, 0.5)
-    assert isinstance(domain.get_sampler(), tune_sample.Float._Uniform)
-
-
-def test_uniform_step_domain_is_a_choice_of_the_declared_values(
-    random_space: dict[str, Any],
-) -> None:
-    """Tune's quantized floats round from 0, not from ``low``: a choice keeps the spec's grid."""
-    domain = random_space["dropout_q"]
-    assert isinstance(domain, tune_sample.Categorical)
-    assert domain.categories == [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
-
-
-def test_loguniform_domain(random_space: dict[str, Any]) -> None:
-    domain = random_space["lr"]
-    assert isinstance(domain, tune_sample.Float)
-    assert (domain.lower, domain.upper) == (1.0e-4, 1.0e-1)
-    assert isinstance(domain.get_sampler(), tune_sample.Float._LogUniform)
-
-
-def test_int_domain_upper_bound_is_inclusive(random_space: dict[str, Any]) -> None:
-    """``int: [1, 4]`` includes 4: Tune's randint excludes its upper bound, so it gets 5."""
-    domain = random_space["layers"]
-    assert isinstance(domain, tune_sample.Integer)
-    assert (domain.lower, domain.upper) == (1, 5)
-    assert isinstance(domain.get_sampler(), tune_sample.Integer._Uniform)
-    assert set(domain.sample(size=400, random_state=0)) == {1, 2, 3, 4}
-
-
-def test_int_log_domain_upper_bound_is_inclusive(random_space: dict[str, Any]) -> None:
-    domain = random_space["batch"]
-    assert isinstance(domain, tune_sample.Integer)
-    assert (domain.lower, domain.upper) == (16, 257)
-    assert isinstance(domain.get_sampler(), tune_sample.Integer._LogUniform)
-
-
-def test_int_log_domain_reaches_both_bounds() -> None:
-    domain = tune_domains(make_spec("random", {"n": {"int": [1, 3], "log": True}}))["n"]
-    assert set(domain.sample(size=500, random_state=0)) == {1, 2, 3}
-
-
-def test_int_step_domain_is_a_choice_of_the_declared_values(
-    random_space: dict[str, Any],
-) -> None:
-    domain = random_space["width"]
-    assert isinstance(domain, tune_sample.Categorical)
-    assert domain.categories == [16, 32, 48, 64, 80, 96, 112, 128]
-
-
-def test_int_step_samples_are_the_grid_values(random_space: dict[str, Any]) -> None:
-    values = set(random_space["width"].sample(size=2000, random_state=0))
-    assert values == {16, 32, 48, 64, 80, 96, 112, 128}
-
-
-def test_uniform_step_samples_are_on_the_grid(random_space: dict[str, Any]) -> None:
-    samples = random_space["dropout_q"].sample(size=500, random_state=0)
-    grid = [0.0, 0.1, 0.2, 0.3, 0.4, 0.5]
-    assert all(min(abs(s - g) for g in grid) < 1e-9 for s in samples)
-
-
-def test_int_step_with_offset_low_samples_the_declared_values() -> None:
-    spec = make_spec("random", {"n": {"int": [1, 9], "step": 2}})
-    samples = set(tune_domains(spec)["n"].sample(size=2000, random_state=0))
-    assert samples == set(grid_values(spec.space["n"]))
-
-
-def test_uniform_step_with_offset_low_gives_a_tune_domain() -> None:
-    spec = make_spec("random", {"x": {"uniform": [0.1, 0.9], "step": 0.2}})
-    samples = tune_domains(spec)["x"].sample(size=500, random_state=0)
-    grid = grid_values(spec.space["x"])
-    assert all(min(abs(s - g) for g in grid) < 1e-9 for s in samples)
-
-
-def test_uniform_step_not_dividing_the_range_gives_a_tune_domain() -> None:
-    spec = make_spec("random", {"x": {"uniform": [0, 1], "step": 0.3}})
-    tune_domains(spec)
+@pytest.mark.parametrize("name", [k for k, v in EVERY_KIND.items() if isinstance(v, dict)])
+def test_each_kind_alone_is_tunes_draw(name: str) -> None:
+    spec = make_spec("random", {name: EVERY_KIND[name]}, trials=25, seed=7)
+    assert random_points(spec) == tune_draws(spec)
 
 
 # --- tune_space: grid and optuna ---------------------------------------------------------------
