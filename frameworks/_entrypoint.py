@@ -9,10 +9,11 @@ import importlib
 import importlib.util
 import sys
 from collections.abc import Callable
+from importlib.machinery import ModuleSpec, PathFinder
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sweeper.errors import SpecError, SweeperError
+from sweeper.errors import SpecError, TrialError
 
 if TYPE_CHECKING:
     from sweeper.spec import Spec
@@ -23,7 +24,8 @@ _FORMS = "'path/to/file.py:function' or 'package.module:function'"
 
 
 def _split(spec: Spec) -> tuple[str, str]:
-    target, sep, function = spec.entrypoint.rpartition(":")
+    # Adapters that read an entry point require it: the loader rejects a spec without one.
+    target, sep, function = (spec.entrypoint or "").rpartition(":")
     if not sep or not target or not function.isidentifier():
         raise SpecError(
             f"entrypoint must be {_FORMS}, got {spec.entrypoint!r}",
@@ -56,6 +58,37 @@ def _defined_names(path: Path) -> set[str]:
     return names
 
 
+def _find_module(target: str, base_dir: Path) -> ModuleSpec | None:
+    """Where ``import target`` finds the module in a trial, which puts ``base_dir`` first on
+    ``sys.path``, without importing it or its packages.
+
+    The walk starts afresh from the path, rather than from packages already imported here: a
+    user's own package (``frameworks/``, ``models/``) in the spec's folder is what the trial
+    imports, whatever module of that name this process holds. Modules only a meta-path finder
+    knows (editable installs) are left to :func:`importlib.util.find_spec`.
+    """
+    search: list[str] | None = [str(base_dir), *sys.path]
+    found = None
+    parts = target.split(".")
+    for depth in range(1, len(parts) + 1):
+        if search is None:  # a module, not a package, on the way
+            return None
+        try:
+            found = PathFinder.find_spec(".".join(parts[:depth]), search)
+        except (ImportError, ValueError):
+            found = None
+        if found is None:
+            break
+        search = list(found.submodule_search_locations or []) or None
+    if found is not None:
+        return found
+    with _on_path(base_dir):
+        try:
+            return importlib.util.find_spec(target)
+        except (ImportError, ValueError):
+            return None
+
+
 def check_entrypoint(spec: Spec) -> None:
     """Check that the entry point's file or module exists and defines the function.
 
@@ -66,11 +99,7 @@ def check_entrypoint(spec: Spec) -> None:
     """
     target, function = _split(spec)
     if not _is_path(target):
-        with _on_path(spec.base_dir):
-            try:
-                found = importlib.util.find_spec(target)
-            except (ImportError, ValueError):
-                found = None
+        found = _find_module(target, spec.base_dir)
         if found is None:
             raise SpecError(
                 f"entrypoint module must be importable, got {target!r}",
@@ -126,7 +155,11 @@ _CACHE: dict[tuple[str, float], Callable[..., Any]] = {}
 
 
 def load_entrypoint(spec: Spec) -> Callable[..., Any]:
-    """Import the entry point and return its function (in the trial's process)."""
+    """Import the entry point and return its function (in the trial's process).
+
+    Raises:
+        TrialError: If the entry point's file cannot be imported.
+    """
     target, function = _split(spec)
     if _is_path(target):
         path = spec.resolve(target)
@@ -136,7 +169,7 @@ def load_entrypoint(spec: Spec) -> Callable[..., Any]:
             module_name = f"_sweeper_entry_{abs(hash(key))}"
             loader_spec = importlib.util.spec_from_file_location(module_name, path)
             if loader_spec is None or loader_spec.loader is None:
-                raise SweeperError(f"cannot import entrypoint file {path}")
+                raise TrialError(f"cannot import entrypoint file {path}")
             module = importlib.util.module_from_spec(loader_spec)
             sys.modules[module_name] = module
             if str(path.parent) not in sys.path:

@@ -3,8 +3,10 @@
 Adapters whose framework must not live in the actor (TensorFlow keeps GPU memory for the life of
 its process), or that drive a program (Caffe's ``caffe``, any command), start it through
 :class:`TrialProcess`: its output is streamed line by line into the trial's log and to a
-callback that turns lines into metrics; it dies with the actor; and :meth:`TrialProcess.stop`
-ends it cleanly (SIGTERM, then SIGKILL after a grace period).
+callback that turns lines into metrics; it dies with the actor; and when the callback raises
+(``SystemExit`` from ``ctx.report``: sweeper stops the trial) it is ended cleanly (SIGTERM, or
+the program's own stop signal, then SIGKILL after :data:`KILL_AFTER_S`) before the exception
+goes on.
 """
 
 from __future__ import annotations
@@ -21,12 +23,23 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["METRICS_PREFIX", "TrialProcess", "child_environment", "parse_metrics_line"]
+from sweeper.frameworks.base import STOP_GRACE_S
+
+__all__ = [
+    "KILL_AFTER_S",
+    "METRICS_PREFIX",
+    "TrialProcess",
+    "child_environment",
+    "parse_metrics_line",
+]
 
 # A line of a child's output that starts with this prefix holds one JSON object of metrics.
 METRICS_PREFIX = "SWEEPER_METRICS "
 _PR_SET_PDEATHSIG = 1
 _DRAIN_S = 2.0  # seconds to read a stopped program's output after it ended
+# Seconds a program asked to stop has before it is killed: what is left of the trial's grace
+# after that covers the drain and the unwinding of the actor's own code.
+KILL_AFTER_S = STOP_GRACE_S - 5.0
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -75,12 +88,6 @@ class TrialProcess:
         self.env = dict(env)
         self.log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
-        self._stopping = threading.Event()
-
-    @property
-    def stopping(self) -> bool:
-        """Whether :meth:`stop` was called."""
-        return self._stopping.is_set()
 
     def run(self, on_line: Callable[[str], None] | None = None) -> int:
         """Start the program, stream its output until it exits, and return its exit status.
@@ -122,14 +129,16 @@ class TrialProcess:
                 stdout.close()
             return self._process.wait()
 
-    def stop(self, grace: float = 10.0, signal: int | None = None) -> None:
+    def stop(self, grace: float = KILL_AFTER_S, signal: int | None = None) -> None:
         """Ask the program to end, and kill it if it has not after ``grace`` seconds.
+
+        :meth:`run` calls it when its callback raises; call it from another thread to end the
+        program from elsewhere (:meth:`run` then returns the program's exit status).
 
         Args:
             grace: Seconds to wait before SIGKILL.
             signal: The signal that asks (default: ``stop_signal``).
         """
-        self._stopping.set()
         process = self._process
         if process is None or process.poll() is not None:
             return

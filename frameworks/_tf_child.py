@@ -80,6 +80,8 @@ def _train(job: dict[str, Any]) -> int:
         params=job["params"],
         trial=job["trial"],
         sweep=job["sweep"],
+        trial_dir=Path(job["trial_dir"]),
+        log_path=Path(job["log_path"]),
         output_dir=Path(job["output_dir"]),
         checkpoint_dir=Path(job["checkpoint_dir"]),
         data_dir=Path(job["data_dir"]) if job.get("data_dir") else None,

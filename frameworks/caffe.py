@@ -24,23 +24,26 @@ trial has GPUs, else CPU) and, when the search has a seed and the solver sets no
 ``random_seed``. Relative input paths in the net (``source``, ``mean_file``, ``root_folder``) are
 made absolute against the original net's folder, and the solver's ``weights`` against the
 solver's; anything else relative is relative to the output folder, Caffe's working directory.
+
+When sweeper stops a trial, ``caffe`` gets SIGINT: it ends after the current iteration with a
+snapshot (``<prefix>_iter_<N>.caffemodel`` and ``.solverstate`` in the output folder), or is
+killed 10 s later. A retried or resumed trial continues from the last snapshot.
 """
 
 from __future__ import annotations
 
-import contextlib
 import difflib
-import re
 import shutil
 import signal
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sweeper._layout import LOG_FILE
-from sweeper.errors import SpecError, SweeperError
+from pydantic import BaseModel, ConfigDict, Field
+
+from sweeper.errors import SpecError, TrialError
+from sweeper.frameworks._caffe_run import CaffeLog, caffe_argv, latest_snapshot
 from sweeper.frameworks._process import TrialProcess, child_environment
 from sweeper.frameworks._prototxt import Placeholder, Prototxt, format_value
 from sweeper.frameworks.base import FrameworkAdapter
@@ -48,9 +51,16 @@ from sweeper.spec import Choice, Constant, IntRange, Parameter
 
 if TYPE_CHECKING:
     from sweeper.frameworks.context import TrialContext
-    from sweeper.spec import Spec
 
-__all__ = ["INSTALL_HINT", "SOLVER_FIELDS", "CaffeAdapter", "CaffeLog", "caffe_argv"]
+__all__ = [
+    "INSTALL_HINT",
+    "SOLVER_FIELDS",
+    "CaffeAdapter",
+    "CaffeLog",
+    "CaffeSpec",
+    "caffe_argv",
+    "latest_snapshot",
+]
 
 # The scalar fields of caffe.proto's SolverParameter a parameter may override, with their type.
 # net, snapshot_prefix, solver_mode and device_id are left out: the adapter sets them.
@@ -108,97 +118,14 @@ INSTALL_HINT = (
     "(the caffe package of Debian 11 bullseye)"
 )
 
-_LOSS = re.compile(r"\bIteration (\d+)(?: \([^)]*\))?, loss = (\S+)")
-_LR = re.compile(r"\bIteration (\d+), lr = (\S+)")
-_TESTING = re.compile(r"\bIteration (\d+), Testing net \(#(\d+)\)")
-_TEST_OUTPUT = re.compile(r"\bTest net output #\d+: (\S+) = (\S+)")
 
+class CaffeSpec(BaseModel):
+    """``caffe``: the solver (and net) prototxt files a ``caffe`` trial trains with."""
 
-class CaffeLog:
-    """Turns ``caffe train``'s log (glog) into one report of metrics per iteration.
+    model_config = ConfigDict(extra="forbid")
 
-    - ``Iteration N (...), loss = x`` gives ``loss`` at step N (Caffe's smoothed training loss).
-    - ``Iteration N, lr = x`` gives ``lr`` at step N.
-    - ``Test net output #k: name = v`` after ``Iteration N, Testing net (#j)`` gives
-      ``test_<name>`` at step N for test net 0 and ``test<j>_<name>`` for test net j > 0.
-
-    Metrics of one iteration are gathered into a single report, released when a line of another
-    iteration arrives or at :meth:`close`.
-    """
-
-    def __init__(self) -> None:
-        self._step: int | None = None
-        self._metrics: dict[str, float] = {}
-        self._test_net: int | None = None
-
-    def feed(self, line: str) -> list[tuple[int, dict[str, float]]]:
-        """Read one log line; return the reports it completes (usually none)."""
-        if match := _TEST_OUTPUT.search(line):
-            if self._test_net is None:
-                return []
-            prefix = "test_" if self._test_net == 0 else f"test{self._test_net}_"
-            return self._add(self._step, prefix + match.group(1), match.group(2))
-        if match := _TESTING.search(line):
-            done = self._add(int(match.group(1)))
-            self._test_net = int(match.group(2))
-            return done
-        for pattern, name in ((_LOSS, "loss"), (_LR, "lr")):
-            if match := pattern.search(line):
-                self._test_net = None
-                return self._add(int(match.group(1)), name, match.group(2))
-        return []
-
-    def close(self) -> list[tuple[int, dict[str, float]]]:
-        """The last report, if metrics are pending."""
-        done = self._flush()
-        self._step = None
-        return done
-
-    def _add(
-        self, step: int | None, name: str | None = None, text: str | None = None
-    ) -> list[tuple[int, dict[str, float]]]:
-        done = self._flush() if step != self._step else []
-        self._step = step
-        if name is not None and text is not None:
-            with contextlib.suppress(ValueError):  # not a number: not a metric line after all
-                self._metrics[name] = float(text)
-        return done
-
-    def _flush(self) -> list[tuple[int, dict[str, float]]]:
-        if self._step is None or not self._metrics:
-            return []
-        done = [(self._step, self._metrics)]
-        self._metrics = {}
-        return done
-
-
-def latest_snapshot(output_dir: Path) -> Path | None:
-    """The solver state of the highest iteration Caffe saved in ``output_dir``, if any."""
-    found = []
-    for path in output_dir.glob("*_iter_*.solverstate*"):
-        match = re.search(r"_iter_(\d+)\.solverstate(\.h5)?$", path.name)
-        if match:
-            found.append((int(match.group(1)), path))
-    return max(found)[1] if found else None
-
-
-def caffe_argv(
-    caffe: str, solver: Path, gpu_ids: list[str], snapshot: Path | None = None
-) -> list[str]:
-    """The ``caffe train`` command line for a rendered solver.
-
-    SIGINT stops training after the current iteration (with a snapshot, see
-    :meth:`CaffeAdapter.stop`) and SIGHUP saves a snapshot and goes on. With GPUs, ``-gpu``
-    lists the trial's devices as the child sees them: ``CUDA_VISIBLE_DEVICES`` holds the
-    trial's GPUs, so they are devices ``0..n-1``.
-    """
-    argv = [caffe, "train", "-solver", str(solver), "-sigint_effect", "stop"]
-    argv += ["-sighup_effect", "snapshot"]
-    if snapshot is not None:
-        argv += ["-snapshot", str(snapshot)]
-    if gpu_ids:
-        argv += ["-gpu", ",".join(str(i) for i in range(len(gpu_ids)))]
-    return argv
+    solver: str = Field(min_length=1)
+    net: str | None = None
 
 
 def _values(param: Parameter) -> list[Any] | None:
@@ -249,18 +176,9 @@ class CaffeAdapter(FrameworkAdapter):
 
     name: ClassVar[str] = "caffe"
     extra: ClassVar[str | None] = None
-    uses: ClassVar[frozenset[str]] = frozenset({"caffe"})
-    requires: ClassVar[frozenset[str]] = frozenset({"caffe"})
-
-    def __init__(self, spec: Spec) -> None:
-        super().__init__(spec)
-        # stop() may come from another thread at any time; the lock makes sure exactly one of
-        # stop() and the running trial sends the signal (a second SIGINT could kill Caffe
-        # while it writes its last snapshot).
-        self._lock = threading.Lock()
-        self._running: TrialProcess | None = None
-        self._stopping = False
-        self._signalled = False
+    uses: ClassVar[frozenset[str]] = frozenset()
+    requires: ClassVar[frozenset[str]] = frozenset()
+    options: ClassVar[type[BaseModel] | None] = CaffeSpec
 
     # -- driver side ------------------------------------------------------------------------
 
@@ -316,8 +234,8 @@ class CaffeAdapter(FrameworkAdapter):
             raise self._error(f"{field} must be a readable text file, got {exc}", field) from None
 
     def _files(self) -> _Files:
-        assert self.spec.caffe is not None  # required by `requires`
-        block = self.spec.caffe
+        block = self.spec.framework_options
+        assert isinstance(block, CaffeSpec)  # the loader validated the spec's caffe block
         solver_path = self.spec.resolve(block.solver)
         if not solver_path.is_file():
             raise self._error(
@@ -439,7 +357,7 @@ class CaffeAdapter(FrameworkAdapter):
             net_text = files.net.substitute(params)
             solver_text = files.solver.substitute(params)
         except KeyError as exc:
-            raise SweeperError(f"caffe placeholder ${{{exc.args[0]}}} has no parameter") from None
+            raise TrialError(f"caffe placeholder ${{{exc.args[0]}}} has no parameter") from None
         net_text = self._absolute(net_text, files.net_path.parent, _NET_INPUTS)
         solver_text = self._absolute(solver_text, files.solver_path.parent, _SOLVER_INPUTS)
 
@@ -479,12 +397,11 @@ class CaffeAdapter(FrameworkAdapter):
         """Render the prototxt files and run ``caffe train``, reporting its log as metrics.
 
         Raises:
-            SweeperError: If ``caffe`` is not installed, or exits with a non-zero status
-                (unless :meth:`stop` ended it).
+            TrialError: If ``caffe`` is not installed, or exits with a non-zero status.
         """
         caffe = shutil.which("caffe")
         if caffe is None:
-            raise SweeperError(INSTALL_HINT)
+            raise TrialError(INSTALL_HINT)
         solver = self.render(params, ctx.output_dir, gpu=bool(ctx.gpu_ids), seed=ctx.seed)
         cpus = str(max(1, int(self.spec.resources.cpus)))
         extra = {
@@ -502,54 +419,23 @@ class CaffeAdapter(FrameworkAdapter):
             caffe_argv(caffe, solver, ctx.gpu_ids, snapshot),
             cwd=ctx.output_dir,
             env=child_environment(extra),
-            log_path=ctx.output_dir.parent / LOG_FILE,
+            log_path=ctx.log_path,
+            # The command line makes SIGINT end training after the iteration, with a snapshot.
             stop_signal=signal.SIGINT,
         )
         log = CaffeLog()
 
         def on_line(line: str) -> None:
-            if self._running is None:  # the first line: the process exists, stop() may signal
-                with self._lock:
-                    self._running = process
-                    deliver = self._stopping and not self._signalled
-                    self._signalled = self._signalled or deliver
-                if deliver:  # stop() came first; signal without blocking this reader
-                    threading.Thread(target=self._signal, args=(process,), daemon=True).start()
             for step, metrics in log.feed(line):
                 ctx.report(step=step, **metrics)
 
-        with self._lock:
-            if self._stopping:
-                return
         try:
             status = process.run(on_line)
         except FileNotFoundError:
-            raise SweeperError(INSTALL_HINT) from None
-        finally:
-            with self._lock:
-                self._running = None
+            raise TrialError(INSTALL_HINT) from None
         for step, metrics in log.close():
             ctx.report(step=step, **metrics)
-        if status != 0 and not self._stopping:
-            if status < 0:
-                raise SweeperError(f"caffe train was killed by {signal.Signals(-status).name}")
-            raise SweeperError(f"caffe train exited with status {status}")
-
-    def stop(self, grace: float = 10.0) -> None:
-        """End a running ``caffe train`` cleanly; :meth:`run` then returns normally.
-
-        Sends SIGINT, which the command line set to ``stop``: Caffe finishes the current
-        iteration, saves a snapshot (``<prefix>_iter_<N>.caffemodel`` and ``.solverstate``
-        in the output folder) and exits 0. After ``grace`` seconds it is killed.
-        """
-        with self._lock:
-            self._stopping = True
-            process = self._running
-            deliver = process is not None and not self._signalled
-            self._signalled = self._signalled or deliver
-        if deliver and process is not None:
-            self._signal(process, grace)
-
-    @staticmethod
-    def _signal(process: TrialProcess, grace: float = 10.0) -> None:
-        process.stop(grace, signal=signal.SIGINT)
+        if status < 0:
+            raise TrialError(f"caffe train was killed by {signal.Signals(-status).name}")
+        if status != 0:
+            raise TrialError(f"caffe train exited with status {status}")

@@ -24,8 +24,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sweeper._layout import LOG_FILE, trial_number
-from sweeper.errors import SpecError, SweeperError
+from sweeper._layout import trial_number
+from sweeper.errors import SpecError, TrialError
 from sweeper.frameworks._metrics import (
     FileFollower,
     LineParser,
@@ -37,7 +37,10 @@ from sweeper.frameworks._process import TrialProcess, child_environment
 from sweeper.frameworks.base import FrameworkAdapter
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sweeper.frameworks.context import TrialContext
+    from sweeper.spec import MetricsSpec
 
 __all__ = ["CommandAdapter"]
 
@@ -61,15 +64,14 @@ def _flag_value(value: Any) -> str:
 
 
 class CommandAdapter(FrameworkAdapter):
-    """Runs ``command`` in a fresh process per trial and reads metrics from its output."""
+    """Runs ``command`` in a fresh process per trial and reads metrics from its output.
+
+    When sweeper stops the trial, the program gets SIGTERM, and SIGKILL 10 s later.
+    """
 
     name: ClassVar[str] = "command"
     uses: ClassVar[frozenset[str]] = frozenset({"command", "metrics"})
     requires: ClassVar[frozenset[str]] = frozenset({"command"})
-
-    def __init__(self, spec: Any) -> None:
-        super().__init__(spec)
-        self._process: TrialProcess | None = None
 
     # -- driver side ---------------------------------------------------------------------------
 
@@ -175,9 +177,8 @@ class CommandAdapter(FrameworkAdapter):
 
     def environment(self, params: dict[str, Any], ctx: TrialContext, work: Path) -> dict[str, str]:
         """The process's environment: the actor's, the service's variables and the params."""
-        trial_dir = ctx.output_dir.parent
-        logs = trial_dir / "logs"
-        job_state = trial_dir / "job-state"
+        logs = ctx.trial_dir / "logs"
+        job_state = ctx.trial_dir / "job-state"
         for folder in (logs, job_state):
             folder.mkdir(exist_ok=True)
         extra = {
@@ -202,7 +203,12 @@ class CommandAdapter(FrameworkAdapter):
         return child_environment(extra)
 
     def run(self, params: dict[str, Any], ctx: TrialContext) -> None:
-        work = self._workdir(ctx.output_dir.parent)
+        """Run the command to its end, reporting the metrics its output holds.
+
+        Raises:
+            TrialError: If the program is missing or exits with a non-zero status.
+        """
+        work = self._workdir(ctx.trial_dir)
         (work / CONFIG_FILE).write_text(json.dumps(params, indent=2, default=str) + "\n")
         env = self.environment(params, ctx, work)
         argv = self.argv(params, env)
@@ -220,37 +226,47 @@ class CommandAdapter(FrameworkAdapter):
                 followers.append(FileFollower(path, emetrics_record, report))
         if metrics.file:
             followers.append(FileFollower(work / metrics.file, json_line_record, report))
-        log_path = ctx.output_dir.parent / LOG_FILE
         # The original service kept the combined log as $JOB_STATE_DIR/latest-log.
         latest = Path(env["JOB_STATE_DIR"]) / "latest-log"
         if not latest.exists():
-            latest.symlink_to(log_path)
-        self._process = TrialProcess(argv, cwd=work, env=env, log_path=log_path)
+            latest.symlink_to(ctx.log_path)
+        process = TrialProcess(argv, cwd=work, env=env, log_path=ctx.log_path)
         done = threading.Event()
+        stopped: list[BaseException] = []
 
         def follow() -> None:
-            while not done.wait(_POLL_S):
-                for follower in followers:
-                    follower.poll()
+            try:
+                while not done.wait(_POLL_S):
+                    for follower in followers:
+                        follower.poll()
+            except BaseException as exc:  # SystemExit: sweeper stops the trial
+                # Raised in this thread, it would end only the thread: end the program, and
+                # let the trial's own thread raise it once run() returns.
+                stopped.append(exc)
+                process.stop()
 
         watcher = threading.Thread(target=follow, daemon=True)
         watcher.start()
         try:
-            status = self._process.run(LineParser(metrics.prefix, metrics.regex, report))
+            status = process.run(LineParser(metrics.prefix, metrics.regex, report))
         except FileNotFoundError:
-            raise SweeperError(f"command program not found: {argv[0]}") from None
+            raise TrialError(f"command program not found: {argv[0]}") from None
         finally:
             done.set()
             watcher.join()
-            for follower in followers:
-                follower.poll()
+        if stopped:
+            raise stopped[0]
+        for follower in followers:
+            follower.poll()
         if metrics.emetrics:
             self._report_val_dict_list(ctx.output_dir / VAL_DICT_FILE, report)
-        if status != 0 and not self._process.stopping:
-            raise SweeperError(f"command exited with status {status}: {shlex.join(argv)}")
+        if status != 0:
+            raise TrialError(f"command exited with status {status}: {shlex.join(argv)}")
 
     @staticmethod
-    def _report_val_dict_list(path: Path, report: Any) -> None:
+    def _report_val_dict_list(
+        path: Path, report: Callable[[int | None, dict[str, float]], None]
+    ) -> None:
         """The objective history the service's HPO runs wrote: ``[{"steps": 1, "acc": 0.9}]``."""
         try:
             entries = json.loads(path.read_text(encoding="utf-8"))
@@ -263,13 +279,8 @@ class CommandAdapter(FrameworkAdapter):
                 if values:
                     report(step, values)
 
-    def stop(self) -> None:
-        """End the running trial's program (SIGTERM, then SIGKILL)."""
-        if self._process is not None:
-            self._process.stop()
 
-
-def _default_metrics() -> Any:
+def _default_metrics() -> MetricsSpec:
     from sweeper.spec import MetricsSpec
 
     return MetricsSpec()

@@ -21,6 +21,10 @@ class TrialContext:
         params: The trial's parameters: sampled values and the spec's constants.
         trial: The trial's name, e.g. ``trial-0007``; MLflow's child run carries it too.
         sweep: The sweep's id, e.g. ``digits-mlp-20261122-101500``.
+        trial_dir: The trial's folder; ``output_dir``, ``checkpoint_dir`` and ``log_path`` are
+            in it, and a training program may keep working files there.
+        log_path: The trial's log (``trial.log``). The trial's stdout and stderr already go
+            there; a child program's output belongs there too.
         data_dir: Where the trial's input data is, or ``None`` when the spec names none.
         output_dir: Where to write models, logs and anything else worth keeping.
         checkpoint_dir: Where to write checkpoints.
@@ -37,6 +41,8 @@ class TrialContext:
         params: Mapping[str, Any],
         trial: str,
         sweep: str,
+        trial_dir: Path,
+        log_path: Path,
         output_dir: Path,
         checkpoint_dir: Path,
         data_dir: Path | None,
@@ -49,6 +55,8 @@ class TrialContext:
         self.params = dict(params)
         self.trial = trial
         self.sweep = sweep
+        self.trial_dir = trial_dir
+        self.log_path = log_path
         self.output_dir = output_dir
         self.checkpoint_dir = checkpoint_dir
         self.data_dir = data_dir

@@ -14,7 +14,13 @@ __all__ = ["PythonAdapter"]
 
 
 class PythonAdapter(FrameworkAdapter):
-    """Calls ``entrypoint(params, ctx)``; a returned mapping of numbers is a last report."""
+    """Calls ``entrypoint(params, ctx)``; a returned mapping of numbers is a last report.
+
+    The base of adapters for frameworks that run inside the trial's actor: a subclass
+    overrides :meth:`prepare` to import its framework and reset what it keeps globally (the
+    actor runs the next trial too), as :class:`~sweeper.frameworks.pytorch.PyTorchAdapter`
+    does. The entry point is imported once per actor process (again when its file changes).
+    """
 
     name: ClassVar[str] = "python"
 
@@ -29,4 +35,8 @@ class PythonAdapter(FrameworkAdapter):
             ctx.report(step=ctx.step + 1, **final)
 
     def prepare(self, ctx: TrialContext) -> None:
-        """Set the framework up for this trial before the training function runs."""
+        """Set the framework up for this trial before the training function runs.
+
+        Raises:
+            TrialError: If the framework is not installed (naming the extra).
+        """

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, ClassVar
 
-from sweeper.errors import SweeperError
+from sweeper.errors import TrialError
 from sweeper.frameworks.python import PythonAdapter
 
 if TYPE_CHECKING:
@@ -25,10 +25,15 @@ class PyTorchAdapter(PythonAdapter):
     extra: ClassVar[str | None] = "pytorch"
 
     def prepare(self, ctx: TrialContext) -> None:
+        """Seed PyTorch and size its thread pool to the trial's CPUs.
+
+        Raises:
+            TrialError: If PyTorch is not installed (naming the extra).
+        """
         try:
             import torch
         except ImportError:
-            raise SweeperError(
+            raise TrialError(
                 'framework pytorch needs PyTorch; install it with: pip install "sweeper[pytorch]"'
             ) from None
         # Ray reuses a trial's process for the next trial: reset what PyTorch keeps globally.

@@ -7,9 +7,11 @@ TensorFlow: :meth:`TensorFlowAdapter.run` writes the trial's job file and starts
 :class:`~sweeper.frameworks._process.TrialProcess`. The child prints each report as a
 ``SWEEPER_METRICS {json}`` line, which the actor forwards to ``ctx.report``.
 
-:class:`ReportCallback` (a Keras callback) reports every epoch's logs and ends ``model.fit``
-between epochs when sweeper asks the trial to stop (:meth:`TensorFlowAdapter.stop`, which sends
-the child SIGTERM).
+When sweeper stops the trial (``SystemExit`` from the actor's ``ctx.report``), the child gets
+SIGTERM: :class:`ReportCallback` (a Keras callback, which reports every epoch's logs) ends
+``model.fit`` after the current epoch and the training function goes on, to save the model say;
+outside a fit the function is interrupted at once (:class:`StopTrial`). A child that has not
+ended 10 s later is killed.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sweeper.errors import SweeperError
+from sweeper.errors import TrialError
 from sweeper.frameworks._entrypoint import check_entrypoint
 from sweeper.frameworks._process import TrialProcess, child_environment, parse_metrics_line
 from sweeper.frameworks.base import FrameworkAdapter
@@ -33,7 +35,6 @@ if TYPE_CHECKING:
     from types import FrameType
 
     from sweeper.frameworks.context import TrialContext
-    from sweeper.spec import Spec
 
 # ReportCallback is built on first access by the module's __getattr__ (it needs Keras).
 __all__ = ["ReportCallback", "TensorFlowAdapter"]  # noqa: F822
@@ -51,14 +52,14 @@ def require_tensorflow() -> None:
     """Check that TensorFlow can be found, without importing it into this process.
 
     Raises:
-        SweeperError: Naming the extra to install, if it is missing.
+        TrialError: Naming the extra to install, if it is missing.
     """
     try:
         found = importlib.util.find_spec("tensorflow")
     except (ImportError, ValueError):
         found = None
     if found is None:
-        raise SweeperError(MISSING_TENSORFLOW)
+        raise TrialError(MISSING_TENSORFLOW)
 
 
 class TensorFlowAdapter(FrameworkAdapter):
@@ -68,33 +69,24 @@ class TensorFlowAdapter(FrameworkAdapter):
     grow GPU memory rather than take all of it (trials may share a GPU), seeds Python, NumPy,
     TensorFlow and Keras with ``ctx.seed``, and calls the function. Its output goes to the
     trial's log. A non-zero exit fails the trial.
-
-    Attributes:
-        stop_grace: Seconds :meth:`stop` waits for the trial to end between epochs before it
-            kills the process.
     """
 
     name: ClassVar[str] = "tensorflow"
     extra: ClassVar[str | None] = "tensorflow"
     uses: ClassVar[frozenset[str]] = frozenset({"entrypoint"})
     requires: ClassVar[frozenset[str]] = frozenset({"entrypoint"})
-    stop_grace: ClassVar[float] = 30.0
-
-    def __init__(self, spec: Spec) -> None:
-        super().__init__(spec)
-        self._lock = threading.Lock()
-        self._process: TrialProcess | None = None
-        self._stop_requested = False
 
     def validate(self) -> None:
         check_entrypoint(self.spec)
 
     def run(self, params: dict[str, Any], ctx: TrialContext) -> None:
-        from sweeper._layout import LOG_FILE
+        """Train in a child process; its reports reach ``ctx.report`` as they come.
 
+        Raises:
+            TrialError: If TensorFlow is missing, or the child exits with a non-zero status.
+        """
         require_tensorflow()
-        trial_dir = ctx.output_dir.parent
-        job_path = trial_dir / JOB_FILE
+        job_path = ctx.trial_dir / JOB_FILE
         job_path.write_text(json.dumps(self._job(params, ctx), indent=2, default=_plain) + "\n")
         cpus = self._cpus()
         env = child_environment(
@@ -108,65 +100,30 @@ class TensorFlowAdapter(FrameworkAdapter):
             [sys.executable, "-m", _CHILD_MODULE, str(job_path)],
             cwd=ctx.output_dir,
             env=env,
-            log_path=trial_dir / LOG_FILE,
+            log_path=ctx.log_path,
         )
-        with self._lock:
-            if self._stop_requested:
-                return
-            self._process = process
         print(f"sweeper: actor pid {os.getpid()} starts the trial's TensorFlow process", flush=True)
-        first_line = threading.Event()
 
         def on_line(line: str) -> None:
-            if not first_line.is_set():
-                first_line.set()
-                if process.stopping:
-                    # stop() came before the child was started, when there was nothing to
-                    # signal; the child's first line says it is up (and its handler installed).
-                    threading.Thread(
-                        target=process.stop, args=(self.stop_grace,), daemon=True
-                    ).start()
+            # A report is forwarded only after the child's first line, printed once its SIGTERM
+            # handler is installed: a SystemExit raised here always finds the handler.
             result = parse_metrics_line(line)
             if result is not None:
                 _forward(result, ctx)
 
-        try:
-            status = process.run(on_line)
-        finally:
-            with self._lock:
-                self._process = None
-        if process.stopping:
-            if status != 0:
-                print(f"sweeper: the stopped TensorFlow process ended with status {status}")
-            return
+        status = process.run(on_line)
         if status != 0:
-            raise SweeperError(_exit_message(status))
-
-    def stop(self, grace: float | None = None) -> None:
-        """Ask the running trial to end; safe to call from any thread, once or more.
-
-        The child gets SIGTERM: a ``model.fit`` with :class:`ReportCallback` ends after its
-        current epoch and the training function goes on (to save the model, say); elsewhere the
-        function is interrupted at once. After ``grace`` seconds (default :attr:`stop_grace`)
-        the process is killed. :meth:`run` then returns normally. Blocks until a running
-        process has ended; a trial not started yet will not start.
-        """
-        with self._lock:
-            self._stop_requested = True
-            process = self._process
-        if process is not None:
-            process.stop(self.stop_grace if grace is None else grace)
+            raise TrialError(_exit_message(status))
 
     def _cpus(self) -> int:
         return max(1, int(self.spec.resources.cpus))
 
     def _job(self, params: dict[str, Any], ctx: TrialContext) -> dict[str, Any]:
-        target, sep, function = self.spec.entrypoint.rpartition(":")
+        entrypoint = self.spec.entrypoint or ""  # required: the loader saw to it
+        target, sep, function = entrypoint.rpartition(":")
         if target.endswith(".py") or "/" in target or "\\" in target:
             # The child does not read the spec: give it the file as an absolute path.
             entrypoint = f"{self.spec.resolve(target)}{sep}{function}"
-        else:
-            entrypoint = self.spec.entrypoint
         return {
             "entrypoint": entrypoint,
             "base_dir": str(self.spec.base_dir),
@@ -174,6 +131,8 @@ class TensorFlowAdapter(FrameworkAdapter):
             "params": params,
             "trial": ctx.trial,
             "sweep": ctx.sweep,
+            "trial_dir": str(ctx.trial_dir),
+            "log_path": str(ctx.log_path),
             "output_dir": str(ctx.output_dir),
             "checkpoint_dir": str(ctx.checkpoint_dir),
             "data_dir": None if ctx.data_dir is None else str(ctx.data_dir),

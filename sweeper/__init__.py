@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from sweeper.errors import ConfigError, SpecError, SweeperError, SweepError, TrialError
+from sweeper.frameworks import FrameworkAdapter, TrialContext
 from sweeper.settings import Settings, load_settings
 from sweeper.spec import Spec, load_spec
 
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ConfigError",
+    "FrameworkAdapter",
     "Settings",
     "Spec",
     "SpecError",
@@ -21,6 +23,7 @@ __all__ = [
     "SweepError",
     "SweepResult",
     "SweeperError",
+    "TrialContext",
     "TrialError",
     "load",
     "load_settings",

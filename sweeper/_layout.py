@@ -87,7 +87,7 @@ OUTPUT_DIR = "output"
 CHECKPOINT_DIR = "checkpoints"
 
 # Keys sweeper adds to Tune's trial config: the index of a grid or random point, and the name
-# an Optuna trial was given. Both decide the trial's name (see sweeper.execution._trial.TrialNamer).
+# an Optuna trial was given. Both decide the trial's name (see sweeper.execution._plan.TrialNamer).
 POINT_KEY = "point"
 NAME_KEY = "trial_name"
 

@@ -114,7 +114,7 @@ def test_the_graph_sees_the_whole_package() -> None:
     assert "sweeper._layout" in graph["sweeper.history"]
     assert "sweeper.frameworks.base" in graph["sweeper.frameworks.python"]
     # Deferred imports count too.
-    assert "sweeper.execution._trial" in graph["sweeper.execution._trainable"]
+    assert "sweeper.execution._phases" in graph["sweeper.execution._actor"]
 
 
 def test_no_import_cycles() -> None:

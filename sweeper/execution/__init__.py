@@ -2,13 +2,14 @@
 
 On the driver: :mod:`._sweep` (a sweep from start to finish: its folder, MLflow parent run,
 sessions, results), :mod:`._session` (one Tune run over what is left of the sweep),
+:mod:`._plan` (what every trial shares, and the trials' names),
 :mod:`._ray` (starting or joining Ray), :mod:`._stopping` (early stopping, budgets, stop
 requests, Ctrl-C), :mod:`._recorder` (Tune's callback: trial states to the journal and MLflow),
 :mod:`._phases` (trial phases reported from the actors), :mod:`._progress` and
 :mod:`._console` (what the terminal shows), :mod:`._cluster` (the code shipped to a cluster).
 
-In each trial's Ray actor: :mod:`._trainable` (Tune's trainable class) and :mod:`._trial`
-(one trial: its folder, log, data staging, the adapter, checkpoints and results upload).
+In each trial's Ray actor: :mod:`._actor` (Tune's trainable, and one trial: its folder, log,
+data staging, the adapter, checkpoints and results upload).
 """
 
 from sweeper.execution._sweep import SweepResult, resume, run, unfinished_sweep

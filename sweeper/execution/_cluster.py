@@ -2,9 +2,9 @@
 
 A sweep on a cluster connects to the cluster's GCS (``auto`` or ``HOST:PORT``) instead of
 starting a local Ray. Its code travels in Ray's runtime environment: the spec's base folder as
-``working_dir`` (what relative paths in the spec name), the ``sweeper`` and ``frameworks``
-packages as ``py_modules`` (workers need no install of sweeper), and the spec's
-``requirements`` as ``pip``.
+``working_dir`` (what relative paths in the spec name), the ``sweeper`` package as
+``py_modules`` (``sweeper.frameworks`` included, through its link; workers need no install of
+sweeper), and the spec's ``requirements`` as ``pip``.
 
 Ray Client (``ray://``) is refused: through it, Tune 2.x runs its whole control loop in an actor
 on the head node (``TunerInternal`` as a remote actor), so sweeper's callbacks, journal and

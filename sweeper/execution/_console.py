@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from sweeper._format import format_params as _params
+from sweeper._format import format_value
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -13,17 +16,6 @@ if TYPE_CHECKING:
     from sweeper.spec import Spec
 
 __all__ = ["TrialPrinter", "best_table"]
-
-
-def format_value(value: Any) -> str:
-    """A number as it reads in a progress line (4 significant digits)."""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
-def _params(params: dict[str, Any], names: list[str]) -> str:
-    return ", ".join(f"{k}={format_value(params[k])}" for k in names if k in params)
 
 
 class TrialPrinter:

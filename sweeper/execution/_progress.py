@@ -14,7 +14,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from sweeper.execution._console import TrialPrinter, format_value
+from sweeper._format import clock as _clock
+from sweeper._format import format_params, format_value
+from sweeper.execution._console import TrialPrinter
 
 if TYPE_CHECKING:
     from sweeper._journal import TrialRecord
@@ -109,13 +111,13 @@ class SweepProgress:
         return "; ".join(parts)
 
     def _renderable(self) -> Any:
-        from rich.console import Group
+        from rich.console import Group, RenderableType
         from rich.table import Table
         from rich.text import Text
 
         records = self._snapshot()
         metric = self.spec.search.metric
-        lines = [Text(f"sweep {self.sweep}: {self.summary()}", style="bold")]
+        lines: list[RenderableType] = [Text(f"sweep {self.sweep}: {self.summary()}", style="bold")]
         best = self._best(records)
         if best is not None:
             lines.append(Text(f"best {best.name}: {_params(best.params, self.spec)}"))
@@ -166,10 +168,4 @@ class SweepProgress:
 
 
 def _params(params: dict[str, Any], spec: Spec) -> str:
-    return ", ".join(f"{k}={format_value(params[k])}" for k in spec.dimensions if k in params)
-
-
-def _clock(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}"
+    return format_params(params, spec.dimensions)

@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from ray.tune.experiment import Trial
 
     from sweeper._journal import Journal
+    from sweeper.execution._plan import TrialPlan
     from sweeper.execution._stopping import SweepControl
-    from sweeper.execution._trial import TrialPlan
     from sweeper.tracking import Tracker
 
 __all__ = ["MLFLOW_STATUS", "SweepRecorder"]

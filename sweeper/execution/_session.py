@@ -20,12 +20,12 @@ from typing import TYPE_CHECKING, Any
 from sweeper._journal import FINAL_STATES, Journal, SweepState, TrialRecord
 from sweeper._layout import POINT_KEY, STOP_FILE, trial_name
 from sweeper.errors import SweeperError, SweepError
+from sweeper.execution._actor import trainable_class
+from sweeper.execution._plan import TrialNamer, TrialPlan
 from sweeper.execution._progress import SweepProgress
 from sweeper.execution._ray import node_count, on_node, ray_session, tune_settings
 from sweeper.execution._recorder import SweepRecorder
 from sweeper.execution._stopping import SweepControl, SweepStopper, on_interrupt, scheduler_for
-from sweeper.execution._trainable import trainable_class
-from sweeper.execution._trial import TrialNamer, TrialPlan
 from sweeper.search import tune_space
 from sweeper.search._searcher import searcher_for
 

@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ray.tune.schedulers import TrialScheduler
 from ray.tune.stopper import Stopper
@@ -107,7 +107,10 @@ class SweepStopper(Stopper):
         return {"control": None}
 
 
-def _recording(base: type[TrialScheduler], early_stopped: set[str]) -> type[TrialScheduler]:
+_Scheduler = TypeVar("_Scheduler", bound=TrialScheduler)
+
+
+def _recording(base: type[_Scheduler], early_stopped: set[str]) -> type[_Scheduler]:
     """``base`` that also notes which trials it stopped: Tune reports a stopped trial to
     callbacks as complete, like one whose training function returned."""
 
@@ -140,6 +143,7 @@ def scheduler_for(spec: Spec, early_stopped: set[str]) -> TrialScheduler | None:
             min_samples_required=rule.effective_min_trials,
             hard_stop=True,
         )
+    assert rule.max_steps is not None  # validation requires it for asha and hyperband
     return _recording(ASHAScheduler, early_stopped)(
         time_attr="step",
         max_t=rule.max_steps,

@@ -3,7 +3,6 @@
 from sweeper.spec._blocks import parse_duration
 from sweeper.spec._loader import load_spec, parse_spec
 from sweeper.spec._model import (
-    CaffeSpec,
     EarlyStopping,
     Limits,
     MetricsSpec,
@@ -23,7 +22,6 @@ from sweeper.spec._parameters import (
 )
 
 __all__ = [
-    "CaffeSpec",
     "Choice",
     "Constant",
     "EarlyStopping",

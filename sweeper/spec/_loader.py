@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from sweeper._validation import translate_error
 from sweeper.errors import SpecError
 from sweeper.spec._model import FRAMEWORK_KEYS, Spec, requirement_problem, requirements_lines
+
+if TYPE_CHECKING:
+    from sweeper.frameworks.base import FrameworkAdapter
 
 __all__ = ["load_spec", "parse_spec"]
 
@@ -21,11 +24,37 @@ def _frameworks_using(key: str) -> list[str]:
     names = []
     for name in available():
         try:
-            if key in get_adapter_class(name).uses:
+            adapter = get_adapter_class(name)
+            if key in adapter.uses or key == adapter.block_key():
                 names.append(name)
         except Exception:  # a broken plug-in must not hide the user's real error
             continue
     return names
+
+
+def _framework_options(
+    adapter: type[FrameworkAdapter], key: str, value: Any, *, framework: str, file: str | None
+) -> BaseModel:
+    """The adapter's block ``key`` validated with its ``options`` model, or its defaults."""
+    model = adapter.options
+    assert model is not None
+    if value is None:
+        try:
+            return model.model_validate({})
+        except ValidationError:
+            raise SpecError(
+                f"{key} must be set for framework {framework}, got nothing", file=file, field=key
+            ) from None
+    # Validated under its key, so that errors name the whole field: caffe.solver.
+    block: type[BaseModel] = create_model(
+        "Block",
+        __config__=ConfigDict(extra="forbid", protected_namespaces=()),
+        **{key: (model, ...)},  # type: ignore[call-overload]
+    )
+    try:
+        return getattr(block.model_validate({key: value}), key)
+    except ValidationError as exc:
+        raise translate_error(exc, file=file, root=block) from None
 
 
 def parse_spec(
@@ -52,15 +81,18 @@ def parse_spec(
     spec._label = file
     spec._base_dir = (base_dir or Path.cwd()).resolve()
     adapter = get_adapter_class(spec.framework, file=file)
-    for key in FRAMEWORK_KEYS:
-        value = getattr(spec, key)
+    own = adapter.block_key()
+    blocks = dict(spec.model_extra or {})  # the adapters' blocks (Spec rejects other keys)
+    for key in (*FRAMEWORK_KEYS, *blocks):
+        value = getattr(spec, key) if key in FRAMEWORK_KEYS else blocks[key]
+        used = key in adapter.uses or key == own
         if key in adapter.uses and key in adapter.requires and value is None:
             raise SpecError(
                 f"{key} must be set for framework {spec.framework}, got nothing",
                 file=file,
                 field=key,
             )
-        if key not in adapter.uses and value is not None:
+        if not used and value is not None:
             shown = value if isinstance(value, (str, list)) else f"a {key} block"
             users = ", ".join(sorted(_frameworks_using(key)))
             raise SpecError(
@@ -69,6 +101,10 @@ def parse_spec(
                 field=key,
                 hint=f"{key} belongs to framework {users}" if users else None,
             )
+    if own is not None:
+        spec._options = _framework_options(
+            adapter, own, blocks.get(own), framework=spec.framework, file=file
+        )
     adapter(spec).validate()
     from sweeper.storage import is_s3_uri, parse_s3_uri
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from sweeper._validation import Block, invalid
 from sweeper.spec._blocks import EarlyStopping, Limits
@@ -19,7 +21,6 @@ from sweeper.spec._parameters import (
 )
 
 __all__ = [
-    "CaffeSpec",
     "EarlyStopping",
     "Limits",
     "MetricsSpec",
@@ -30,7 +31,8 @@ __all__ = [
 ]
 
 # Keys only some frameworks read; each adapter names those it uses in ``FrameworkAdapter.uses``.
-FRAMEWORK_KEYS = ("entrypoint", "command", "metrics", "caffe")
+# An adapter's own block (``caffe:``) is not a field of Spec: see ``FrameworkAdapter.options``.
+FRAMEWORK_KEYS = ("entrypoint", "command", "metrics")
 
 SAMPLERS = ("tpe", "cmaes", "random", "gp", "qmc")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -183,19 +185,20 @@ class StorageSpec(Block):
     addressing_style: Literal["auto", "path", "virtual"] | None = None
 
 
-class CaffeSpec(Block):
-    """``caffe``: the solver (and net) prototxt files a ``caffe`` trial trains with."""
-
-    solver: str = Field(min_length=1)
-    net: str | None = None
-
-
 class Spec(Block):
     """A validated experiment spec.
 
     Build one with :func:`sweeper.spec.load_spec`, which also resolves paths and names the file in
     errors. ``space`` holds the parsed ``parameters``.
+
+    Besides its fields, a spec may hold one top-level block per adapter that claims one
+    (``caffe:``, a plug-in's ``mxnet:``): kept as written among the model's extras (so a dump
+    round-trips), validated by the loader with the adapter's ``options`` model, and read as
+    :attr:`framework_options`. Any other key is an error.
     """
+
+    # Extra keys are adapters' blocks; _known_keys rejects the others before anything else.
+    model_config = ConfigDict(extra="allow")
 
     name: str
     description: str = ""
@@ -203,7 +206,6 @@ class Spec(Block):
     entrypoint: str | None = Field(None, min_length=1)
     command: str | list[str] | None = None
     metrics: MetricsSpec | None = None
-    caffe: CaffeSpec | None = None
     parameters: dict[str, Any] = Field(default_factory=dict)
     search: Search
     resources: Resources = Field(default_factory=Resources)
@@ -219,6 +221,38 @@ class Spec(Block):
     _label: str | None = PrivateAttr(default=None)
     _manifest: Any = PrivateAttr(default=None)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+    _options: BaseModel | None = PrivateAttr(default=None)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        # Before the fields: a misspelt key is a better error than the missing key it stands for.
+        if not isinstance(data, dict):
+            return data
+        unknown = [str(key) for key in data if key not in cls.model_fields]
+        if not unknown:
+            return data
+        from sweeper.frameworks.registry import block_keys
+
+        claimed = block_keys()
+        for key in unknown:
+            if key not in claimed:
+                allowed = cls.top_level_keys(claimed)
+                close = difflib.get_close_matches(key, allowed, n=1)
+                raise invalid(
+                    f"keys must be one of {', '.join(allowed)}, got {key!r}",
+                    key,
+                    f"did you mean {close[0]!r}?" if close else "remove it",
+                )
+        return data
+
+    @classmethod
+    def top_level_keys(cls, blocks: Iterable[str]) -> list[str]:
+        """The keys a spec may have: its fields, with the adapters' ``blocks`` after the
+        framework-specific ones."""
+        keys = list(cls.model_fields)
+        at = keys.index("parameters")
+        return [*keys[:at], *sorted(blocks), *keys[at:]]
 
     @field_validator("name")
     @classmethod
@@ -318,6 +352,15 @@ class Spec(Block):
     def constants(self) -> dict[str, Any]:
         """The parameters every trial gets unchanged."""
         return {k: v.value for k, v in self._space.items() if isinstance(v, Constant)}
+
+    @property
+    def framework_options(self) -> Any:
+        """The framework's own block, validated: an instance of its adapter's ``options`` model.
+
+        ``None`` when the adapter has no ``options``, or for a spec that did not come through
+        :func:`sweeper.spec.parse_spec`.
+        """
+        return self._options
 
     @property
     def source(self) -> Path | None:

@@ -141,7 +141,7 @@ def parse_parameter(name: str, raw: Any) -> Parameter:
     for key in raw:
         if key not in _KINDS + _MODIFIERS:
             close = difflib.get_close_matches(str(key), _KINDS + _MODIFIERS, n=1)
-            hint = (
+            hint: str | None = (
                 f"did you mean {close[0]!r}?"
                 if close
                 else ("for a constant mapping write {value: {...}}")

@@ -1,8 +1,8 @@
 """Sweeps on an existing Ray cluster, with a remote MLflow server and S3 as shared storage.
 
-Run by ``tests/execution/test_cluster.py`` in a network namespace of its own, which has only a loopback
-interface: Ray's GCS, raylets and workers listen on every interface (Ray has no setting to keep
-them on 127.0.0.1), so there they can be reached from this machine's loopback only. Not
+Run by ``tests/execution/test_cluster.py`` in a network namespace of its own, which has only a
+loopback interface: Ray's GCS, raylets and workers listen on every interface (Ray has no setting
+to keep them on 127.0.0.1), so there they can be reached from this machine's loopback only. Not
 collected by a plain ``pytest`` run (its name does not start with ``test_``).
 
 The tests start, on 127.0.0.1 with free ports: moto's S3 server, ``mlflow server`` (SQLite
@@ -214,7 +214,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         for name in ("worker", "head", "mlflow", "moto"):
             _stop(processes.get(name))
         shutil.rmtree(temp_dir, ignore_errors=True)
-        for node in node_ids:  # the nodes' scratch copies of trials (see sweeper.execution._trial)
+        for node in (
+            node_ids
+        ):  # the nodes' scratch copies of trials (see sweeper.execution._actor.localize)
             shutil.rmtree(Path(tempfile.gettempdir(), "sweeper-trials", node[:16]), True)
 
 

@@ -1,6 +1,6 @@
 """Sweeps on an existing Ray cluster: the runtime environment and the address, then real
-two-node sweeps with a remote MLflow server and S3 (``tests/execution/_cluster_scenarios.py``), run in a
-network namespace of their own."""
+two-node sweeps with a remote MLflow server and S3 (``tests/execution/_cluster_scenarios.py``),
+run in a network namespace of their own."""
 
 from __future__ import annotations
 
@@ -107,35 +107,25 @@ def test_ray_client_address_is_refused_before_anything_starts(project: Path, wri
 # --- a real cluster -----------------------------------------------------------------------------
 
 
-def _isolated_network() -> list[str]:
-    """The command prefix that runs a program in a new network namespace (loopback only): as
-    root directly, else inside a user namespace of its own."""
-    for prefix in (["unshare", "--net"], ["unshare", "--map-root-user", "--net"]):
-        try:
-            probe = subprocess.run([*prefix, "true"], capture_output=True, timeout=30)
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if probe.returncode == 0:
-            return prefix
-    pytest.fail(
-        "the cluster tests need a network namespace of their own (Ray's servers listen on "
-        "every interface): run them as root, or where unprivileged user namespaces are allowed",
-        pytrace=False,
-    )
-
-
+# cluster: the namespace (tests/conftest.py); s3: the scenarios' moto server. The limit is above
+# the scenarios' own 1,200 s, which come with their output.
 @pytest.mark.slow
-def test_cluster_sweeps_in_a_network_of_their_own(tmp_path: Path) -> None:
+@pytest.mark.cluster
+@pytest.mark.s3
+@pytest.mark.timeout(1500)
+def test_cluster_sweeps_in_a_network_of_their_own(
+    tmp_path: Path, isolated_network: list[str]
+) -> None:
     """Two ``ray start`` nodes, ``mlflow server`` and S3: a sweep on both nodes, then a sweep
-    that loses a node (see ``tests/execution/_cluster_scenarios.py``), in a namespace whose only interface
-    is the loopback, so nothing they start can be reached from another machine."""
+    that loses a node (see ``tests/execution/_cluster_scenarios.py``), in a namespace whose only
+    interface is the loopback, so nothing they start can be reached from another machine."""
     pytest_run = [
         sys.executable, "-m", "pytest", str(SCENARIOS), "-q", "-rA", "-p", "no:cacheprovider",
         f"--basetemp={tmp_path / 'scenarios'}",
     ]  # fmt: skip
     loopback = ROOT / "tests" / "_code" / "loopback_only.py"
     done = subprocess.run(
-        [*_isolated_network(), sys.executable, str(loopback), *pytest_run],
+        [*isolated_network, sys.executable, str(loopback), *pytest_run],
         cwd=ROOT, capture_output=True, text=True, timeout=1200,
     )  # fmt: skip
     output = done.stdout[-20000:] + done.stderr[-5000:]

@@ -1,5 +1,5 @@
-"""The Caffe adapter with real Caffe 1.0: the digits example end to end, rendering, log parsing,
-validation errors, GPU flags, clean stop and a missing ``caffe``."""
+"""The Caffe adapter with real Caffe 1.0: the conformance kit, the digits example end to end,
+rendering, log parsing, validation errors, GPU flags, clean stop and a missing ``caffe``."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -15,17 +14,14 @@ import mlflow
 import pytest
 
 import sweeper.frameworks._process as process_module
-from sweeper.errors import SpecError, SweeperError
-from sweeper.frameworks.caffe import INSTALL_HINT, CaffeAdapter, CaffeLog, caffe_argv
+from sweeper.errors import SpecError, TrialError
+from sweeper.frameworks.caffe import INSTALL_HINT, CaffeAdapter, CaffeLog, CaffeSpec, caffe_argv
 from sweeper.frameworks.context import TrialContext
 from sweeper.frameworks.registry import get_adapter_class
+from sweeper.frameworks.testing import AdapterTestSuite, Project, trial_context
 from sweeper.spec import load_spec
 
-if shutil.which("caffe") is None:
-    _WHY = "the caffe command is not installed; install it as root with .ci/install-caffe.sh"
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI must have Caffe: {_WHY}", pytrace=False)
-    pytest.skip(_WHY, allow_module_level=True)
+pytestmark = pytest.mark.caffe
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = "configs/digits-caffe.yml"
@@ -80,21 +76,52 @@ def model(tmp_path: Path, digits: Path) -> Path:
 
 
 def make_ctx(tmp_path: Path, reports: list | None = None, gpu_ids=(), seed=None) -> TrialContext:
-    """A trial context outside Ray; the trial's log is ``tmp_path/trial/trial.log``."""
-    output = tmp_path / "trial" / "output"
-    output.mkdir(parents=True, exist_ok=True)
-    return TrialContext(
-        params={},
-        trial="trial-0001",
-        sweep="t",
-        output_dir=output,
-        checkpoint_dir=output,
-        data_dir=None,
-        gpu_ids=list(gpu_ids),
-        seed=seed,
-        metric="test_accuracy",
+    """A trial context outside Ray; the trial's log is ``tmp_path/trial-0001/trial.log``."""
+    return trial_context(
+        tmp_path,
         reporter=(reports.append if reports is not None else lambda result: None),
+        metric="test_accuracy",
+        seed=seed,
+        gpu_ids=gpu_ids,
     )
+
+
+class TestCaffeAdapter(AdapterTestSuite):
+    """The kit's scenarios are values of ``max_iter``: a short run, a very long one, and one
+    Caffe cannot parse (it aborts)."""
+
+    metric = "test_accuracy"
+    failure = "caffe train was killed by SIGABRT"
+    output = ("Optimization Done.",)
+    unsupported = {
+        name: "caffe trains in a process of its own: it leaves nothing in the actor"
+        for name in ("dirty", "check")
+    }
+
+    def scenario(self, name: str) -> object:
+        return {"report": 100, "fail": "bogus", "run": 100_000_000}[name]
+
+    @pytest.fixture(scope="class")
+    def adapter_class(self) -> type[CaffeAdapter]:
+        return CaffeAdapter
+
+    @pytest.fixture(scope="class")
+    def project(self, tmp_path_factory: pytest.TempPathFactory, digits: Path) -> Project:
+        folder = tmp_path_factory.mktemp("caffe")
+        (folder / "solver.prototxt").write_text(
+            SOLVER.replace("max_iter: 200", "max_iter: ${scenario}")
+        )
+        (folder / "net.prototxt").write_text(NET)
+        shutil.copytree(digits, folder / "data")
+        return Project(
+            folder,
+            {"caffe": {"solver": "solver.prototxt"}},
+            {"base_lr": 0.05, "hidden": 32, "dropout": 0.1, "batch_size": 64},
+        )
+
+    @pytest.fixture(scope="session")
+    def ray_cluster(self, ray_session: object) -> None:
+        """The test session's Ray (tests/conftest.py)."""
 
 
 def spec_error(write_spec, text: str) -> str:
@@ -362,7 +389,7 @@ def test_a_trial_with_gpus_runs_caffe_on_them(model, write_spec, in_tmp, monkeyp
     assert argv[argv.index("-gpu") + 1] == "0,1"
     assert (in_tmp / "cuda").read_text().strip() == "2,3"
     assert [(r["step"], r["test_accuracy"]) for r in reports] == [(500, 0.986532)]
-    assert "Test net output #0" in (in_tmp / "trial" / "trial.log").read_text()
+    assert "Test net output #0" in (in_tmp / "trial-0001" / "trial.log").read_text()
 
 
 def test_a_failing_caffe_raises_with_its_exit_status(model, write_spec, in_tmp, monkeypatch):
@@ -370,14 +397,14 @@ def test_a_failing_caffe_raises_with_its_exit_status(model, write_spec, in_tmp, 
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     spec = load_spec(write_spec(SPEC))
     params = {"base_lr": 0.1, "hidden": 32, "dropout": 0.1, "batch_size": 64}
-    with pytest.raises(SweeperError, match=r"^caffe train exited with status 3$"):
+    with pytest.raises(TrialError, match=r"^caffe train exited with status 3$"):
         CaffeAdapter(spec).run(params, make_ctx(in_tmp))
 
 
 def test_a_missing_caffe_says_how_to_install_it(model, write_spec, in_tmp, monkeypatch):
     spec = load_spec(write_spec(SPEC))
     monkeypatch.setenv("PATH", str(in_tmp))
-    with pytest.raises(SweeperError) as caught:
+    with pytest.raises(TrialError) as caught:
         CaffeAdapter(spec).run({}, make_ctx(in_tmp))
     assert str(caught.value) == INSTALL_HINT
     assert "\n" not in INSTALL_HINT and ".ci/install-caffe.sh" in INSTALL_HINT
@@ -398,7 +425,7 @@ def test_a_real_run_reports_and_snapshots(model, write_spec, in_tmp):
     assert (ctx.output_dir / "mlp_iter_200.caffemodel").is_file()
 
 
-def test_stop_ends_a_long_caffe_run_cleanly(model, write_spec, in_tmp, monkeypatch):
+def test_a_stop_ends_a_long_caffe_run_cleanly(model, write_spec, in_tmp, monkeypatch):
     started: list[subprocess.Popen] = []
 
     class Recorded(subprocess.Popen):
@@ -408,52 +435,24 @@ def test_stop_ends_a_long_caffe_run_cleanly(model, write_spec, in_tmp, monkeypat
 
     monkeypatch.setattr(process_module.subprocess, "Popen", Recorded)
     spec = load_spec(write_spec(SPEC))
-    first = threading.Event()
+    stopped_at: list[float] = []
+
+    def report(result: dict) -> None:
+        stopped_at.append(time.monotonic())
+        raise SystemExit(0)  # as Tune's report does in a trial it stops
+
     ctx = make_ctx(in_tmp, seed=0)
-    ctx._reporter = lambda result: first.set()
-    adapter = CaffeAdapter(spec)
+    ctx._reporter = report
     params = {"base_lr": 0.05, "hidden": 32, "dropout": 0.1, "batch_size": 64}
-    errors: list[BaseException] = []
-
-    def train() -> None:
-        try:
-            adapter.run({**params, "max_iter": 100_000_000}, ctx)
-        except BaseException as exc:
-            errors.append(exc)
-
-    thread = threading.Thread(target=train)
-    thread.start()
-    assert first.wait(30), "caffe reported nothing"
-    begin = time.monotonic()
-    adapter.stop()
-    thread.join(10)
-    assert not thread.is_alive()
-    assert time.monotonic() - begin < 5
-    assert errors == []
+    with pytest.raises(SystemExit):
+        CaffeAdapter(spec).run({**params, "max_iter": 100_000_000}, ctx)
+    assert time.monotonic() - stopped_at[0] < 5
     (process,) = started
     assert process.returncode == 0  # SIGINT: Caffe stopped after the current iteration
     with pytest.raises(ProcessLookupError):
         os.kill(process.pid, 0)
-    assert "Optimization stopped early." in (in_tmp / "trial" / "trial.log").read_text()
+    assert "Optimization stopped early." in ctx.log_path.read_text()
     assert list(ctx.output_dir.glob("mlp_iter_*.caffemodel"))
-
-
-def test_stop_at_any_moment_ends_the_run(model, write_spec, in_tmp):
-    spec = load_spec(write_spec(SPEC))
-    params = {"base_lr": 0.05, "hidden": 32, "dropout": 0.1, "batch_size": 64}
-    params["max_iter"] = 100_000_000
-    early = CaffeAdapter(spec)
-    early.stop()  # before run: nothing starts
-    early.run(params, make_ctx(in_tmp))
-    assert not (in_tmp / "trial" / "trial.log").exists()
-    for delay in (0.0, 0.01, 0.05):  # while caffe starts, before it prints or handles SIGINT
-        adapter = CaffeAdapter(spec)
-        thread = threading.Thread(target=adapter.run, args=(params, make_ctx(in_tmp)))
-        thread.start()
-        time.sleep(delay)
-        adapter.stop()
-        thread.join(10)
-        assert not thread.is_alive()
 
 
 MANIFEST = """\
@@ -491,7 +490,8 @@ def test_a_caffe_manifest_runs_unchanged(model: Path, settings) -> None:
 
     (model / "manifest.yml").write_text(MANIFEST)
     spec = load_spec(model / "manifest.yml")
-    assert (spec.framework, spec.caffe.solver) == ("caffe", "solver.prototxt")
+    assert spec.framework == "caffe"
+    assert spec.framework_options == CaffeSpec(solver="solver.prototxt")
     result = run(spec, settings, echo=None)
     assert set(result.results["state"]) == {"completed"}
     assert len(result.results) == 2

@@ -1,11 +1,11 @@
-"""The command adapter: parameters in three ways, four metrics channels, failures, stopping."""
+"""The command adapter: the conformance kit, parameters in three ways, four metrics channels,
+failures, stopping."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -14,12 +14,78 @@ import pytest
 
 from sweeper.errors import SpecError
 from sweeper.execution._sweep import run
+from sweeper.frameworks import STOP_GRACE_S
 from sweeper.frameworks.command import CommandAdapter
-from sweeper.frameworks.context import TrialContext
+from sweeper.frameworks.testing import (
+    FAILURE,
+    LEFTOVER_VARIABLE,
+    STDERR_LINE,
+    STDOUT_LINE,
+    AdapterTestSuite,
+    Project,
+    trial_context,
+)
 from sweeper.spec import load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = "tests/_code/train_cmd.py"
+
+# The kit's scenarios as a program: --scenario=<name>, metrics as SWEEPER_METRICS lines.
+KIT_PROGRAM = f"""\
+import json, os, sys, time
+from pathlib import Path
+
+scenario = json.loads(Path("config.json").read_text())["scenario"]
+
+
+def report(step, **metrics):
+    print("SWEEPER_METRICS " + json.dumps({{"step": step, **metrics}}), flush=True)
+
+
+if scenario == "dirty":
+    os.environ["{LEFTOVER_VARIABLE}"] = "1"
+    os.chdir(os.environ["RESULT_DIR"])
+    report(1, score=1.0)
+elif scenario == "check":
+    report(1, score=1.0, leftover_env=float("{LEFTOVER_VARIABLE}" in os.environ),
+           leftover_cwd=float(Path.cwd() == Path(os.environ["RESULT_DIR"])))
+elif scenario == "report":
+    print("{STDOUT_LINE}", flush=True)
+    print("{STDERR_LINE}", file=sys.stderr, flush=True)
+    for step in (1, 2, 3):
+        report(step, score=float(step))
+elif scenario == "fail":
+    report(1, score=1.0)
+    print("{FAILURE}", file=sys.stderr, flush=True)
+    sys.exit(3)
+elif scenario == "run":
+    for step in range(1, 1201):
+        report(step, score=0.0)
+        time.sleep(0.1)
+"""
+
+
+class TestCommandAdapter(AdapterTestSuite):
+    failure = "command exited with status 3"
+
+    @pytest.fixture(scope="class")
+    def adapter_class(self) -> type[CommandAdapter]:
+        return CommandAdapter
+
+    @pytest.fixture(scope="class")
+    def project(self, tmp_path_factory: pytest.TempPathFactory) -> Project:
+        folder = tmp_path_factory.mktemp("command")
+        (folder / "kit_train.py").write_text(KIT_PROGRAM)
+        return Project(folder, {"command": [sys.executable, "kit_train.py"]})
+
+    @pytest.fixture(scope="session")
+    def ray_cluster(self, ray_session: object) -> None:
+        """The test session's Ray (tests/conftest.py)."""
+
+    @pytest.mark.slow
+    def test_a_raised_error_fails_the_trial_with_its_message(self, kit_sweep) -> None:
+        super().test_a_raised_error_fails_the_trial_with_its_message(kit_sweep)
+        assert FAILURE in kit_sweep.row("fail")["error"]  # the log's last lines come with it
 
 
 def command_spec(parameters: dict, metric: str = "score", **extra) -> object:
@@ -164,32 +230,33 @@ def test_metrics_belong_to_the_command_framework(tmp_path, write_spec, in_tmp):
     )
 
 
-def test_stop_ends_the_program_promptly(tmp_path, write_spec, in_tmp):
-    (tmp_path / "slow.py").write_text("import time\ntime.sleep(60)\n")
-    adapter = make_adapter(tmp_path, write_spec, f"'{sys.executable} slow.py ${{lr}}'")
-    trial_dir = tmp_path / "trials" / "trial-0001"
-    (trial_dir / "output").mkdir(parents=True)
-    ctx = TrialContext(
-        params={},
-        trial="trial-0001",
-        sweep="c",
-        output_dir=trial_dir / "output",
-        checkpoint_dir=trial_dir / "output",
-        data_dir=None,
-        gpu_ids=[],
-        seed=None,
-        metric="score",
-        reporter=lambda r: None,
+def test_a_stop_from_a_followed_file_ends_the_program(tmp_path, write_spec, in_tmp):
+    # Reports from metrics.file come from a second thread: SystemExit must still end the trial.
+    (tmp_path / "forever.py").write_text(
+        "import json, time\n"
+        "for step in range(1, 601):\n"
+        "    with open('metrics.jsonl', 'a') as out:\n"
+        "        out.write(json.dumps({'step': step, 'score': 1.0}) + '\\n')\n"
+        "    time.sleep(0.1)\n"
     )
-    worker = threading.Thread(target=adapter.run, args=({"lr": 0.1, "layers": 2}, ctx))
-    started = time.time()
-    worker.start()
-    time.sleep(1.0)
-    adapter.stop()
-    worker.join(timeout=15)
-    assert not worker.is_alive()
-    assert time.time() - started < 10
-    assert adapter._process is not None and adapter._process._process.poll() is not None
+    path = write_spec(
+        f"name: c\nframework: command\ncommand: {sys.executable} forever.py\n"
+        "metrics: {file: metrics.jsonl, emetrics: false}\n"
+        "search: {method: grid, metric: score, mode: max}\n"
+    )
+    adapter = CommandAdapter(load_spec(path.name))
+    reports: list[dict] = []
+
+    def report(result: dict) -> None:
+        reports.append(result)
+        if len(reports) == 2:
+            raise SystemExit(0)
+
+    started = time.monotonic()
+    with pytest.raises(SystemExit):
+        adapter.run({}, trial_context(tmp_path, reporter=report))
+    assert len(reports) == 2
+    assert time.monotonic() - started < STOP_GRACE_S
 
 
 @pytest.mark.usefixtures("ray_session")

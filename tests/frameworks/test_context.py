@@ -21,6 +21,8 @@ def ctx(tmp_path: Path, reports: list[dict]) -> TrialContext:
         params={"lr": 0.1},
         trial="trial-0003",
         sweep="s",
+        trial_dir=tmp_path,
+        log_path=tmp_path / "trial.log",
         output_dir=tmp_path,
         checkpoint_dir=tmp_path,
         data_dir=None,

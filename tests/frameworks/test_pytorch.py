@@ -1,4 +1,5 @@
-"""The PyTorch adapter: the digits example sweep end to end through the CLI, and its errors."""
+"""The PyTorch adapter: the conformance kit, the digits example sweep end to end through the
+CLI, seeding, and its errors."""
 
 from __future__ import annotations
 
@@ -7,29 +8,37 @@ from pathlib import Path
 
 import pytest
 
-from sweeper.errors import SweeperError
+from sweeper.errors import TrialError
 from sweeper.frameworks.context import TrialContext
 from sweeper.frameworks.pytorch import PyTorchAdapter
+from sweeper.frameworks.testing import AdapterTestSuite, Project, trial_context
 from sweeper.spec import load_spec
+
+pytestmark = pytest.mark.pytorch
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = "configs/digits-pytorch.yml"
 
 
+class TestPyTorchAdapter(AdapterTestSuite):
+    framework_module = "torch"
+
+    @pytest.fixture(scope="class")
+    def adapter_class(self) -> type[PyTorchAdapter]:
+        return PyTorchAdapter
+
+    @pytest.fixture(scope="class")
+    def project(self, tmp_path_factory: pytest.TempPathFactory) -> Project:
+        return Project.python_trainer(tmp_path_factory.mktemp("pytorch"))
+
+    @pytest.fixture(scope="session")
+    def ray_cluster(self, ray_session: object) -> None:
+        """The test session's Ray (tests/conftest.py)."""
+
+
 def make_ctx(folder: Path, seed: int | None = None, reporter=lambda result: None) -> TrialContext:
     """A trial context for calling an adapter directly, outside Ray."""
-    return TrialContext(
-        params={},
-        trial="trial-0001",
-        sweep="t",
-        output_dir=folder,
-        checkpoint_dir=folder,
-        data_dir=None,
-        gpu_ids=[],
-        seed=seed,
-        metric="acc",
-        reporter=reporter,
-    )
+    return trial_context(folder, seed=seed, metric="acc", reporter=reporter)
 
 
 @pytest.mark.slow
@@ -54,7 +63,7 @@ def test_missing_torch_names_the_extra_to_install(tmp_path, monkeypatch, write_s
         )
     )
     monkeypatch.setitem(sys.modules, "torch", None)  # makes `import torch` raise ImportError
-    with pytest.raises(SweeperError) as caught:
+    with pytest.raises(TrialError) as caught:
         PyTorchAdapter(spec).run({}, make_ctx(tmp_path))
     assert str(caught.value) == (
         'framework pytorch needs PyTorch; install it with: pip install "sweeper[pytorch]"'

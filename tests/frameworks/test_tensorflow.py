@@ -1,4 +1,5 @@
-"""The TensorFlow adapter: a process per trial, Keras reports, stopping, and its errors."""
+"""The TensorFlow adapter: the conformance kit, a process per trial, Keras reports, stopping
+(through SystemExit from the report, as Tune stops a trial), and its errors."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from sweeper.errors import SweeperError
+from sweeper.errors import TrialError
 from sweeper.frameworks.context import REPORTED_KEY, TrialContext
 from sweeper.frameworks.tensorflow import MISSING_TENSORFLOW, StopTrial, TensorFlowAdapter
+from sweeper.frameworks.testing import AdapterTestSuite, Project, trial_context
 from sweeper.spec import load_spec
+
+pytestmark = pytest.mark.tensorflow
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = "configs/digits-keras.yml"
@@ -26,22 +30,40 @@ ACTOR_LINE = re.compile(r"^sweeper: actor pid (\d+) starts", re.MULTILINE)
 CHILD_LINE = re.compile(r"^sweeper: TensorFlow trial process pid (\d+) \(parent (\d+)\)", re.M)
 
 
+class TestTensorFlowAdapter(AdapterTestSuite):
+    framework_module = "tensorflow"
+
+    @pytest.fixture(scope="class")
+    def adapter_class(self) -> type[TensorFlowAdapter]:
+        return TensorFlowAdapter
+
+    @pytest.fixture(scope="class")
+    def project(self, tmp_path_factory: pytest.TempPathFactory) -> Project:
+        return Project.python_trainer(tmp_path_factory.mktemp("tensorflow"))
+
+    @pytest.fixture(scope="session")
+    def ray_cluster(self, ray_session: object) -> None:
+        """The test session's Ray (tests/conftest.py)."""
+
+
 def make_ctx(folder: Path, seed: int | None = None, reporter=lambda result: None) -> TrialContext:
     """A trial context laid out as sweeper lays trials out (``<trial>/output``), outside Ray."""
-    output = folder / "trial-0001" / "output"
-    output.mkdir(parents=True, exist_ok=True)
-    return TrialContext(
-        params={"epochs": 3},
-        trial="trial-0001",
-        sweep="t",
-        output_dir=output,
-        checkpoint_dir=output.parent / "checkpoints",
-        data_dir=None,
-        gpu_ids=[],
-        seed=seed,
-        metric="acc",
-        reporter=reporter,
-    )
+    return trial_context(folder, params={"epochs": 3}, seed=seed, metric="acc", reporter=reporter)
+
+
+def stop_after(count: int, reports: list[dict]):
+    """A reporter that records reports and raises SystemExit at the ``count``-th, as Tune's
+    report does in a trial it stops; ``stopped`` is set then."""
+    stopped = threading.Event()
+
+    def report(result: dict) -> None:
+        reports.append(result)
+        if len(reports) == count:
+            stopped.set()
+            raise SystemExit(0)
+
+    report.stopped = stopped  # type: ignore[attr-defined]
+    return report
 
 
 @pytest.fixture
@@ -135,7 +157,7 @@ def test_reports_reach_the_actor_from_a_seeded_child_with_sized_threads(tmp_path
     assert gone(int(first["pid"]))
 
 
-def test_stop_ends_a_fit_between_epochs_and_the_function_goes_on(tmp_path, adapter_for):
+def test_a_stop_ends_a_fit_between_epochs_and_the_function_goes_on(tmp_path, adapter_for):
     adapter = adapter_for(
         "import json, os, time\n"
         "import numpy as np, keras\n"
@@ -155,63 +177,51 @@ def test_stop_ends_a_fit_between_epochs_and_the_function_goes_on(tmp_path, adapt
         "    (ctx.output_dir / 'after_fit.json').write_text(json.dumps(len(history.epoch)))\n"
     )
     reports: list[dict] = []
-    ctx = make_ctx(tmp_path, reporter=reports.append)
-    runner = threading.Thread(target=adapter.run, args=({}, ctx))
+    ctx = make_ctx(tmp_path, reporter=stop_after(3, reports))
+    errors: list[BaseException] = []
+
+    def train() -> None:
+        try:
+            adapter.run({}, ctx)
+        except BaseException as exc:
+            errors.append(exc)
+
+    runner = threading.Thread(target=train)
     runner.start()
-    deadline = time.monotonic() + 60
-    while len(reports) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(reports) >= 3, "the trial never got going"
-    stopper = threading.Thread(target=adapter.stop)
-    stopper.start()
     fit_done = ctx.output_dir / "fit_done"
     while not fit_done.exists() and runner.is_alive():
         time.sleep(0.02)
     # A repeated stop (another SIGTERM) must not interrupt what follows the ended fit.
-    os.kill(int((ctx.output_dir / "pid").read_text()), signal.SIGTERM)
+    if runner.is_alive():
+        os.kill(int((ctx.output_dir / "pid").read_text()), signal.SIGTERM)
     runner.join(timeout=30)
-    stopper.join(timeout=30)
     assert not runner.is_alive()
-    epochs = [r["step"] for r in reports]
-    assert epochs == list(range(1, len(epochs) + 1))
-    assert len(epochs) < 1000
+    assert [type(e) for e in errors] == [SystemExit]  # it reaches the trial, which ends
+    assert [r["step"] for r in reports] == [1, 2, 3]
     # The fit ended after an epoch, and the training function ran on to its end.
-    assert json.loads((ctx.output_dir / "after_fit.json").read_text()) == len(epochs)
+    epochs = json.loads((ctx.output_dir / "after_fit.json").read_text())
+    assert 3 <= epochs < 1000
     assert gone(int((ctx.output_dir / "pid").read_text()))
 
 
-def test_stop_outside_a_fit_interrupts_the_function_at_once(tmp_path, adapter_for):
+def test_a_stop_outside_a_fit_interrupts_the_function_at_once(tmp_path, adapter_for):
     adapter = adapter_for(
         "import os, time\n"
         "def train(params, ctx):\n"
         "    (ctx.output_dir / 'pid').write_text(str(os.getpid()))\n"
+        "    ctx.report(step=1, acc=0.5)\n"
         "    try:\n"
         "        time.sleep(120)\n"
         "    finally:\n"
         "        (ctx.output_dir / 'unwound').write_text('yes')\n"
     )
-    ctx = make_ctx(tmp_path)
-    runner = threading.Thread(target=adapter.run, args=({}, ctx))
-    runner.start()
-    pid_file = ctx.output_dir / "pid"
-    deadline = time.monotonic() + 60
-    while not pid_file.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    started = time.monotonic()
-    adapter.stop()
-    runner.join(timeout=30)
-    assert not runner.is_alive()
-    assert time.monotonic() - started < 5
+    reporter = stop_after(1, [])
+    ctx = make_ctx(tmp_path, reporter=reporter)
+    with pytest.raises(SystemExit):
+        adapter.run({}, ctx)
     assert (ctx.output_dir / "unwound").read_text() == "yes"
-    assert gone(int(pid_file.read_text()))
-    assert "sweeper: trial stopped on request" in (ctx.output_dir.parent / "trial.log").read_text()
-
-
-def test_a_stopped_adapter_starts_no_trial(tmp_path, adapter_for):
-    adapter = adapter_for("def train(params, ctx):\n    raise AssertionError('ran')\n")
-    adapter.stop()
-    adapter.run({}, make_ctx(tmp_path))
-    assert not (tmp_path / "trial-0001" / "trial.log").exists()
+    assert gone(int((ctx.output_dir / "pid").read_text()))
+    assert "sweeper: trial stopped on request" in ctx.log_path.read_text()
 
 
 def test_sigterm_in_the_child_stops_once_and_waits_for_the_epoch_in_a_fit(monkeypatch):
@@ -233,7 +243,7 @@ def test_a_failing_function_fails_the_trial_with_the_exit_status(tmp_path, adapt
     adapter = adapter_for(
         "import sys\ndef train(params, ctx):\n    print('about to fail')\n    sys.exit(3)\n"
     )
-    with pytest.raises(SweeperError) as caught:
+    with pytest.raises(TrialError) as caught:
         adapter.run({}, make_ctx(tmp_path))
     assert str(caught.value) == "the TensorFlow trial process exited with status 3"
     assert "about to fail" in (tmp_path / "trial-0001" / "trial.log").read_text()
@@ -242,7 +252,7 @@ def test_a_failing_function_fails_the_trial_with_the_exit_status(tmp_path, adapt
 def test_missing_tensorflow_names_the_extra_to_install(tmp_path, monkeypatch, adapter_for):
     adapter = adapter_for("def train(params, ctx):\n    pass\n")
     monkeypatch.setitem(sys.modules, "tensorflow", None)  # makes `import tensorflow` fail
-    with pytest.raises(SweeperError) as caught:
+    with pytest.raises(TrialError) as caught:
         adapter.run({}, make_ctx(tmp_path))
     assert str(caught.value) == (
         'framework tensorflow needs TensorFlow; install it with: pip install "sweeper[tensorflow]"'
@@ -257,7 +267,7 @@ def test_missing_tensorflow_in_the_child_names_the_extra(tmp_path, monkeypatch, 
     (fake / "__init__.py").write_text("raise ImportError('No module named tensorflow')\n")
     path = os.pathsep.join(p for p in (str(fake.parent), os.environ.get("PYTHONPATH")) if p)
     monkeypatch.setenv("PYTHONPATH", path)
-    with pytest.raises(SweeperError) as caught:
+    with pytest.raises(TrialError) as caught:
         adapter.run({}, make_ctx(tmp_path))
     assert (
         str(caught.value)

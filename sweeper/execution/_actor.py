@@ -1,0 +1,347 @@
+"""The code that runs in each trial's Ray actor: Tune's trainable, and one trial from start to end.
+
+:func:`run_trial` is the function Tune runs for each trial: its folder, log, data staging, the
+adapter, checkpoints and the upload of its results. :func:`trainable_class` wraps it as Tune's
+function trainable, so that a stopped trial can end before its actor is reused or torn down.
+
+When Tune stops a trial (early stopping, a halted sweep), the trial's ``tune.report`` raises
+``SystemExit`` and the adapter ends its training program: a TensorFlow child finishes its epoch,
+Caffe its iteration and snapshot, a command its SIGTERM handler. That takes seconds. Tune's
+function trainable waits only ``TUNE_FUNCTION_THREAD_TIMEOUT_S`` (2 s) for the training thread
+before it reuses the actor for the next trial, and fails that reset when the thread is still
+alive; and its ``cleanup`` does not wait at all, so the actor exits (and its child is killed)
+mid-epoch. :func:`trainable_class` waits longer in both places (Tune has no setting for
+cleanup's wait), for :data:`~sweeper.frameworks.STOP_GRACE_S`, part of the adapters' contract.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sys
+import traceback
+from collections import deque
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from sweeper._layout import (
+    ATTEMPT_FILE,
+    CHECKPOINT_DIR,
+    ERROR_FILE,
+    LOG_FILE,
+    OUTPUT_DIR,
+    PARAMS_FILE,
+    trial_number,
+)
+from sweeper.errors import TrialError
+from sweeper.frameworks.base import STOP_GRACE_S
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from sweeper.execution._plan import TrialPlan
+    from sweeper.spec import Spec
+
+__all__ = ["CheckpointSync", "localize", "restore", "run_trial", "trainable_class"]
+
+_TAIL_LINES = 20
+
+
+def trainable_class(plan: TrialPlan, board: Any) -> type:
+    """``run_trial`` for ``plan`` as Tune's function trainable, waiting for stopped trials.
+
+    Args:
+        plan: What every trial of the sweep shares (sent to the actors once, through Ray's
+            object store, by ``tune.with_parameters``).
+        board: The sweep's phase board actor (see :mod:`sweeper.execution._phases`).
+    """
+    from ray import tune
+
+    from sweeper import _compat
+
+    base: Any = _compat.function_trainable(tune.with_parameters(run_trial, plan=plan, board=board))
+
+    class SweeperTrainable(base):
+        _name = "sweeper"
+
+        def reset_config(self, new_config: dict[str, Any]) -> bool:
+            # Tune's own reset calls the same with TUNE_FUNCTION_THREAD_TIMEOUT_S (2 s).
+            _compat.wait_for_training(STOP_GRACE_S)
+            return super().reset_config(new_config)
+
+        def cleanup(self) -> None:
+            thread = _compat.training_thread()
+            try:
+                super().cleanup()
+            finally:
+                if thread is not None and thread.is_alive():
+                    thread.join(timeout=STOP_GRACE_S)
+
+    return SweeperTrainable
+
+
+@contextmanager
+def _restored_process() -> Iterator[None]:
+    """Undo what a trial changed of its process's environment variables and working directory.
+
+    Ray reuses a trial's actor for the next trial: what one trial's code set there (``os.environ``,
+    ``os.chdir``) must not be what the next one starts with.
+    """
+    environ = dict(os.environ)
+    cwd = os.getcwd()
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            os.chdir(cwd)
+        for key in set(os.environ) - set(environ):
+            del os.environ[key]
+        for key, value in environ.items():
+            if os.environ.get(key) != value:
+                os.environ[key] = value
+
+
+@contextmanager
+def _log_to(path: Path) -> Iterator[None]:
+    """Send the process's stdout and stderr (Python and C level) to ``path`` for the block."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with open(path, "ab", buffering=0) as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def tail(path: Path, lines: int = _TAIL_LINES) -> str:
+    """The last ``lines`` lines of a text file ('' if it is missing)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return "".join(deque(handle, maxlen=lines)).rstrip()
+    except OSError:
+        return ""
+
+
+def localize(plan: TrialPlan, node: str | None) -> TrialPlan:
+    """The plan for a trial on ``node``: paths that hold on this machine.
+
+    Where Ray shipped the spec's code (a cluster), relative paths of the spec resolve against
+    the worker's copy of it. On a node other than the driver's, with an ``s3://`` results store,
+    the trial's folder is node-local scratch space: its files outlive the node in the store,
+    and the driver needs no shared filesystem.
+    """
+    import dataclasses
+    import tempfile
+
+    changes: dict[str, Any] = {}
+    if plan.code_dir:
+        here = Path(os.environ.get("TUNE_ORIG_WORKING_DIR") or os.getcwd()).resolve()
+        if here != plan.spec.base_dir:
+            spec = plan.spec.model_copy()
+            spec._base_dir = here
+            changes["spec"] = spec
+    remote = plan.driver_node is not None and node is not None and node != plan.driver_node
+    if remote and node and plan.store is not None and plan.store.results_uri:
+        scratch = Path(tempfile.gettempdir(), "sweeper-trials", node[:16], plan.sweep)
+        changes.update(sweep_dir=scratch, scratch=True)
+    return dataclasses.replace(plan, **changes) if changes else plan
+
+
+def _local_attempt(trial_dir: Path) -> int:
+    try:
+        return int((trial_dir / ATTEMPT_FILE).read_text(encoding="utf-8").strip() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def restore(plan: TrialPlan, name: str) -> int:
+    """Bring a trial's checkpoints from the results store when it holds a later attempt's.
+
+    A retry or a resumed trial may start on a node that never ran it, or ran an earlier
+    attempt: its ``checkpoints/`` (with ``attempt`` and ``trial.log``) then come from the
+    trial's synced folder. Returns how many files were fetched (0: none needed or none there).
+    """
+    store = plan.store
+    if store is None or not store.results_uri:
+        return 0
+    trial_dir = plan.trial_dir(name)
+    try:
+        return store.fetch_trial(plan.sweep, name, trial_dir, _local_attempt(trial_dir))
+    except Exception as exc:  # the trial can still start afresh
+        print(f"sweeper: {name}: checkpoints not fetched from the store: {exc}", flush=True)
+        return 0
+
+
+class CheckpointSync:
+    """Wraps ``report``: before a report, uploads the trial's changed checkpoints to the
+    results store (at most every ``plan.checkpoint_interval`` seconds), so a node lost
+    mid-trial leaves them where a retry on another node finds them."""
+
+    def __init__(self, plan: TrialPlan, name: str, report: Any) -> None:
+        self.plan = plan
+        self.name = name
+        self.report = report
+        self._last = 0.0
+        self._seen: tuple[Any, ...] = ()
+
+    def _signature(self) -> tuple[Any, ...]:
+        folder = self.plan.trial_dir(self.name) / CHECKPOINT_DIR
+        entries = []
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and not path.is_symlink():
+                stat = path.stat()
+                entries.append((path.relative_to(folder).as_posix(), stat.st_size, stat.st_mtime))
+        return tuple(entries)
+
+    def sync(self) -> None:
+        """Upload the checkpoints if they changed since the last upload."""
+        import time
+
+        store = self.plan.store
+        if store is None or not store.results_uri:
+            return
+        now = time.monotonic()
+        if self._last and now - self._last < self.plan.checkpoint_interval:
+            return
+        signature = self._signature()
+        if not signature or signature == self._seen:
+            return
+        self._last = now
+        files = [ATTEMPT_FILE] + [f"checkpoints/{entry[0]}" for entry in signature]
+        try:
+            report = store.upload_trial_files(
+                self.plan.sweep_dir, self.plan.sweep, self.name, files
+            )
+        except Exception as exc:
+            print(f"sweeper: checkpoints not uploaded: {exc}", flush=True)
+            return
+        if report.ok:
+            self._seen = signature
+
+    def __call__(self, result: dict[str, Any]) -> None:
+        self.sync()
+        self.report(result)
+
+
+def _seed(spec: Spec, name: str) -> int | None:
+    base = spec.search.seed
+    return None if base is None else base + trial_number(name)
+
+
+def _next_attempt(trial_dir: Path) -> int:
+    """Count this run of the trial (retries and resumed runs start it again)."""
+    path = trial_dir / ATTEMPT_FILE
+    try:
+        attempt = int(path.read_text(encoding="utf-8").strip() or 0) + 1
+    except (OSError, ValueError):
+        attempt = 1
+    path.write_text(f"{attempt}\n", encoding="utf-8")
+    (trial_dir / ERROR_FILE).unlink(missing_ok=True)  # an earlier attempt's
+    return attempt
+
+
+def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> None:
+    """Run one trial: build its context and directories, then hand over to the adapter.
+
+    Tells ``board`` (see :mod:`sweeper.execution._phases`) when the trial starts staging data,
+    running and storing results.
+    """
+    import json
+
+    import ray
+    from ray import tune
+
+    from sweeper.execution._phases import mark_phase
+    from sweeper.frameworks.context import TrialContext
+
+    runtime = ray.get_runtime_context()
+    plan = localize(plan, runtime.get_node_id())
+    spec = plan.spec
+    name = tune.get_context().get_trial_name()
+    trial_dir = plan.trial_dir(name)
+    output_dir = trial_dir / OUTPUT_DIR
+    checkpoint_dir = trial_dir / CHECKPOINT_DIR
+    for directory in (output_dir, checkpoint_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    restore(plan, name)
+    attempt = _next_attempt(trial_dir)
+    params = plan.params(config)
+    (trial_dir / PARAMS_FILE).write_text(json.dumps(params, indent=2, default=str) + "\n")
+    log_path = trial_dir / LOG_FILE
+    outcome = "failed"
+    try:
+        with _log_to(log_path):
+            try:
+                if attempt > 1:
+                    print(f"sweeper: {name} attempt {attempt} starts", flush=True)
+                if spec.data:
+                    mark_phase(board, name, "staging")
+                data_dir = _data_dir(plan)
+                mark_phase(board, name, "running", node=runtime.get_node_id(), pid=os.getpid())
+                ctx = TrialContext(
+                    params=params,
+                    trial=name,
+                    sweep=plan.sweep,
+                    trial_dir=trial_dir,
+                    log_path=log_path,
+                    output_dir=output_dir,
+                    checkpoint_dir=checkpoint_dir,
+                    data_dir=data_dir,
+                    gpu_ids=[str(g) for g in ray.get_gpu_ids()],
+                    seed=_seed(spec, name),
+                    metric=spec.search.metric,
+                    reporter=CheckpointSync(plan, name, tune.report),
+                    attempt=attempt,
+                )
+                assert plan.adapter is not None  # resolved when the plan was made
+                with _restored_process():
+                    plan.adapter(spec).run(params, ctx)
+                outcome = "returned"
+            except SystemExit:
+                # Tune ends a trial it stops (early stopping, a halted sweep) with SystemExit
+                # raised from inside ctx.report.
+                outcome = "stopped"
+                print(f"sweeper: {name} stopped by sweeper", flush=True)
+                raise
+            except BaseException:
+                traceback.print_exc()
+                raise
+    except Exception as exc:
+        # The last log lines travel with the error, so the driver can show why without the log.
+        error = TrialError(
+            f"{name} failed: {type(exc).__name__}: {exc}\n--- last lines of {log_path} ---\n"
+            f"{tail(log_path)}"
+        )
+        (trial_dir / ERROR_FILE).write_text(str(error) + "\n", encoding="utf-8")
+        raise error from None
+    finally:
+        # Whatever the trial's end, its folder goes to the results store; if the store is
+        # unreachable the upload stays pending (sync-pending.json) for `sweeper sync`.
+        mark_phase(board, name, "storing")
+        if plan.store is not None and plan.store.results_uri:
+            report = plan.store.sync_trial(plan.sweep_dir, plan.sweep, name)
+            if plan.scratch and report.ok:
+                # A node's scratch copy, now safely in the store (a retry fetches it again).
+                shutil.rmtree(trial_dir, ignore_errors=True)
+        mark_phase(board, name, "stored", outcome=outcome)
+
+
+def _data_dir(plan: TrialPlan) -> Path | None:
+    """The trial's data: staged from the store (once per machine and version), or local."""
+    spec = plan.spec
+    if not spec.data:
+        return None
+    if plan.store is not None and plan.store.data_uri:
+        print(f"sweeper: staging {plan.store.data_uri}", flush=True)
+        return plan.store.stage_data()
+    return spec.resolve(spec.data)
