@@ -9,9 +9,10 @@ imports what it reaches into, so importing this module costs nothing.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
+    import threading
     from collections.abc import Callable
 
     import optuna
@@ -53,9 +54,10 @@ def actor_id(trial: Trial) -> str | None:
 
     Tune keeps the actor handle in private trial state and names no public accessor.
     """
+    actor = trial.temporary_state.ray_actor
     try:
-        return str(trial.temporary_state.ray_actor._actor_id.hex())
-    except AttributeError:
+        return None if actor is None else str(actor._actor_id.hex())
+    except AttributeError:  # the private attribute moved
         return None
 
 
@@ -66,7 +68,7 @@ def function_trainable(train_fn: Callable[..., Any]) -> type:
     """Tune's function-trainable class for ``train_fn``, to subclass.
 
     ``tune.Tuner`` wraps functions itself; sweeper needs the class to override ``reset_config``
-    and ``cleanup`` (see :mod:`sweeper.execution._trainable`).
+    and ``cleanup`` (see :mod:`sweeper.execution._actor`).
     """
     from ray.tune.trainable.function_trainable import wrap_function
 
@@ -80,10 +82,12 @@ def wait_for_training(timeout: float) -> None:
     """
     from ray.train._internal.session import get_session
 
-    get_session().finish(timeout=timeout)
+    session = get_session()
+    if session is not None:  # None: not in a trial's actor, no thread to wait for
+        session.finish(timeout=timeout)
 
 
-def training_thread() -> Any:
+def training_thread() -> threading.Thread | None:
     """This actor's training thread, or ``None`` (Tune has no public handle on it)."""
     from ray.train._internal.session import get_session
 
@@ -96,17 +100,18 @@ def training_thread() -> Any:
 
 def searcher_trials(searcher: OptunaSearch) -> dict[str, optuna.trial.Trial]:
     """Tune trial id to the Optuna trial ``OptunaSearch`` asked for it."""
-    return searcher._ot_trials  # type: ignore[no-any-return]
+    return searcher._ot_trials
 
 
 def searcher_study(searcher: OptunaSearch) -> optuna.Study:
     """The study ``OptunaSearch`` asks and tells."""
-    return searcher._ot_study  # type: ignore[no-any-return]
+    # Declared None until OptunaSearch sets its search properties, before the first suggest.
+    return cast("optuna.Study", searcher._ot_study)
 
 
 def searcher_completed(searcher: OptunaSearch) -> set[str]:
     """Tune trial ids ``OptunaSearch`` has already told the study about."""
-    return searcher._completed_trials  # type: ignore[no-any-return]
+    return searcher._completed_trials
 
 
 def optuna_trial_id(trial: optuna.trial.FrozenTrial) -> int:

@@ -1,10 +1,32 @@
-"""Shared fixtures: one Ray instance per test session, isolated MLflow stores and results."""
+"""Shared fixtures (one Ray instance per test session, isolated MLflow stores and results),
+and the markers that gate tests on optional backends.
+
+A test that needs an optional backend carries its marker (registered in ``pyproject.toml``)::
+
+    pytestmark = pytest.mark.tensorflow  # every test of the module
+    @pytest.mark.caffe                   # one test
+
+Where the backend is missing, the test is skipped with the reason and how to install it; under
+``CI=true`` (``.ci/run`` sets it) it fails with that reason instead, so CI cannot pass by
+skipping. The check runs when the test is set up, after its module was imported, so a marked
+module must not import its framework at module level: import it inside the tests or a fixture,
+or at module level only as ``tf = pytest.importorskip("tensorflow")``. A skip by
+``importorskip`` of a backend's module, at collection or in a test, also fails under CI.
+
+``SWEEPER_TESTS_WITHOUT="tensorflow caffe"`` treats the named backends as missing (and hides
+their Python modules from the test process), to see what a machine without them runs.
+"""
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import os
+import re
+import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,6 +97,152 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    for name in HIDDEN & set(BACKENDS):
+        for module in BACKENDS[name].modules:
+            sys.modules[module] = None  # `import` now raises ModuleNotFoundError
+
+
+# --- optional backends -------------------------------------------------------------------------
+
+IN_CI = os.environ.get("CI", "").lower() in ("true", "1")
+HIDDEN = set(os.environ.get("SWEEPER_TESTS_WITHOUT", "").replace(",", " ").split())
+CAFFE_VERSION = "caffe version 1.0.0"
+
+
+@dataclass(frozen=True)
+class Backend:
+    """What a backend marker's tests need, besides sweeper's own dependencies."""
+
+    install: str  # how to get it
+    modules: tuple[str, ...] = ()  # Python modules it needs
+    problem: Callable[[], str | None] = lambda: None  # why else it cannot run; None: it can
+
+
+def _caffe_problem() -> str | None:
+    try:
+        done = subprocess.run(
+            ["caffe", "--version"], capture_output=True, text=True, timeout=60, check=False
+        )
+    except FileNotFoundError:
+        return "the caffe command is not installed"
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"caffe --version failed: {exc}"
+    if done.stdout.strip() == CAFFE_VERSION:
+        return None
+    return f"caffe --version printed {(done.stdout + done.stderr).strip()[-300:]!r}"
+
+
+@functools.cache
+def network_namespace() -> list[str] | None:
+    """The command prefix that runs a program in a new network namespace (loopback only): as
+    root directly, else inside a user namespace of its own; ``None`` if neither works."""
+    for prefix in (["unshare", "--net"], ["unshare", "--map-root-user", "--net"]):
+        try:
+            probe = subprocess.run([*prefix, "true"], capture_output=True, timeout=30)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if probe.returncode == 0:
+            return prefix
+    return None
+
+
+def _aws_problem() -> str | None:
+    return None if shutil.which("aws") else "the aws command is not installed"
+
+
+def _namespace_problem() -> str | None:
+    if network_namespace() is None:
+        return "unshare --net fails, as root and in a user namespace of its own"
+    return None
+
+
+BACKENDS = {
+    "tensorflow": Backend("pip install -e '.[tensorflow]'", ("tensorflow",)),
+    "pytorch": Backend("pip install -e '.[pytorch]'", ("torch",)),
+    "caffe": Backend("run bash .ci/install-caffe.sh as root", problem=_caffe_problem),
+    # moto's server, and the aws CLI that some tests check sweeper's uploads with
+    "s3": Backend(
+        "pip install -e '.[dev]' (moto[server], awscli)",
+        ("moto", "flask", "flask_cors"),
+        _aws_problem,
+    ),
+    # Ray's servers listen on every interface: the cluster test runs them in a namespace whose
+    # only interface is the loopback, so nothing it starts can be reached from elsewhere.
+    "cluster": Backend(
+        "run the test as root, or where unprivileged user namespaces are allowed",
+        problem=_namespace_problem,
+    ),
+}
+# The module names pytest.importorskip reports ("could not import 'tensorflow.keras'").
+_IMPORT_SKIP = re.compile(r"could not import '([\w.]+)'")
+
+
+@functools.cache
+def backend_problem(name: str) -> str | None:
+    """Why the tests marked ``name`` cannot run here (``None``: they can)."""
+    backend = BACKENDS[name]
+    if name in HIDDEN:
+        return f"{name} is hidden by SWEEPER_TESTS_WITHOUT"
+    for module in backend.modules:
+        if importlib.util.find_spec(module) is None:
+            return f"{module} is not installed; {backend.install}"
+    why = backend.problem()
+    return f"{why}; {backend.install}" if why else None
+
+
+def _ci_failure(name: str, why: str) -> str:
+    return f"CI must run the {name} tests, but {why}"
+
+
+@pytest.hookimpl(tryfirst=True)  # before fixtures: a skipped test starts no Ray
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    names = sorted({mark.name for mark in item.iter_markers()} & set(BACKENDS))
+    missing = {name: why for name in names if (why := backend_problem(name))}
+    if missing and IN_CI:
+        message = "; ".join(_ci_failure(name, why) for name, why in missing.items())
+        pytest.fail(message, pytrace=False)
+    if missing:
+        pytest.skip("; ".join(f"needs {name}: {why}" for name, why in missing.items()))
+
+
+def _fail_in_ci(report: pytest.CollectReport | pytest.TestReport) -> None:
+    """Under CI, turn a skip by ``pytest.importorskip`` of a backend's module into a failure."""
+    if not (IN_CI and report.skipped and isinstance(report.longrepr, tuple)):
+        return
+    reason = str(report.longrepr[2])  # (path, line, "Skipped: could not import 'torch': ...")
+    found = _IMPORT_SKIP.search(reason)
+    top = found.group(1).partition(".")[0] if found else None
+    for name, backend in BACKENDS.items():
+        if top in backend.modules:
+            report.outcome = "failed"
+            report.longrepr = _ci_failure(name, reason)
+            return
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(
+    collector: pytest.Collector,
+) -> Generator[None, pytest.CollectReport, pytest.CollectReport]:
+    report = yield
+    _fail_in_ci(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    _fail_in_ci(report)
+    return report
+
+
+@pytest.fixture(scope="session")
+def isolated_network() -> list[str]:
+    """The prefix of :func:`network_namespace` (tests using it are marked ``cluster``)."""
+    prefix = network_namespace()
+    assert prefix is not None, "mark the test with pytest.mark.cluster"
+    return prefix
 
 
 @dataclass
@@ -111,9 +279,10 @@ def run_example(tmp_path: Path):
             "SWEEPER_RESULTS_DIR": str(tmp_path / "results"),
             "SWEEPER_RAY_NUM_CPUS": "2",
         }
+        # Within pytest-timeout's limit (pyproject.toml), so this timeout is the one reported.
         done = subprocess.run(
             [sys.executable, "-m", "sweeper", "run", config],
-            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
         )  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
         assert "best trials:" in done.stdout

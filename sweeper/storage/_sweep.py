@@ -28,6 +28,10 @@ from sweeper.storage._sync import SyncReport, upload_dir
 from sweeper.storage._uri import is_s3_uri, parse_s3_uri, safe_key
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ray import ObjectRef
+
     from sweeper.settings import Settings
     from sweeper.spec import Spec
 
@@ -68,7 +72,8 @@ class SweepStore:
     cache_dir: str
     data_uri: str | None
     results_uri: str | None
-    secrets_ref: Any = None
+    # (access_key, secret_key, session_token) in Ray's object store.
+    secrets_ref: ObjectRef[tuple[str | None, str | None, str | None]] | None = None
 
     @classmethod
     def for_sweep(cls, spec: Spec, settings: Settings) -> SweepStore | None:
@@ -170,7 +175,9 @@ class SweepStore:
         )
         return len(fetched)
 
-    def fetch_files(self, sweep: str, trial: str, dest: Path, select: Any) -> list[str]:
+    def fetch_files(
+        self, sweep: str, trial: str, dest: Path, select: Callable[[str], bool]
+    ) -> list[str]:
         """Download the files of a trial's synced folder that ``select(rel)`` picks."""
         return download_prefix(self.target(sweep, trial), dest, self._config(), select=select)
 

@@ -252,7 +252,7 @@ def _upload(
     from s3transfer.manager import TransferManager
 
     errors: dict[str, BaseException] = {}
-    down: BaseException | None = None
+    down: Exception | None = None
     futures = []
     with TransferManager(client, config.transfer_config()) as manager:
         for item in todo:

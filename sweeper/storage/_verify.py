@@ -15,6 +15,7 @@ import hashlib
 import os
 import threading
 import weakref
+from collections.abc import Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,6 +184,7 @@ def verify(
             problems[item.rel] = problem
     if not unanswered:
         return problems
+    found: Mapping[str, dict[str, Any] | None]  # None: no such object
     try:
         if len(unanswered) <= _HEAD_AT_MOST:
             found = {item.key: _head(client, target.bucket, item.key) for item in unanswered}

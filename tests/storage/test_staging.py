@@ -19,6 +19,8 @@ from sweeper.storage import stage, stage_dataset
 CHILD = Path(__file__).with_name("_stage_child.py")
 MiB = 1024 * 1024
 
+pytestmark = pytest.mark.s3
+
 
 def dataset() -> dict[str, bytes]:
     """A small dataset: nested files, an empty one, and one big enough for ranged GETs."""

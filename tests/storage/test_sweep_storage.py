@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CODE = "tests/_code/trainables.py"
 DATASET = {"train.csv": b"1,2,3\n" * 5000, "nested/labels.txt": b"a\nb\n", "x.bin": bytes(300_000)}
 
-pytestmark = pytest.mark.usefixtures("ray_session")
+pytestmark = [pytest.mark.s3, pytest.mark.usefixtures("ray_session")]
 
 
 def s3(endpoint: str):

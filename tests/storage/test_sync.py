@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import socket
 import subprocess
 from pathlib import Path
@@ -28,6 +27,8 @@ from sweeper.storage import (
 )
 
 MiB = 1024 * 1024
+
+pytestmark = pytest.mark.s3
 
 
 def trial_files() -> dict[str, bytes]:
@@ -56,8 +57,6 @@ def download_prefix(endpoint: str, bucket: str, prefix: str) -> dict[str, bytes]
 
 
 def aws_cli(endpoint: str, *args: str) -> None:
-    if not shutil.which("aws"):
-        pytest.skip("the aws CLI is not installed")
     subprocess.run(["aws", "--endpoint-url", endpoint, *args], check=True, capture_output=True)
 
 
