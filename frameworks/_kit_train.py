@@ -1,11 +1,16 @@
 """Training code for sweeper's AdapterTestSuite: plays the scenario ``params["scenario"]``.
 
-:meth:`sweeper.frameworks.testing.Project.python_trainer` copies this file into a project as
-``kit_train.py``; it needs nothing but the standard library, wherever it is copied.
+:meth:`sweeper.frameworks.testing.Project.python_trainer` and ``python_program`` copy this file
+into a project as ``kit_train.py``; it needs nothing but the standard library, wherever it is
+copied. As a function, :func:`train` is an entry point. As a program (``python kit_train.py``)
+it reads the trial's parameters from ``config.json`` in its working directory (arguments are
+ignored: an adapter may pass the parameters as flags too), takes ``$RESULT_DIR`` as its output
+folder, prints its reports as ``SWEEPER_METRICS {json}`` lines and exits 1 on failure.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -49,3 +54,17 @@ def train(params: dict[str, Any], ctx: Any) -> None:
             time.sleep(0.1)
     else:
         raise ValueError(f"unknown scenario {scenario!r}")
+
+
+class _ProgramContext:
+    """The little of ``ctx`` the scenarios use, when this file runs as a program."""
+
+    def __init__(self) -> None:
+        self.output_dir = Path(os.environ.get("RESULT_DIR", "."))
+
+    def report(self, step: int | None = None, **metrics: float) -> None:
+        print("SWEEPER_METRICS " + json.dumps({"step": step, **metrics}), flush=True)
+
+
+if __name__ == "__main__":
+    train(json.loads(Path("config.json").read_text(encoding="utf-8")), _ProgramContext())

@@ -59,7 +59,7 @@ class FrameworkAdapter(ABC):
     ``with`` statements are fine; ``except BaseException`` without re-raising is not), and leave
     :meth:`run` within :data:`STOP_GRACE_S` seconds; after that the actor, and any child
     process, is killed. A stop takes effect at the trial's next report, so report often. A
-    child program started through ``sweeper.frameworks._process.TrialProcess`` is asked to end
+    child program started through :class:`sweeper.frameworks.TrialProcess` is asked to end
     (SIGTERM, or the signal it is given) and killed 10 s later when it has not.
 
     **Reused processes.** A new adapter instance runs each trial, but Ray reuses the actor

@@ -23,9 +23,10 @@ both class-scoped (the kit runs one sweep per class and shares it between its te
 
 **The training code.** The project's training code plays the scenario named by its parameter
 ``scenario`` (:data:`SCENARIOS`). :meth:`Project.python_trainer` writes one (a copy of
-``sweeper/frameworks/_kit_train.py``) for adapters that call ``entrypoint(params, ctx)``; an
-adapter that runs something else writes its own and, where a scenario is played through
-another value of ``scenario`` (a solver setting, say), overrides
+``sweeper/frameworks/_kit_train.py``) for adapters that call ``entrypoint(params, ctx)``, and
+:meth:`Project.python_program` the same file as a program that prints metrics lines, for
+adapters that run one; an adapter that runs something else writes its own and, where a
+scenario is played through another value of ``scenario`` (a solver setting, say), overrides
 :meth:`AdapterTestSuite.scenario`. A scenario its framework cannot play goes in
 :attr:`AdapterTestSuite.unsupported`, with the reason; its tests are skipped.
 
@@ -126,9 +127,23 @@ class Project:
     def python_trainer(cls, folder: Path, **keys: Any) -> Project:
         """Write the kit's training function into ``folder`` as ``kit_train.py``: the project
         of an adapter that calls ``entrypoint(params, ctx)``; ``keys`` are more spec keys."""
-        source = Path(_kit_train.__file__).read_text(encoding="utf-8")
-        (folder / "kit_train.py").write_text(source, encoding="utf-8")
+        _write_kit_train(folder)
         return cls(folder, {"entrypoint": "kit_train.py:train", **keys})
+
+    @classmethod
+    def python_program(cls, folder: Path, **keys: Any) -> Project:
+        """Write the kit's training code into ``folder`` as the program ``kit_train.py``, for
+        adapters that run a program: ``python kit_train.py`` reads the parameters from
+        ``config.json`` in its working directory (it ignores its arguments), writes to
+        ``$RESULT_DIR``, prints ``SWEEPER_METRICS {json}`` lines and exits 1 on failure.
+        ``keys`` are the spec keys that run it (``command: [python, kit_train.py]``)."""
+        _write_kit_train(folder)
+        return cls(folder, dict(keys))
+
+
+def _write_kit_train(folder: Path) -> None:
+    source = Path(_kit_train.__file__).read_text(encoding="utf-8")
+    (folder / "kit_train.py").write_text(source, encoding="utf-8")
 
 
 def trial_context(

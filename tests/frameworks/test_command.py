@@ -18,9 +18,6 @@ from sweeper.frameworks import STOP_GRACE_S
 from sweeper.frameworks.command import CommandAdapter
 from sweeper.frameworks.testing import (
     FAILURE,
-    LEFTOVER_VARIABLE,
-    STDERR_LINE,
-    STDOUT_LINE,
     AdapterTestSuite,
     Project,
     trial_context,
@@ -30,43 +27,9 @@ from sweeper.spec import load_spec, parse_spec
 ROOT = Path(__file__).resolve().parents[2]
 PROGRAM = "tests/_code/train_cmd.py"
 
-# The kit's scenarios as a program: --scenario=<name>, metrics as SWEEPER_METRICS lines.
-KIT_PROGRAM = f"""\
-import json, os, sys, time
-from pathlib import Path
-
-scenario = json.loads(Path("config.json").read_text())["scenario"]
-
-
-def report(step, **metrics):
-    print("SWEEPER_METRICS " + json.dumps({{"step": step, **metrics}}), flush=True)
-
-
-if scenario == "dirty":
-    os.environ["{LEFTOVER_VARIABLE}"] = "1"
-    os.chdir(os.environ["RESULT_DIR"])
-    report(1, score=1.0)
-elif scenario == "check":
-    report(1, score=1.0, leftover_env=float("{LEFTOVER_VARIABLE}" in os.environ),
-           leftover_cwd=float(Path.cwd() == Path(os.environ["RESULT_DIR"])))
-elif scenario == "report":
-    print("{STDOUT_LINE}", flush=True)
-    print("{STDERR_LINE}", file=sys.stderr, flush=True)
-    for step in (1, 2, 3):
-        report(step, score=float(step))
-elif scenario == "fail":
-    report(1, score=1.0)
-    print("{FAILURE}", file=sys.stderr, flush=True)
-    sys.exit(3)
-elif scenario == "run":
-    for step in range(1, 1201):
-        report(step, score=0.0)
-        time.sleep(0.1)
-"""
-
 
 class TestCommandAdapter(AdapterTestSuite):
-    failure = "command exited with status 3"
+    failure = "command exited with status 1"
 
     @pytest.fixture(scope="class")
     def adapter_class(self) -> type[CommandAdapter]:
@@ -75,8 +38,7 @@ class TestCommandAdapter(AdapterTestSuite):
     @pytest.fixture(scope="class")
     def project(self, tmp_path_factory: pytest.TempPathFactory) -> Project:
         folder = tmp_path_factory.mktemp("command")
-        (folder / "kit_train.py").write_text(KIT_PROGRAM)
-        return Project(folder, {"command": [sys.executable, "kit_train.py"]})
+        return Project.python_program(folder, command=[sys.executable, "kit_train.py"])
 
     @pytest.fixture(scope="session")
     def ray_cluster(self, ray_session: object) -> None:
