@@ -136,7 +136,17 @@ class CommandAdapter(FrameworkAdapter):
                 placed = True
                 continue
             if shell:
-                argv.append(token)
+                # The shell expands variables ($DATA_DIR); sweeper fills in parameters, quoted.
+                argv.append(
+                    _MACRO.sub(
+                        lambda m: (
+                            shlex.quote(_flag_value(params[m.group(1)]))
+                            if m.group(1) in params
+                            else m.group(0)
+                        ),
+                        token,
+                    )
+                )
                 continue
             placed = placed or any(m in params for m in _MACRO.findall(token))
 

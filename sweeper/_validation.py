@@ -5,14 +5,18 @@ the field and the fix (``<field> must be <constraint>, got <value>``)."""
 from __future__ import annotations
 
 import difflib
+import functools
+import types
+import typing
+import unicodedata
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, ValidationInfo, field_validator
 from pydantic_core import PydanticCustomError
 
 from sweeper.errors import SpecError
 
-__all__ = ["Block", "invalid", "translate_error"]
+__all__ = ["Block", "control_characters", "invalid", "translate_error"]
 
 
 def invalid(message: str, field: str | None = None, hint: str | None = None) -> Exception:
@@ -20,10 +24,50 @@ def invalid(message: str, field: str | None = None, hint: str | None = None) -> 
     return PydanticCustomError("sweeper", message, {"field": field, "hint": hint})
 
 
-class Block(BaseModel):
-    """The base of every spec and settings block: unknown keys are errors."""
+def control_characters(text: str) -> bool:
+    """Whether ``text`` holds a control character other than tab, newline and carriage return:
+    one that garbles a terminal, a log line or a file name."""
+    return any(unicodedata.category(c) == "Cc" and c not in "\t\n\r" for c in text)
 
-    model_config = ConfigDict(extra="forbid")
+
+def _members(annotation: Any) -> tuple[Any, ...]:
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return tuple(m for arg in typing.get_args(annotation) for m in _members(arg))
+    return (annotation,)
+
+
+@functools.cache
+def _number_kind(annotation: Any) -> str | None:
+    """pydantic's error type for a field that takes a number and not a boolean, else ``None``."""
+    members = _members(annotation)
+    if bool in members:
+        return None
+    if float in members:
+        return "float_type"
+    if int in members:
+        return "int_type"
+    return None
+
+
+class Block(BaseModel):
+    """The base of every spec and settings block: unknown keys are errors, and so are numbers
+    that are not finite, booleans where a number goes (pydantic takes ``true`` as 1) and text
+    with control characters."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain_values(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and info.field_name is not None:
+            annotation: Any = cls.model_fields[info.field_name].annotation
+            kind = _number_kind(annotation)
+            if kind is not None:
+                raise PydanticCustomError(kind, "a number, not a boolean")
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(text, str) and control_characters(text) for text in texts):
+            raise PydanticCustomError("control_characters", "text without control characters")
+        return value
 
 
 _TYPES = {
@@ -39,6 +83,15 @@ _TYPES = {
     "model_type": "a mapping",
     "model_attributes_type": "a mapping",
 }
+
+
+def _show(value: Any) -> str:
+    """A value as the user wrote it in YAML or TOML: ``true``, not ``True``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    return repr(value)
 
 
 def _field(loc: tuple[Any, ...]) -> str:
@@ -89,11 +142,11 @@ def translate_error(
     elif kind == "literal_error":
         expected = ctx.get("expected", "")
         choices = [c.strip(" '") for c in expected.replace(" or ", ", ").split(",")]
-        message = f"{field} must be one of {', '.join(choices)}, got {value!r}"
+        message = f"{field} must be one of {', '.join(choices)}, got {_show(value)}"
         close = difflib.get_close_matches(str(value), choices, n=1)
         hint = f"did you mean {close[0]!r}?" if close else None
     elif kind in _TYPES:
-        message = f"{field} must be {_TYPES[kind]}, got {value!r}"
+        message = f"{field} must be {_TYPES[kind]}, got {_show(value)}"
     elif kind in ("greater_than", "greater_than_equal", "less_than", "less_than_equal"):
         words = {
             "greater_than": ">",
@@ -102,9 +155,15 @@ def translate_error(
             "less_than_equal": "<=",
         }[kind]
         bound = next(iter(ctx.values()))
-        message = f"{field} must be {words} {bound}, got {value!r}"
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)  # a float field's bound: 10000, not 10000.0
+        message = f"{field} must be {words} {bound}, got {_show(value)}"
+    elif kind == "finite_number":
+        message = f"{field} must be a finite number, got {_show(value)}"
+    elif kind == "control_characters":
+        message = f"{field} must not hold control characters, got {_show(value)}"
     elif kind == "string_too_short":
-        message = f"{field} must not be empty, got {value!r}"
+        message = f"{field} must not be empty, got {_show(value)}"
     else:
-        message = f"{field} is invalid: {first['msg']}, got {value!r}"
+        message = f"{field} is invalid: {first['msg']}, got {_show(value)}"
     return error_cls(message, file=file, field=field, hint=hint)

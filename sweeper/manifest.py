@@ -20,13 +20,18 @@ from typing import Any
 
 from sweeper.errors import SpecError
 
-__all__ = ["ManifestStore", "convert_manifest", "is_manifest"]
+__all__ = ["ManifestStore", "convert_manifest", "in_manifest_terms", "is_manifest"]
 
 _TOP_KEYS = (
     "name", "description", "version", "gpus", "cpus", "memory", "gpu_type", "learners",
     "storage", "data_stores", "framework", "evaluation_metrics", "hyper_parameters_optimization",
 )  # fmt: skip
 _FRAMEWORK_KEYS = ("name", "version", "image_tag", "command")
+# The framework names FfDL's lifecycle manager and WML knew; sweeper runs the command of each.
+_FRAMEWORK_NAMES = (
+    "caffe", "caffe2", "custom", "h2o3", "horovod", "keras", "mxnet", "pytorch", "pytorchmpi",
+    "tensorflow", "torch",
+)  # fmt: skip
 _STORE_TYPES = ("s3_datastore", "mount_cos")
 _METRICS_TYPES = ("emetrics_file", "tensorboard", "logger")
 # WML's optimizers and the sweeper search that does the same job.
@@ -88,6 +93,24 @@ def _check_keys(block: Any, allowed: tuple[str, ...], where: str, file: str | No
     return block
 
 
+def _mapping(value: Any, where: str, file: str | None) -> dict[str, Any]:
+    """``value`` when it is a mapping (``None``: an empty one), else the error naming ``where``."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SpecError(f"{where} must be a mapping, got {value!r}", file=file, field=where)
+    return value
+
+
+def _text(value: Any, where: str, file: str | None) -> str | None:
+    """``value`` as text when it is a string or a number (``None`` stays ``None``)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise SpecError(f"{where} must be a string, got {value!r}", file=file, field=where)
+    return str(value)
+
+
 def _name(raw: Any) -> str:
     text = re.sub(r"[^A-Za-z0-9._-]+", "-", str(raw or "manifest")).strip("-._")
     return (text or "manifest")[:64]
@@ -119,10 +142,17 @@ def _resources(manifest: dict, file: str | None) -> dict[str, Any]:
 
 
 def _store(manifest: dict, file: str | None) -> tuple[dict[str, str], ManifestStore | None]:
-    stores = manifest.get("data_stores") or []
-    if not stores:
+    stores = manifest.get("data_stores")
+    if stores is None or stores == []:
         return {}, None
-    if not isinstance(stores, list) or len(stores) != 1:
+    if not isinstance(stores, list):
+        raise SpecError(
+            f"data_stores must be a list of one store, got {stores!r}",
+            file=file,
+            field="data_stores",
+            hint="- {id: ..., type: s3_datastore, training_data: {container: BUCKET}, ...}",
+        )
+    if len(stores) != 1:
         raise SpecError(
             f"data_stores must list exactly one store, got {len(stores)}",
             file=file,
@@ -142,23 +172,34 @@ def _store(manifest: dict, file: str | None) -> tuple[dict[str, str], ManifestSt
             file=file,
             field="data_stores.0.type",
         )
-    connection = store.get("connection") or {}
+    where = "data_stores.0.connection"
+    connection = _mapping(store.get("connection"), where, file)
     paths = {}
     for key, target in (("training_data", "data"), ("training_results", "results")):
-        container = (store.get(key) or {}).get("container")
+        block = _mapping(store.get(key), f"data_stores.0.{key}", file)
+        container = _text(block.get("container"), f"data_stores.0.{key}.container", file)
         if container:
             paths[target] = f"s3://{container}"
     return paths, ManifestStore(
-        endpoint_url=connection.get("auth_url"),
-        access_key=connection.get("user_name"),
-        secret_key=connection.get("password"),
-        region=connection.get("region"),
+        endpoint_url=_text(connection.get("auth_url"), f"{where}.auth_url", file),
+        access_key=_text(connection.get("user_name"), f"{where}.user_name", file),
+        secret_key=_text(connection.get("password"), f"{where}.password", file),
+        region=_text(connection.get("region"), f"{where}.region", file),
     )
 
 
 def _framework(manifest: dict, file: str | None) -> dict[str, Any]:
     framework = _check_keys(manifest["framework"], _FRAMEWORK_KEYS, "framework", file)
-    command = " ".join(str(framework.get("command") or "").split())
+    name = framework.get("name")
+    if name not in _FRAMEWORK_NAMES:
+        close = difflib.get_close_matches(str(name), _FRAMEWORK_NAMES, n=1)
+        raise SpecError(
+            f"framework.name must be one of {', '.join(_FRAMEWORK_NAMES)}, got {name!r}",
+            file=file,
+            field="framework.name",
+            hint=f"did you mean {close[0]!r}?" if close else "custom runs any command",
+        )
+    command = " ".join((_text(framework.get("command"), "framework.command", file) or "").split())
     if not command:
         raise SpecError(
             "framework.command must be set, got nothing", file=file, field="framework.command"
@@ -204,10 +245,17 @@ def _dimension(entry: Any, index: int, file: str | None) -> tuple[str, Any]:
     name = str(entry["name"])
     for key in ("int_values", "double_values", "string_values"):
         if key in entry:
-            return name, {"choice": list(entry[key])}
+            values = entry[key]
+            if not isinstance(values, list):
+                raise SpecError(
+                    f"{where}.{key} must be a list, got {values!r}",
+                    file=file,
+                    field=f"{where}.{key}",
+                )
+            return name, {"choice": list(values)}
     for key, kind in (("int_range", "int"), ("double_range", "uniform")):
         if key in entry:
-            bounds = entry[key] or {}
+            bounds = _mapping(entry[key], f"{where}.{key}", file)
             if bounds.get("power") is not None:
                 raise SpecError(
                     f"{where}.{key}.power must be left out, got {bounds['power']!r}",
@@ -298,7 +346,7 @@ def _search(
         return one, {}, None, []
     hpo = _check_keys(hpo, ("method", "hyper_parameters"), "hyper_parameters_optimization",
                       file)  # fmt: skip
-    method = hpo.get("method") or {}
+    method = _mapping(hpo.get("method"), "hyper_parameters_optimization.method", file)
     name = method.get("name")
     if name not in _METHODS:
         raise SpecError(
@@ -307,20 +355,47 @@ def _search(
             file=file,
             field="hyper_parameters_optimization.method.name",
         )
+    where = "hyper_parameters_optimization.method.parameters"
+    entries = method.get("parameters") or []
+    if not isinstance(entries, list):
+        raise SpecError(f"{where} must be a list, got {entries!r}", file=file, field=where)
     options: dict[str, tuple[int, Any]] = {}
-    for index, entry in enumerate(method.get("parameters") or []):
-        value = next((v for k, v in entry.items() if k.endswith("_value")), None)
-        options[entry.get("name")] = (index, value)
+    for index, entry in enumerate(entries):
+        entry = _mapping(entry, f"{where}.{index}", file)
+        value = next((v for k, v in entry.items() if str(k).endswith("_value")), None)
+        options[str(entry.get("name"))] = (index, value)
     values = {key: value for key, (_, value) in options.items()}
+    goal = values.get("maximize_or_minimize")
+    if goal is not None and str(goal).lower() not in ("maximize", "minimize", "max", "min"):
+        index = options["maximize_or_minimize"][0]
+        raise SpecError(
+            f"{where}.{index} (maximize_or_minimize) must be maximize or minimize, got {goal!r}",
+            file=file,
+            field=f"{where}.{index}",
+        )
+    steps = values.get("num_optimizer_steps")
+    trials = 10 if steps is None else _number(steps)
+    if trials is None or trials != int(trials) or trials < 1:
+        index = options["num_optimizer_steps"][0]
+        raise SpecError(
+            f"{where}.{index} (num_optimizer_steps) must be an integer >= 1, got {steps!r}",
+            file=file,
+            field=f"{where}.{index}",
+        )
     search = {
         **_METHODS[name],
-        "metric": values.get("objective") or "accuracy",
-        "mode": "min" if str(values.get("maximize_or_minimize", "")).startswith("min") else "max",
-        "trials": int(values.get("num_optimizer_steps") or 10),
+        "metric": _text(values.get("objective"), f"{where} (objective)", file) or "accuracy",
+        "mode": "min" if str(goal or "").lower().startswith("min") else "max",
+        "trials": int(trials),
     }
-    parameters = dict(
-        _dimension(entry, i, file) for i, entry in enumerate(hpo.get("hyper_parameters") or [])
-    )
+    dimensions = hpo.get("hyper_parameters") or []
+    if not isinstance(dimensions, list):
+        raise SpecError(
+            f"hyper_parameters_optimization.hyper_parameters must be a list, got {dimensions!r}",
+            file=file,
+            field="hyper_parameters_optimization.hyper_parameters",
+        )
+    parameters = dict(_dimension(entry, i, file) for i, entry in enumerate(dimensions))
     if name != "hyperband":
         return search, parameters, None, []
     early_stopping, note = _hyperband(options, file)
@@ -355,3 +430,60 @@ def convert_manifest(
     if early_stopping is not None:
         spec["early_stopping"] = early_stopping
     return spec, store, _metrics(manifest, file) + notes
+
+
+def _manifest_field(field: str, manifest: dict[str, Any]) -> str | None:
+    """Where in ``manifest`` the converted spec's ``field`` came from (``None``: unknown)."""
+
+    def part(block: Any, key: str, kind: type) -> Any:
+        value = block.get(key) if isinstance(block, dict) else None
+        return value if isinstance(value, kind) else kind()
+
+    hpo = part(manifest, "hyper_parameters_optimization", dict)
+    options: list[Any] = part(part(hpo, "method", dict), "parameters", list)
+    dimensions: list[Any] = part(hpo, "hyper_parameters", list)
+
+    def option(name: str) -> str:
+        where = "hyper_parameters_optimization.method.parameters"
+        for index, entry in enumerate(options):
+            if isinstance(entry, dict) and entry.get("name") == name:
+                return f"{where}.{index}"
+        return where
+
+    head, _, rest = field.partition(".")
+    if head == "resources" and rest in ("gpus", "cpus", "memory"):
+        return rest
+    if field in ("name", "description"):
+        return field
+    if field in ("command", "framework") or head == "caffe":
+        return "framework.command"
+    if field in ("data", "results"):
+        key = "training_data" if field == "data" else "training_results"
+        return f"data_stores.0.{key}.container"
+    if field == "search.trials":
+        return option("num_optimizer_steps")
+    if field == "search.metric":
+        return option("objective")
+    if head == "parameters" and rest:
+        name = rest.split(".")[0]
+        for index, entry in enumerate(dimensions):
+            if isinstance(entry, dict) and str(entry.get("name")) == name:
+                return f"hyper_parameters_optimization.hyper_parameters.{index}"
+        return "hyper_parameters_optimization.hyper_parameters"
+    if head == "early_stopping":
+        names = {v: k for k, v in _HYPERBAND_OPTIONS.items()}
+        return option(names.get(rest, "max_resource"))
+    if head == "search":
+        return "hyper_parameters_optimization.method"
+    return None
+
+
+def in_manifest_terms(error: SpecError, manifest: dict[str, Any]) -> SpecError:
+    """``error`` about the spec converted from ``manifest``, naming the manifest's own field."""
+    field = error.field and _manifest_field(error.field, manifest)
+    if not field or field == error.field:
+        return error
+    message = error.message
+    if error.field and message.startswith(error.field):
+        message = field + message[len(error.field) :]
+    return type(error)(message, file=error.file, field=field, hint=error.hint)

@@ -7,6 +7,7 @@ overrides that single key.
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from collections.abc import Mapping
@@ -26,6 +27,9 @@ __all__ = ["Settings", "address_problem", "load_settings"]
 
 DEFAULT_FILE = "sweeper.toml"
 ENV_PREFIX = "SWEEPER_"
+# Variables sweeper sets for trials (and its tests read) that are not settings.
+_NOT_SETTINGS = frozenset({"SWEEPER_TRIAL", "SWEEPER_SWEEP"})
+_NOT_SETTINGS_PREFIXES = ("SWEEPER_PARAM_", "SWEEPER_TESTS_", "SWEEPER_KIT_")
 
 
 _CLIENT_HINT = (
@@ -158,6 +162,22 @@ def _env_overrides(
                 data.setdefault(section, {})[key] = None if unset else value
                 origins[(section, key)] = name
                 break
+        else:
+            if name in _NOT_SETTINGS or name.startswith(_NOT_SETTINGS_PREFIXES):
+                continue
+            sections = [
+                section
+                for section, model in Settings.model_fields.items()
+                if isinstance(model.annotation, type) and issubclass(model.annotation, _Section)
+            ]
+            close = difflib.get_close_matches(rest, [f"{s}_" for s in sections], n=1, cutoff=0.5)
+            raise ConfigError(
+                f"{name} must name a setting SWEEPER_<SECTION>_<KEY> of a section "
+                f"{', '.join(sections)}, got {rest!r}",
+                file="environment",
+                field=name,
+                hint=f"did you mean SWEEPER_{close[0].upper()}...?" if close else "unset it",
+            )
     return data, origins
 
 

@@ -367,3 +367,117 @@ def test_a_command_manifest_runs_unchanged(tmp_path, settings):
         assert "trained in " + str(trial_dir / "work") in (trial_dir / "trial.log").read_text()
     # What the sweep recorded is the converted spec, not the manifest's text.
     assert "bash" in (result.sweep_dir / "spec.yml").read_text()
+
+
+HPO = MANIFEST + (
+    "hyper_parameters_optimization:\n"
+    "  method:\n"
+    "    name: random\n"
+    "    parameters:\n"
+    "      - {name: objective, string_value: accuracy}\n"
+    "      - {name: maximize_or_minimize, string_value: maximize}\n"
+    "      - {name: num_optimizer_steps, int_value: 7}\n"
+    "  hyper_parameters:\n"
+    "    - {name: lr, double_range: {min_value: 0.001, max_value: 0.01}}\n"
+)
+P = "hyper_parameters_optimization.method.parameters"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            ("    training_data:\n      container: tf-training-data\n", "    training_data: x\n"),
+            "data_stores.0.training_data must be a mapping, got 'x' "
+            "(manifest.yml: data_stores.0.training_data)",
+        ),
+        (
+            ("  name: tensorflow", "  name: tensorflw"),
+            "framework.name must be one of caffe, caffe2, custom, h2o3, horovod, keras, mxnet, "
+            "pytorch, pytorchmpi, tensorflow, torch, got 'tensorflw' (manifest.yml: "
+            "framework.name); did you mean 'tensorflow'?",
+        ),
+        (
+            ("string_value: maximize", "string_value: sideways"),
+            f"{P}.1 (maximize_or_minimize) must be maximize or minimize, got 'sideways' "
+            f"(manifest.yml: {P}.1)",
+        ),
+        (
+            ("int_value: 7", "int_value: many"),
+            f"{P}.2 (num_optimizer_steps) must be an integer >= 1, got 'many' "
+            f"(manifest.yml: {P}.2)",
+        ),
+        (
+            ("{min_value: 0.001, max_value: 0.01}", "[0.001, 0.01]"),
+            "hyper_parameters_optimization.hyper_parameters.0.double_range must be a mapping, "
+            "got [0.001, 0.01] (manifest.yml: "
+            "hyper_parameters_optimization.hyper_parameters.0.double_range)",
+        ),
+    ],
+)
+def test_values_of_the_wrong_kind_are_a_clear_error(change, message):
+    text = HPO.replace(*change)
+    with pytest.raises(SpecError) as caught:
+        convert(text)
+    assert str(caught.value) == message
+    assert SECRET not in str(caught.value)
+
+
+def test_data_stores_as_text_is_a_clear_error():
+    data = yaml.safe_load(MANIFEST)
+    data["data_stores"] = "s3"
+    with pytest.raises(SpecError) as caught:
+        convert_manifest(data, file="manifest.yml")
+    assert str(caught.value) == (
+        "data_stores must be a list of one store, got 's3' (manifest.yml: data_stores); "
+        "- {id: ..., type: s3_datastore, training_data: {container: BUCKET}, ...}"
+    )
+
+
+def test_a_connection_as_text_is_a_clear_error():
+    data = yaml.safe_load(MANIFEST)
+    data["data_stores"][0]["connection"] = "http://x"
+    with pytest.raises(SpecError) as caught:
+        convert_manifest(data, file="manifest.yml")
+    assert str(caught.value) == (
+        "data_stores.0.connection must be a mapping, got 'http://x' "
+        "(manifest.yml: data_stores.0.connection)"
+    )
+
+
+def test_an_error_in_the_converted_spec_names_the_manifests_field(tmp_path):
+    (tmp_path / "manifest.yml").write_text(MANIFEST.replace("gpus: 0", "gpus: -1"))
+    with pytest.raises(SpecError) as caught:
+        load_spec(tmp_path / "manifest.yml")
+    assert str(caught.value) == f"gpus must be >= 0, got -1 ({tmp_path / 'manifest.yml'}: gpus)"
+
+
+def test_convert_refuses_what_validate_refuses(tmp_path, in_tmp):
+    (tmp_path / "manifest.yml").write_text(HPO.replace("int_value: 7", "int_value: 1000000"))
+    result = CliRunner().invoke(main, ["convert", "manifest.yml", "-o", "experiment.yml"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"error: {P}.2 must be <= 100000, got 1000000 (manifest.yml: {P}.2)\n"
+    )
+    assert not (tmp_path / "experiment.yml").exists()
+
+
+def test_a_parameter_placeholder_in_a_manifest_command_is_filled_in_quoted(tmp_path):
+    from sweeper.frameworks.command import CommandAdapter
+
+    text = HPO.replace("--learningRate 0.001", "--learningRate ${lr}")
+    (tmp_path / "manifest.yml").write_text(text)
+    spec = load_spec(tmp_path / "manifest.yml")
+    argv = CommandAdapter(spec).argv({"lr": 0.005}, {})
+    assert "--learningRate 0.005 " in argv[2] and "${DATA_DIR}" in argv[2]
+
+
+def test_an_unknown_placeholder_in_a_manifest_command_is_an_error(tmp_path):
+    text = HPO.replace("--learningRate 0.001", "--learningRate ${rate}")
+    (tmp_path / "manifest.yml").write_text(text)
+    with pytest.raises(SpecError) as caught:
+        load_spec(tmp_path / "manifest.yml")
+    assert str(caught.value) == (
+        f"framework.command placeholders must name a parameter, got '${{rate}}' "
+        f"({tmp_path / 'manifest.yml'}: framework.command); or write ${{args}}"
+    )

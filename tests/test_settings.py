@@ -297,7 +297,7 @@ def test_other_url_address_is_refused(in_tmp: Path) -> None:
 
 def test_checkpoint_interval_must_not_be_negative(in_tmp: Path) -> None:
     error = config_error(environ={"SWEEPER_S3_CHECKPOINT_INTERVAL": "-1"})
-    assert str(error).startswith("s3.checkpoint_interval must be >= 0.0, got '-1'")
+    assert str(error).startswith("s3.checkpoint_interval must be >= 0, got '-1'")
 
 
 def test_log_artifacts_must_be_a_boolean(in_tmp: Path) -> None:
@@ -409,3 +409,19 @@ def test_dashboard_and_progress_settings(in_tmp):
         environ={"SWEEPER_RAY_DASHBOARD": "true", "SWEEPER_RAY_DASHBOARD_PORT": "9000"}
     )
     assert env.ray.dashboard is True and env.ray.dashboard_port == 9000
+
+
+def test_an_unknown_section_in_the_environment_is_named(in_tmp) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(environ={"SWEEPER_RAYY_ADDRESS": "auto"})
+    assert str(caught.value).startswith(
+        "SWEEPER_RAYY_ADDRESS must name a setting SWEEPER_<SECTION>_<KEY> of a section "
+    )
+    assert str(caught.value).endswith(
+        "got 'rayy_address' (environment: SWEEPER_RAYY_ADDRESS); did you mean SWEEPER_RAY_...?"
+    )
+
+
+def test_the_variables_sweeper_sets_for_trials_are_not_settings(in_tmp) -> None:
+    environ = {"SWEEPER_TRIAL": "trial-0001", "SWEEPER_SWEEP": "s", "SWEEPER_PARAM_LR": "0.1"}
+    assert load_settings(environ=environ) == load_settings(environ={})

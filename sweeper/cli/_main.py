@@ -31,13 +31,22 @@ def _fail(error: SweeperError) -> None:
 
 
 class _Group(click.Group):
-    """Turns every :class:`SweeperError` into one line on stderr and its exit code."""
+    """Turns every :class:`SweeperError`, and click's usage errors, into one line on stderr and
+    its exit code."""
 
     def invoke(self, ctx: click.Context) -> object:
         try:
             return super().invoke(ctx)
         except SweeperError as error:
             _fail(error)
+        except click.exceptions.NoArgsIsHelpError:
+            raise  # a bare `sweeper`: click prints the help
+        except click.UsageError as error:
+            # Click's usage errors take four lines; sweeper's errors take one.
+            where = error.ctx.command_path if error.ctx is not None else ctx.command_path
+            message = error.format_message().rstrip(".")
+            click.echo(f"error: {message} ({where}); see {where} --help", err=True)
+            sys.exit(error.exit_code)
         except KeyboardInterrupt:
             click.echo("error: interrupted", err=True)
             sys.exit(130)
@@ -284,15 +293,20 @@ def convert(manifest: Path, output: Path | None) -> None:
     """
     import yaml
 
+    from sweeper._yaml import load_yaml
     from sweeper.errors import SpecError
-    from sweeper.manifest import convert_manifest, is_manifest
+    from sweeper.manifest import convert_manifest, in_manifest_terms, is_manifest
+    from sweeper.spec import parse_spec
 
     try:
-        data = yaml.safe_load(manifest.read_text(encoding="utf-8"))
+        text = manifest.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise SpecError(f"manifest file must exist, got {str(manifest)!r}") from None
-    except yaml.YAMLError as exc:
-        raise SpecError(f"manifest must be valid YAML, got {exc}", file=str(manifest)) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(
+            f"manifest file must be readable UTF-8 text, got {exc}", file=str(manifest)
+        ) from None
+    data = load_yaml(text, file=str(manifest), what="manifest")
     if not is_manifest(data):
         raise SpecError(
             "manifest must have a framework mapping (name, command), got none",
@@ -301,6 +315,11 @@ def convert(manifest: Path, output: Path | None) -> None:
             hint="this looks like a sweeper spec already",
         )
     spec, store, notes = convert_manifest(data, file=str(manifest))
+    # What convert writes, run would accept: the same checks as sweeper validate MANIFEST.
+    try:
+        parse_spec(spec, file=str(manifest), base_dir=manifest.resolve().parent)
+    except SpecError as error:
+        raise in_manifest_terms(error, data) from None
     header = [f"# Converted from {manifest.name} by sweeper convert."]
     if spec.get("command"):
         header.append("# Run it from the manifest's folder: paths are relative to it.")
@@ -314,8 +333,30 @@ def convert(manifest: Path, output: Path | None) -> None:
     if output is None:
         click.echo(text, nl=False)
     else:
-        output.write_text(text, encoding="utf-8")
+        _write_output(output, text)
         click.echo(f"wrote {output}")
+
+
+def _write_output(path: Path, text: str) -> None:
+    """Write a file the user asked for, whole or not at all, or say in one line why not."""
+    import os
+    import tempfile
+
+    try:
+        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as exc:
+        raise SweeperError(
+            f"output must be a writable path, got {str(path)!r} ({exc.strerror})"
+        ) from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temp, path)
+    except OSError as exc:
+        Path(temp).unlink(missing_ok=True)
+        raise SweeperError(
+            f"output must be a writable path, got {str(path)!r} ({exc.strerror})"
+        ) from None
 
 
 @main.command()

@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from sweeper._layout import POINT_KEY, POINTS_FILE
-from sweeper.spec import Choice, IntRange, LogUniform, Parameter, Uniform, grid_values
+from sweeper.spec import (
+    Choice,
+    IntRange,
+    LogUniform,
+    Parameter,
+    Uniform,
+    grid_count,
+    grid_value,
+    grid_values,
+)
 
 if TYPE_CHECKING:
     from sweeper.spec import Spec
@@ -77,10 +86,10 @@ def _draw(param: Parameter, rng: np.random.Generator) -> Any:
     ``randint``/``lograndint`` with the spec's inclusive upper bound + 1).
     """
     if isinstance(param, Choice):
-        return _pick(list(param.values), rng)
+        return param.values[_index(len(param.values), rng)]
     if isinstance(param, Uniform):
         if param.step:
-            return _pick(grid_values(param) or [], rng)
+            return grid_value(param, _index(grid_count(param) or 0, rng))
         return float(rng.uniform(param.low, param.high, size=1)[0])
     if isinstance(param, LogUniform):
         logs = rng.uniform(np.log(param.low), np.log(param.high), size=1)
@@ -90,14 +99,15 @@ def _draw(param: Parameter, rng: np.random.Generator) -> Any:
             logs = rng.uniform(np.log(param.low), np.log(param.high + 1), size=1)
             return int(np.floor(np.exp(logs)).astype(int)[0])
         if param.step != 1:
-            return _pick(grid_values(param) or [], rng)
+            return grid_value(param, _index(grid_count(param) or 0, rng))
         return int(rng.integers(param.low, param.high + 1, size=1)[0])
     raise TypeError(param)
 
 
-def _pick(values: list[Any], rng: np.random.Generator) -> Any:
-    # Tune draws an index, not a value: numpy would coerce the values to one dtype.
-    return values[rng.choice(np.arange(0, len(values)), size=1)[0]]
+def _index(count: int, rng: np.random.Generator) -> int:
+    # Tune's choice draws an index (numpy would coerce the values to one dtype), with
+    # rng.choice(np.arange(count)): the same draw as this, without listing every index.
+    return int(rng.integers(0, count, size=1)[0])
 
 
 def _plain(value: Any) -> Any:

@@ -18,6 +18,8 @@ from sweeper.spec._parameters import (
     LogUniform,
     Parameter,
     Uniform,
+    grid_count,
+    grid_value,
     grid_values,
 )
 
@@ -35,6 +37,8 @@ __all__ = [
     "Spec",
     "StorageSpec",
     "Uniform",
+    "grid_count",
+    "grid_value",
     "grid_values",
     "load_spec",
     "parse_duration",

@@ -71,6 +71,10 @@ def parse_duration(value: Any) -> float:
     return seconds
 
 
+# The most rungs (and brackets) a scheduler may have.
+MAX_RUNGS = 64
+
+
 class EarlyStopping(Block):
     """``early_stopping``: stop trials whose metric lags behind, step by step (Ray schedulers).
 
@@ -82,7 +86,7 @@ class EarlyStopping(Block):
     max_steps: int | None = Field(None, ge=1)
     grace_period: int = Field(1, ge=1)
     reduction_factor: float | None = Field(None, gt=1)
-    brackets: int | None = Field(None, ge=1)
+    brackets: int | None = Field(None, ge=1, le=MAX_RUNGS)
     min_trials: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
@@ -108,6 +112,19 @@ class EarlyStopping(Block):
                 f"early_stopping.{key}",
                 hint,
             )
+        if self.max_steps is not None and self.method != "median":
+            # Each rung keeps 1/reduction_factor of the trials: a factor barely above 1 makes
+            # more rungs (and hyperband brackets) than any sweep has trials.
+            factor = self.effective_reduction_factor
+            rungs = math.log(max(self.max_steps / self.grace_period, 1.0)) / math.log(factor)
+            if rungs > MAX_RUNGS:
+                raise invalid(
+                    f"early_stopping.reduction_factor must give at most {MAX_RUNGS} rungs "
+                    f"between grace_period and max_steps, got {factor!r} "
+                    f"({math.floor(rungs)} rungs)",
+                    "early_stopping.reduction_factor",
+                    "2 to 4 is usual: each rung keeps 1/reduction_factor of the trials",
+                )
         if self.max_steps is not None and self.grace_period >= self.max_steps:
             if "grace_period" not in self.model_fields_set:
                 raise invalid(

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from sweeper._validation import translate_error
+from sweeper._yaml import load_yaml
 from sweeper.errors import SpecError
 from sweeper.spec._model import FRAMEWORK_KEYS, Spec, requirement_problem, requirements_lines
 
@@ -121,7 +121,7 @@ def parse_spec(
             )
     if isinstance(spec.requirements, str):
         _check_requirements_file(spec, file)
-    if spec.data and not is_s3_uri(spec.data) and not spec.resolve(spec.data).exists():
+    if spec.data and not is_s3_uri(spec.data) and not _exists(spec, spec.data):
         raise SpecError(
             f"data must be an existing path, got {spec.data!r}",
             file=file,
@@ -129,6 +129,13 @@ def parse_spec(
             hint=f"relative paths are relative to {spec.base_dir}",
         )
     return spec
+
+
+def _exists(spec: Spec, path: str) -> bool:
+    try:
+        return spec.resolve(path).exists()
+    except (OSError, ValueError):  # a name too long for the filesystem, a NUL byte
+        return False
 
 
 def _check_requirements_file(spec: Spec, file: str | None) -> None:
@@ -182,21 +189,18 @@ def load_spec(path: str | Path, *, base_dir: Path | None = None) -> Spec:
         raise SpecError(f"spec file must exist, got {file!r}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"spec file must be readable UTF-8 text, got {exc}", file=file) from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or "a syntax error"
-        raise SpecError(f"spec must be valid YAML, got {problem}{where}", file=file) from None
-    from sweeper.manifest import ManifestStore, convert_manifest, is_manifest
+    data = load_yaml(text, file=file)
+    from sweeper.manifest import ManifestStore, convert_manifest, in_manifest_terms, is_manifest
 
     if is_manifest(data):
         # A manifest's command and files are relative to its own folder, the service's
         # "model definition"; its credentials stay out of the spec mapping.
         converted, store, _ = convert_manifest(data, file=file)
-        spec = parse_spec(converted, file=file, base_dir=path.resolve().parent,
-                          source=path.resolve())  # fmt: skip
+        try:
+            spec = parse_spec(converted, file=file, base_dir=path.resolve().parent,
+                              source=path.resolve())  # fmt: skip
+        except SpecError as error:
+            raise in_manifest_terms(error, data) from None
         spec._manifest = store or ManifestStore(endpoint_url=None)
         return spec
     return parse_spec(data, file=file, base_dir=base_dir, source=path.resolve())

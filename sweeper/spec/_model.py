@@ -16,7 +16,7 @@ from sweeper.spec._parameters import (
     Constant,
     Parameter,
     ParameterError,
-    grid_values,
+    grid_count,
     parse_parameter,
 )
 
@@ -37,6 +37,11 @@ FRAMEWORK_KEYS = ("entrypoint", "command", "metrics")
 SAMPLERS = ("tpe", "cmaes", "random", "gp", "qmc")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# The most trials a sweep may have: each is a Tune trial, a journal entry and an MLflow run.
+MAX_TRIALS = 100_000
+MAX_CPUS = 100_000
+MAX_GPUS = 10_000
+MAX_MEMORY = 2**50  # 1 PiB
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 
 
@@ -77,7 +82,7 @@ def parse_memory(value: Any) -> int:
         base = 1024 if "i" in unit else 1000
         power = "bkmgt".index(unit[0]) if unit else 0
         size = int(float(match.group(1)) * base**power)
-    if size < 1:
+    if size < 1 or size > MAX_MEMORY:
         raise ValueError(value)
     return size
 
@@ -85,8 +90,9 @@ def parse_memory(value: Any) -> int:
 class Resources(Block):
     """What one trial holds while it runs; Ray queues trials until it is free."""
 
-    gpus: float = Field(0, ge=0)
-    cpus: float = Field(1, gt=0)
+    # Bounds no trial could be placed beyond: a larger number is a typo, not a machine.
+    gpus: float = Field(0, ge=0, le=MAX_GPUS)
+    cpus: float = Field(1, gt=0, le=MAX_CPUS)
     memory: Any = None
 
     @field_validator("gpus")
@@ -107,7 +113,8 @@ class Resources(Block):
                 parse_memory(value)
             except ValueError:
                 raise invalid(
-                    f"resources.memory must be a size such as 2GiB or 512MB, got {value!r}"
+                    "resources.memory must be a size from 1 byte to 1PiB such as 2GiB or "
+                    f"512MB, got {value!r}"
                 ) from None
         return value
 
@@ -124,9 +131,21 @@ class Search(Block):
     sampler: Literal["tpe", "cmaes", "random", "gp", "qmc"] | None = None
     metric: str = Field(min_length=1)
     mode: Literal["min", "max"]
-    trials: int | None = Field(None, ge=1)
+    trials: int | None = Field(None, ge=1, le=MAX_TRIALS)
     concurrency: int | None = Field(None, ge=1)
-    seed: int | None = None
+    # Optuna's samplers (numpy's RandomState) take seeds in [0, 2**32 - 1].
+    seed: int | None = Field(None, ge=0, le=2**32 - 1)
+
+    @field_validator("metric")
+    @classmethod
+    def _metric_name(cls, value: str) -> str:
+        if value != value.strip() or "\n" in value:
+            raise invalid(
+                f"search.metric must be a metric name without surrounding blanks or line breaks, "
+                f"got {value!r}",
+                hint="it is the key training code reports: ctx.report(loss=...)",
+            )
+        return value
 
     @model_validator(mode="after")
     def _sampler_only_for_optuna(self) -> Search:
@@ -257,7 +276,7 @@ class Spec(Block):
     @field_validator("name")
     @classmethod
     def _valid_name(cls, value: str) -> str:
-        if not _NAME.match(value):
+        if not _NAME.fullmatch(value):
             raise invalid(
                 f"name must be 1-64 letters, digits, '.', '_' or '-', got {value!r}",
                 hint="it names the sweep's folder and MLflow experiment",
@@ -296,7 +315,7 @@ class Spec(Block):
     def _parse_space(self) -> Spec:
         space: dict[str, Parameter] = {}
         for name, raw in self.parameters.items():
-            if not isinstance(name, str) or not _PARAM_NAME.match(name):
+            if not isinstance(name, str) or not _PARAM_NAME.fullmatch(name):
                 raise invalid(
                     f"parameter names must be identifiers (letters, digits, _), got {name!r}",
                     f"parameters.{name}",
@@ -309,15 +328,23 @@ class Spec(Block):
         if self.search.method == "grid":
             size = 1
             for name, param in space.items():
-                values = grid_values(param)
-                if values is None:
+                count = grid_count(param)
+                if count is None:
                     raise invalid(
                         f"parameters.{name} must have grid values for method grid, "
                         f"got {param.describe()}",
                         f"parameters.{name}",
                         "list them with {choice: [...]} or add a step",
                     )
-                size *= len(values)
+                size *= count
+            if size > MAX_TRIALS:  # counted, never listed: a grid of 10**9 points is a typo
+                counts = " x ".join(str(grid_count(p)) for p in self.dimensions_of(space).values())
+                raise invalid(
+                    f"the grid must have at most {MAX_TRIALS} points for method grid, "
+                    f"got {size} ({counts})",
+                    "parameters",
+                    "use fewer values or a larger step, or method random or optuna with trials",
+                )
             if self.search.trials is not None and self.search.trials != size:
                 raise invalid(
                     f"search.trials must equal the grid's size {size} for method grid, "
@@ -400,7 +427,7 @@ class Spec(Block):
             return None
         size = 1
         for param in self._space.values():
-            size *= len(grid_values(param) or [])
+            size *= grid_count(param) or 0
         return size
 
     def trial_count(self) -> int:

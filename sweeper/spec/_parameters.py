@@ -25,6 +25,8 @@ __all__ = [
     "Parameter",
     "ParameterError",
     "Uniform",
+    "grid_count",
+    "grid_value",
     "grid_values",
     "parse_parameter",
 ]
@@ -227,20 +229,42 @@ def parse_parameter(name: str, raw: Any) -> Parameter:
     return Uniform(float(low), float(high), None if step is None else float(step))
 
 
+def grid_count(param: Parameter) -> int | None:
+    """How many values :func:`grid_values` gives for ``param``, counted without listing them
+    (``None`` if it is continuous)."""
+    if isinstance(param, Constant):
+        return 1
+    if isinstance(param, Choice):
+        return len(param.values)
+    if isinstance(param, IntRange):
+        return (param.high - param.low) // param.step + 1
+    if isinstance(param, LogUniform) or param.step is None:
+        return None
+    return math.floor((param.high - param.low) / param.step + 1e-9) + 1
+
+
+def grid_value(param: Parameter, index: int) -> Any:
+    """The ``index``-th of :func:`grid_values` for a dimension with grid values."""
+    if isinstance(param, Constant):
+        return param.value
+    if isinstance(param, Choice):
+        return param.values[index]
+    if isinstance(param, IntRange):
+        return param.low + index * param.step
+    if isinstance(param, LogUniform) or param.step is None:
+        raise TypeError(f"{param.describe()} has no grid values")
+    # Round away float noise such as 0.30000000000000004 (to 12 significant digits, whatever
+    # the scale) so values print and log cleanly.
+    return float(f"{param.low + index * param.step:.12g}")
+
+
 def grid_values(param: Parameter) -> list[Any] | None:
     """The values a grid search visits for ``param``, or ``None`` if it is continuous.
 
-    Constants are not dimensions of the grid and return a one-element list.
+    Constants are not dimensions of the grid and return a one-element list. Lists them all:
+    count them with :func:`grid_count` first.
     """
-    if isinstance(param, Constant):
-        return [param.value]
-    if isinstance(param, Choice):
-        return list(param.values)
-    if isinstance(param, IntRange):
-        return list(range(param.low, param.high + 1, param.step))
-    if isinstance(param, LogUniform) or param.step is None:
+    count = grid_count(param)
+    if count is None:
         return None
-    count = math.floor((param.high - param.low) / param.step + 1e-9) + 1
-    # Round away float noise such as 0.30000000000000004 (to 12 significant digits, whatever
-    # the scale) so values print and log cleanly.
-    return [float(f"{param.low + i * param.step:.12g}") for i in range(count)]
+    return [grid_value(param, i) for i in range(count)]

@@ -370,3 +370,22 @@ def test_plan_random_with_a_seed_lists_the_points_the_sweep_will_run(
     points = first.split("points (seed 4):\n", 1)[1].splitlines()
     assert [line.split()[0] for line in points] == [f"trial-{i:04d}" for i in range(1, 13)]
     assert all("lr=" in line and "batch=" in line for line in points)
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["validate"], "error: Missing argument 'SPEC' (main validate); see main validate --help"),
+        (["nope"], "error: No such command 'nope' (main); see main --help"),
+        (["run", "--bogus", "x"], "error: No such option '--bogus' (main run); see main run --help"),
+    ],
+)
+def test_a_usage_error_is_one_line_and_exit_2(args: list[str], line: str) -> None:
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert result.stderr == line + "\n"
+
+
+def test_a_bare_sweeper_prints_its_help() -> None:
+    result = CliRunner().invoke(main, [])
+    assert "Usage:" in result.output and "Commands:" in result.output

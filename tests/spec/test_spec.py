@@ -546,7 +546,7 @@ def test_fractional_gpus_above_one(project: Path, write_spec) -> None:
 
 def test_negative_gpus(project: Path, write_spec) -> None:
     error, file = spec_error(write_spec, OPTUNA + "resources: {gpus: -1}\n")
-    assert str(error) == f"resources.gpus must be >= 0.0, got -1 ({file}: resources.gpus)"
+    assert str(error) == f"resources.gpus must be >= 0, got -1 ({file}: resources.gpus)"
 
 
 def test_gpus_not_a_number(project: Path, write_spec) -> None:
@@ -559,7 +559,7 @@ def test_bad_memory(project: Path, write_spec, memory: str) -> None:
     error, file = spec_error(write_spec, OPTUNA + f"resources: {{memory: {memory}}}\n")
     shown = {"''": "''", "0": "0"}.get(memory, repr(memory))
     assert str(error) == (
-        f"resources.memory must be a size such as 2GiB or 512MB, got {shown} "
+        f"resources.memory must be a size from 1 byte to 1PiB such as 2GiB or 512MB, got {shown} "
         f"({file}: resources.memory)"
     )
 
@@ -567,7 +567,7 @@ def test_bad_memory(project: Path, write_spec, memory: str) -> None:
 @pytest.mark.parametrize("cpus", ["0", "-2"])
 def test_cpus_must_be_positive(project: Path, write_spec, cpus: str) -> None:
     error, file = spec_error(write_spec, OPTUNA + f"resources: {{cpus: {cpus}}}\n")
-    assert str(error) == f"resources.cpus must be > 0.0, got {cpus} ({file}: resources.cpus)"
+    assert str(error) == f"resources.cpus must be > 0, got {cpus} ({file}: resources.cpus)"
 
 
 @pytest.mark.parametrize(
@@ -1044,7 +1044,7 @@ def test_early_stopping_method_required(project: Path, write_spec) -> None:
         ("max_steps: 9, grace_period: 0", "early_stopping.grace_period must be >= 1, got 0"),
         (
             "max_steps: 9, reduction_factor: 1",
-            "early_stopping.reduction_factor must be > 1.0, got 1",
+            "early_stopping.reduction_factor must be > 1, got 1",
         ),
         ("max_steps: 9, brackets: 0", "early_stopping.brackets must be >= 1, got 0"),
     ],
@@ -1164,7 +1164,7 @@ def test_max_duration_must_be_positive(project: Path, write_spec, duration: str)
         ("max_failures: -1", "limits.max_failures must be >= 0, got -1"),
         ("max_failures: 1.5", "limits.max_failures must be an integer, got 1.5"),
         ("max_failed_trials: -1", "limits.max_failed_trials must be >= 0, got -1"),
-        ("max_gpu_hours: 0", "limits.max_gpu_hours must be > 0.0, got 0"),
+        ("max_gpu_hours: 0", "limits.max_gpu_hours must be > 0, got 0"),
         ("max_gpu_hours: lots", "limits.max_gpu_hours must be a number, got 'lots'"),
     ],
 )
