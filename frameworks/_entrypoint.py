@@ -82,11 +82,23 @@ def _find_module(target: str, base_dir: Path) -> ModuleSpec | None:
         search = list(found.submodule_search_locations or []) or None
     if found is not None:
         return found
+    # Only a meta-path finder knows it (an editable install). find_spec of a dotted name
+    # imports its parent packages, running their code: ask it for the top-level name only,
+    # then walk on through the package's folders.
     with _on_path(base_dir):
         try:
-            return importlib.util.find_spec(target)
+            found = importlib.util.find_spec(parts[0])
         except (ImportError, ValueError):
             return None
+    for depth in range(2, len(parts) + 1):
+        search = list(found.submodule_search_locations or []) if found is not None else []
+        if not search:
+            return None
+        try:
+            found = PathFinder.find_spec(".".join(parts[:depth]), search)
+        except (ImportError, ValueError):
+            return None
+    return found
 
 
 def check_entrypoint(spec: Spec) -> None:
@@ -121,9 +133,18 @@ def check_entrypoint(spec: Spec) -> None:
         )
     try:
         names = _defined_names(path)
-    except SyntaxError as exc:
+    except (SyntaxError, ValueError) as exc:  # ValueError: a NUL byte, before Python 3.12
+        line = getattr(exc, "lineno", None)
+        got = f"a syntax error at line {line}" if line else str(getattr(exc, "msg", exc))
         raise SpecError(
-            f"entrypoint file must be valid Python, got a syntax error at line {exc.lineno}",
+            f"entrypoint file must be valid Python, got {got}",
+            file=_file(spec),
+            field="entrypoint",
+            hint=None if _is_path(target) else f"in {path}",
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(
+            f"entrypoint file must be readable UTF-8 Python, got {type(exc).__name__}: {exc}",
             file=_file(spec),
             field="entrypoint",
         ) from None

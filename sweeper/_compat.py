@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CHECKED",
     "actor_id",
+    "disable_ray_auto_connect",
     "function_trainable",
     "job_config_env_var",
     "optuna_trial_id",
@@ -47,6 +48,21 @@ def job_config_env_var() -> str:
     from ray._private.runtime_env.constants import RAY_JOB_CONFIG_JSON_ENV_VAR
 
     return str(RAY_JOB_CONFIG_JSON_ENV_VAR)
+
+
+def disable_ray_auto_connect() -> None:
+    """Make Ray's calls raise instead of calling ``ray.init()`` when Ray is not up.
+
+    A bare ``ray.init()`` joins whatever ``/tmp/ray/ray_current_cluster`` names: after sweeper
+    shut its Ray down, a stray ``.remote()`` would start or join another. Ray reads
+    ``RAY_ENABLE_AUTO_CONNECT`` once, when it is imported; this sets what it read.
+    """
+    import os
+
+    from ray._private import auto_init_hook
+
+    os.environ["RAY_ENABLE_AUTO_CONNECT"] = "0"  # for processes this one starts
+    auto_init_hook.enable_auto_connect = False
 
 
 def actor_id(trial: Trial) -> str | None:

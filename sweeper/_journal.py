@@ -201,12 +201,62 @@ class SweepState:
 
     @classmethod
     def load(cls, sweep_dir: Path) -> SweepState | None:
+        """The sweep's state, or ``None`` when the folder holds none.
+
+        Raises:
+            SweepError: If ``state.json`` is unreadable, not JSON, or holds values of the
+                wrong kind.
+        """
         path = sweep_dir / STATE_FILE
         if not path.is_file():
             return None
-        data = json.loads(path.read_text(encoding="utf-8"))
-        known = set(cls.__dataclass_fields__)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        try:
+            return cls._parse(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError) as exc:
+            from sweeper.errors import SweepError
+
+            raise SweepError(
+                f"sweep state must be readable JSON, got {exc}", file=str(path)
+            ) from None
+
+    @classmethod
+    def _parse(cls, data: Any) -> SweepState:
+        if not isinstance(data, dict):
+            raise ValueError(f"{STATE_FILE} must hold a JSON object, got {type(data).__name__}")
+        values = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
+        for name, kinds in _STATE_KINDS.items():
+            value = values.get(name)
+            optional = value is None and name not in ("created", "updated")
+            if name in values and not optional and not _of_kind(value, kinds):
+                shown = " or ".join(kind.__name__ for kind in kinds)
+                raise ValueError(f"{STATE_FILE} field {name} must be {shown}, got {value!r}")
+        for name in ("sweep", "spec"):
+            value = values.get(name)
+            if not isinstance(value, str):
+                raise ValueError(f"{STATE_FILE} field {name} must be text, got {value!r}")
+        return cls(**values)
+
+
+# The types state.json's fields must have (a damaged file must not break `sweeper list`).
+_STATE_KINDS: dict[str, tuple[type, ...]] = {
+    "status": (str,),
+    "base_dir": (str,),
+    "spec_hash": (str,),
+    "created": (int, float),
+    "updated": (int, float),
+    "sessions": (int,),
+    "pid": (int,),
+    "host": (str,),
+    "reason": (str,),
+    "parent_run_id": (str,),
+    "tracking_uri": (str,),
+    "experiment": (str,),
+    "gpu_seconds": (int, float),
+}
+
+
+def _of_kind(value: Any, kinds: tuple[type, ...]) -> bool:
+    return isinstance(value, kinds) and not isinstance(value, bool)
 
 
 def _host() -> str:

@@ -132,9 +132,9 @@ def find_sweep(ref: str | Path, settings: Settings | None = None) -> Path:
     The one lookup rule of every command that names a sweep.
 
     Raises:
-        SpecError: If no such sweep exists.
+        NotFoundError: If no such sweep exists.
     """
-    from sweeper.errors import SpecError
+    from sweeper.errors import NotFoundError
     from sweeper.settings import load_settings
 
     settings = settings or load_settings()
@@ -142,8 +142,9 @@ def find_sweep(ref: str | Path, settings: Settings | None = None) -> Path:
     if not is_sweep_dir(folder):
         folder = Path(settings.results.dir).expanduser() / str(ref)
     if not is_sweep_dir(folder):
-        raise SpecError(
+        raise NotFoundError(
             f"sweep must be a sweep folder or id, got {str(ref)!r}",
             hint=f"sweeps are folders under {settings.results.dir}",
         )
-    return folder
+    # Absolute, whatever the user typed: Ray and pyarrow refuse a relative storage path.
+    return folder.resolve()

@@ -80,6 +80,7 @@ _TYPES = {
     "bool_type": "true or false",
     "bool_parsing": "true or false",
     "dict_type": "a mapping",
+    "list_type": "a list",
     "model_type": "a mapping",
     "model_attributes_type": "a mapping",
 }
@@ -98,15 +99,42 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc)
 
 
+def _submodel(annotation: Any) -> type[BaseModel] | None:
+    """The model an annotation holds: ``Model`` or ``Model | None``."""
+    members = [m for m in _members(annotation) if m is not type(None)]
+    if len(members) == 1 and isinstance(members[0], type) and issubclass(members[0], BaseModel):
+        return members[0]
+    return None
+
+
 def _model_at(model: type[BaseModel], loc: tuple[Any, ...]) -> type[BaseModel] | None:
     """The pydantic model that holds the key at ``loc`` (for listing the keys it allows)."""
+    current: type[BaseModel] | None = model
     for part in loc[:-1]:
-        info = model.model_fields.get(str(part))
-        annotation = getattr(info, "annotation", None)
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return None
-        model = annotation
-    return model
+        info = current.model_fields.get(str(part)) if current is not None else None
+        current = _submodel(info.annotation) if info is not None else None
+    return current
+
+
+def _user_loc(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], int | None]:
+    """``loc`` without the union members pydantic names in it (``command.str``), and the
+    length of the part that ends at a union field (``None``: no union on the way)."""
+    parts, out = list(loc), []
+    current: type[BaseModel] | None = model
+    union_end = None
+    while parts:
+        part = parts.pop(0)
+        out.append(part)
+        info = current.model_fields.get(str(part)) if current is not None else None
+        if info is None:
+            current = None
+            continue
+        members = [m for m in _members(info.annotation) if m is not type(None)]
+        if len(members) > 1 and parts:
+            parts.pop(0)  # the member pydantic tried: "str", "list[str]"
+            union_end = len(out)
+        current = _submodel(info.annotation)
+    return tuple(out), union_end
 
 
 def translate_error(
@@ -121,7 +149,24 @@ def translate_error(
     # A misspelt required key shows up twice: as unknown and as missing. The unknown key, with
     # its did-you-mean, is the more useful of the two.
     first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
-    kind, loc, value = first["type"], tuple(first["loc"]), first.get("input")
+    loc, union_end = _user_loc(root, tuple(first["loc"]))
+    if union_end is not None:
+        # A value no member of a union took: pydantic reports one error per member. One that
+        # reaches inside the value (a list's item) tells what went wrong; else list the kinds.
+        field_loc = loc[:union_end]
+        tried = [(e, _user_loc(root, tuple(e["loc"]))[0]) for e in errors]
+        tried = [(e, at) for e, at in tried if at[:union_end] == field_loc]
+        inner = [(e, at) for e, at in tried if len(at) > union_end]
+        if inner:
+            first, loc = inner[0]
+        elif all(e["type"] in _TYPES for e, _ in tried):
+            kinds = " or ".join(dict.fromkeys(_TYPES[e["type"]] for e, _ in tried))
+            return error_cls(
+                f"{_field(field_loc)} must be {kinds}, got {_show(first.get('input'))}",
+                file=file,
+                field=_field(field_loc),
+            )
+    kind, value = first["type"], first.get("input")
     ctx = first.get("ctx") or {}
     field = _field(loc)
     hint = None

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "NotFoundError",
     "SpecError",
     "StorageError",
     "SweepError",
     "SweeperError",
     "TrialError",
+    "UsageError",
 ]
 
 
@@ -59,6 +61,16 @@ class SpecError(SweeperError, ValueError):
 
 class ConfigError(SpecError):
     """``sweeper.toml`` or a ``SWEEPER_*`` environment variable is invalid."""
+
+
+class UsageError(SweeperError, ValueError):
+    """A command was given an argument it cannot use (an export format it does not write)."""
+
+    exit_code = 2
+
+
+class NotFoundError(SweeperError, LookupError):
+    """The sweep or trial a command names does not exist."""
 
 
 class SweepError(SweeperError):

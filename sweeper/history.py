@@ -30,7 +30,6 @@ from sweeper._layout import (
     POINTS_FILE,
     RESULTS_FILE,
     SPEC_FILE,
-    STATE_FILE,
     STORE_FILE,
     find_sweep,
     is_sweep_dir,
@@ -38,7 +37,7 @@ from sweeper._layout import (
     trial_dir,
     trial_name,
 )
-from sweeper.errors import SpecError
+from sweeper.errors import NotFoundError, SpecError, SweeperError, UsageError
 from sweeper.results import best_rows, best_trials, result_rows, rows_frame
 from sweeper.spec import Search, Spec
 
@@ -67,15 +66,9 @@ class Sweep:
 
     def refresh(self) -> Sweep:
         """Read ``state.json`` and the journal again (what a running sweep changed since)."""
-        path = self.sweep_dir / STATE_FILE
-        try:
-            state = SweepState.load(self.sweep_dir)
-        except (OSError, ValueError, TypeError) as exc:
-            raise SpecError(
-                f"sweep state must be readable JSON, got {exc}", file=str(path)
-            ) from None
+        state = SweepState.load(self.sweep_dir)
         if state is None:
-            raise SpecError(f"sweep folder must hold state.json, got {str(self.sweep_dir)!r}")
+            raise NotFoundError(f"sweep folder must hold state.json, got {str(self.sweep_dir)!r}")
         self.state = state
         self.sweep = state.sweep or self.sweep_dir.name
         for cached in ("records", "rows", "results"):
@@ -277,7 +270,7 @@ class Sweep:
         """The name of one of the sweep's trials (``7`` and ``0007`` name ``trial-0007``).
 
         Raises:
-            SpecError: If the sweep has no such trial.
+            NotFoundError: If the sweep has no such trial.
         """
         text = str(trial).strip()
         name = trial_name(int(text) - 1) if text.isdigit() else text
@@ -288,7 +281,7 @@ class Sweep:
             return name
         names = sorted(known)
         have = f"one of {names[0]}..{names[-1]}" if len(names) > 1 else " ".join(names)
-        raise SpecError(
+        raise NotFoundError(
             f"trial must be {have or 'a started trial'} of sweep {self.sweep}, got {text!r}",
             hint=f"list them with: sweeper status {self.sweep}",
         )
@@ -320,15 +313,21 @@ def load(sweep: str | Path, settings: Settings | None = None) -> Sweep:
     """A sweep by its folder or id (a folder under ``[results] dir``).
 
     Raises:
-        SpecError: If no such sweep exists or its ``state.json`` cannot be read.
+        NotFoundError: If no such sweep exists.
+        SweepError: If its ``state.json`` cannot be read.
     """
     return Sweep(find_sweep(sweep, settings))
 
 
-def list_sweeps(settings: Settings | None = None, root: str | Path | None = None) -> list[Sweep]:
+def list_sweeps(
+    settings: Settings | None = None,
+    root: str | Path | None = None,
+    skipped: list[tuple[Path, str]] | None = None,
+) -> list[Sweep]:
     """Every sweep under ``root`` (default ``[results] dir``), newest first.
 
-    Folders whose ``state.json`` is missing or unreadable are skipped.
+    Folders whose ``state.json`` is unreadable or damaged are left out, and added to
+    ``skipped`` with the reason when it is given.
     """
     if root is None:
         from sweeper.settings import load_settings
@@ -340,8 +339,9 @@ def list_sweeps(settings: Settings | None = None, root: str | Path | None = None
         if is_sweep_dir(child):
             try:
                 sweeps.append(Sweep(child))
-            except SpecError:
-                continue
+            except SweeperError as error:
+                if skipped is not None:
+                    skipped.append((child, str(error).splitlines()[0]))
     return sorted(sweeps, key=lambda s: s.state.created, reverse=True)
 
 
@@ -352,18 +352,19 @@ def export(sweep: Sweep | str | Path, path: str | Path, format: str | None = Non
     all (written to a temporary file, then renamed).
 
     Raises:
-        SpecError: If the format is not one of :data:`EXPORT_FORMATS`.
+        UsageError: If the format is not one of :data:`EXPORT_FORMATS`, or the folder of
+            ``path`` does not exist.
     """
     sweep = sweep if isinstance(sweep, Sweep) else load(sweep)
     path = Path(path)
     format = (format or path.suffix.lstrip(".")).lower()
     if format not in EXPORT_FORMATS:
-        raise SpecError(
+        raise UsageError(
             f"export format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}",
             hint="name it with --format or the output file's suffix",
         )
     if not path.parent.is_dir():
-        raise SpecError(
+        raise UsageError(
             f"export path must be in an existing folder, got {str(path)!r}",
             hint=f"create {path.parent} first",
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import inspect
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -174,3 +175,22 @@ def test_optuna_trial_id_closes_a_trial_read_back_from_a_journal(tmp_path: Path)
     storage.set_trial_state_values(trial_id, TrialState.FAIL)
     states = [t.state for t in optuna.load_study(study_name="s", storage=journal()).trials]
     assert states == [TrialState.COMPLETE, TrialState.FAIL]
+
+
+def test_without_auto_connect_a_ray_call_raises_instead_of_starting_ray() -> None:
+    """After sweeper's Ray is shut down, a stray call must not start or join another one."""
+    code = (
+        "import ray\n"
+        "from sweeper import _compat\n"
+        "_compat.disable_ray_auto_connect()\n"
+        "try:\n"
+        "    ray.put(1)\n"
+        "except Exception as exc:\n"
+        "    print('raised', type(exc).__name__)\n"
+        "print('initialized', ray.is_initialized())\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.stdout.splitlines()[-1] == "initialized False", done.stdout + done.stderr
+    assert done.stdout.startswith("raised ")

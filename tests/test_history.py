@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from sweeper._journal import SweepState
-from sweeper.errors import SpecError
+from sweeper.errors import NotFoundError, SpecError, SweepError, UsageError
 from sweeper.execution._sweep import SweepResult
 from sweeper.history import Sweep, export, list_sweeps, load
 from sweeper.settings import Settings
@@ -95,23 +95,46 @@ def test_a_finished_sweep_reads_back_as_its_result(finished):
 
 def test_an_unknown_trial_names_the_sweeps_trials(finished):
     sweep = load(finished.result.sweep_dir)
-    with pytest.raises(SpecError) as caught:
+    with pytest.raises(NotFoundError) as caught:
         sweep.trial_dir("trial-0009")
     assert str(caught.value) == (
         f"trial must be one of trial-0001..trial-0003 of sweep {sweep.sweep}, got 'trial-0009'; "
         f"list them with: sweeper status {sweep.sweep}"
     )
-    with pytest.raises(SpecError, match=r"got '\.\./state\.json'"):
+    with pytest.raises(NotFoundError, match=r"got '\.\./state\.json'"):
         sweep.log_path("../state.json")
 
 
-def test_an_unknown_sweep_is_a_spec_error(finished, tmp_path):
-    with pytest.raises(SpecError, match="sweep must be a sweep folder or id, got 'nope'"):
+def test_an_unknown_sweep_is_not_found_and_a_damaged_one_an_error(finished, tmp_path):
+    with pytest.raises(NotFoundError, match="sweep must be a sweep folder or id, got 'nope'"):
         load("nope", finished.settings)
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "state.json").write_text("{not json")
-    with pytest.raises(SpecError, match="sweep state must be readable JSON"):
+    with pytest.raises(SweepError, match="sweep state must be readable JSON"):
         load(tmp_path / "broken")
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("[]", "state.json must hold a JSON object, got list"),
+        (
+            '{"sweep": "s", "spec": "x", "created": "yesterday"}',
+            "state.json field created must be int or float, got 'yesterday'",
+        ),
+        ('{"sweep": 5, "spec": "x"}', "state.json field sweep must be text, got 5"),
+    ],
+)
+def test_a_damaged_state_is_skipped_and_named_by_list(finished, tmp_path, text, why):
+    root = tmp_path / "results"
+    shutil.copytree(finished.result.sweep_dir, root / "good")
+    (root / "bad").mkdir()
+    (root / "bad" / "state.json").write_text(text)
+    skipped: list = []
+    assert [s.sweep_dir.name for s in list_sweeps(root=root, skipped=skipped)] == ["good"]
+    assert skipped == [
+        (root / "bad", f"sweep state must be readable JSON, got {why} ({root / 'bad/state.json'})")
+    ]
 
 
 def test_without_a_journal_the_results_come_from_results_csv(finished, tmp_path):
@@ -276,7 +299,7 @@ def test_export_round_trips_through_pandas(finished, tmp_path, format):
 def test_export_takes_the_format_from_the_suffix_and_refuses_others(finished, tmp_path):
     path = export(finished.result.sweep_dir, tmp_path / "table.parquet")
     assert len(pd.read_parquet(path)) == 3
-    with pytest.raises(SpecError) as caught:
+    with pytest.raises(UsageError) as caught:
         export(finished.result.sweep_dir, tmp_path / "table.xlsx")
     assert str(caught.value) == (
         "export format must be one of csv, parquet, json, got 'xlsx'; "

@@ -456,9 +456,7 @@ def test_convert_refuses_what_validate_refuses(tmp_path, in_tmp):
     (tmp_path / "manifest.yml").write_text(HPO.replace("int_value: 7", "int_value: 1000000"))
     result = CliRunner().invoke(main, ["convert", "manifest.yml", "-o", "experiment.yml"])
     assert result.exit_code == 2
-    assert result.stderr == (
-        f"error: {P}.2 must be <= 100000, got 1000000 (manifest.yml: {P}.2)\n"
-    )
+    assert result.stderr == (f"error: {P}.2 must be <= 100000, got 1000000 (manifest.yml: {P}.2)\n")
     assert not (tmp_path / "experiment.yml").exists()
 
 

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from sweeper import plots
 from sweeper.cli._plot import plot
-from sweeper.errors import SpecError
+from sweeper.errors import NotFoundError, SpecError
 from sweeper.execution._sweep import SweepResult, run
 from sweeper.history import load
 from sweeper.settings import load_settings
@@ -209,7 +209,7 @@ def test_cli_no_mlflow_and_a_sweep_that_does_not_exist(single_sweep, env):
     assert "MLflow run" not in result.output
     assert plot_artifacts(single_sweep) == set()
     result = CliRunner().invoke(plot, ["no-such-sweep"], env=env)
-    assert isinstance(result.exception, SpecError)
+    assert isinstance(result.exception, NotFoundError)
     assert "sweep must be a sweep folder or id" in str(result.exception)
 
 

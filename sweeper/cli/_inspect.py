@@ -18,6 +18,7 @@ from sweeper._format import duration, format_params, is_missing, short
 from sweeper._journal import FINAL_STATES, PHASES, SweepState
 from sweeper._layout import JOURNAL_FILE, trial_dir
 from sweeper.cli._options import CONFIG as _CONFIG
+from sweeper.errors import SweeperError
 
 if TYPE_CHECKING:
     from sweeper.history import Sweep
@@ -61,7 +62,10 @@ def list_(config: Path | None) -> None:
     from sweeper.settings import load_settings
 
     settings = load_settings(config)
-    sweeps = list_sweeps(settings)
+    skipped: list[tuple[Path, str]] = []
+    sweeps = list_sweeps(settings, skipped=skipped)
+    for folder, why in skipped:  # one damaged sweep must not hide the others
+        click.echo(f"skipped {folder}: {why}", err=True)
     if not sweeps:
         click.echo(f"no sweeps under {settings.results.dir}")
         return
@@ -312,7 +316,7 @@ class _TrialWatch:
             return True
         try:
             state = SweepState.load(self.sweep_dir)
-        except (OSError, ValueError):
+        except SweeperError:
             return False
         return state is None or not state.driver_alive
 

@@ -149,6 +149,11 @@ def run(
                 f"(resume it with: sweeper resume {earlier}, or run --resume)",
                 err=True,
             )
+    if earlier is None and resume_choice:
+        click.echo(
+            f"note: no halted or interrupted sweep of {loaded.name} to resume; starting a new one",
+            err=True,
+        )
     if earlier is not None and resume_choice:
         result = resume_sweep(
             earlier, settings, spec=loaded, address=address, echo=echo, dashboard=dashboard
@@ -213,19 +218,19 @@ def stop(sweep: str, config: Path | None, wait: bool, timeout: float) -> None:
 
     from sweeper._journal import SweepState
     from sweeper._layout import STOP_FILE, find_sweep
-    from sweeper.errors import SweepError
     from sweeper.settings import load_settings
 
     folder = find_sweep(sweep, load_settings(config))
     state = SweepState.load(folder)
     assert state is not None
     if state.shown_status != "running":
-        raise SweepError(
-            f"sweep {state.sweep} must be running to stop it, got {state.shown_status}",
-            hint=f"resume it with: sweeper resume {state.sweep}"
-            if state.shown_status in ("halted", "interrupted")
-            else None,
+        # Stopping what has stopped is no error (as `docker stop`): what was asked holds.
+        resumable = state.shown_status in ("halted", "interrupted")
+        click.echo(
+            f"sweep {state.sweep} is not running ({state.shown_status}); nothing to stop"
+            + (f"; resume it with: sweeper resume {state.sweep}" if resumable else "")
         )
+        return
     (folder / STOP_FILE).write_text(f"{time.time()}\n", encoding="utf-8")
     click.echo(f"stop requested for sweep {state.sweep}")
     if not wait:

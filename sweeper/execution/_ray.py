@@ -60,6 +60,9 @@ def ray_session(
     """
     import ray
 
+    from sweeper import _compat
+
+    _compat.disable_ray_auto_connect()  # sweeper's Ray is the one below, never a stray one
     if ray.is_initialized():
         yield "the Ray instance already running in this process"
         return

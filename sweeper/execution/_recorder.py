@@ -358,8 +358,8 @@ class SweepRecorder(Callback):
 
     def _read_board(self) -> None:
         self._board_read = time.time()
-        if self.board is None:
-            return
+        if self.board is None or not ray.is_initialized():
+            return  # after Ray's shutdown (an error path): nothing may start it again
         try:
             events = ray.get(self.board.take.remote(), timeout=10)
         except Exception:

@@ -233,7 +233,7 @@ class Session:
             ),
             run_config=tune.RunConfig(
                 name="tune" if session <= 1 else f"tune-{session}",
-                storage_path=str(self.sweep_dir),
+                storage_path=str(self.sweep_dir.resolve()),  # pyarrow: absolute or a URI
                 callbacks=[recorder],
                 stop=SweepStopper(control),
                 verbose=0,

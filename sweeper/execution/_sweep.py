@@ -283,11 +283,30 @@ def resume(
         )
     _check_limits(spec, settings)
     _check_cluster(spec, settings, address)
+    records = read_journal(sweep_dir)
+    say = echo or (lambda line: None)
+    failed = [name for name, record in records.items() if record.state == "failed"]
+    if state.status == "completed" and not (retry_failed and failed):
+        # Nothing is left to run: no Ray, no MLflow session, no new entry in the record.
+        say(
+            f"sweep {state.sweep} is complete: nothing to resume"
+            + (f" ({len(failed)} failed trials: add --retry-failed)" if failed else "")
+        )
+        return SweepResult(
+            sweep=state.sweep,
+            sweep_dir=sweep_dir,
+            spec=spec,
+            results=results_frame(spec, records.values()),
+            parent_run_id=state.parent_run_id,
+            tracking_uri=state.tracking_uri or settings.mlflow.tracking_uri,
+            unsynced=[entry.local for entry in pending_uploads(sweep_dir)],
+            status="completed",
+            reason=state.reason,
+        )
     from sweeper.tracking import Tracker
 
     tracking_uri = state.tracking_uri or settings.mlflow.tracking_uri
     tracker = Tracker(tracking_uri, state.experiment or spec.name)
-    records = read_journal(sweep_dir)
     state.sessions = max(state.sessions, 1)
     tracker.resume_sweep(state.parent_run_id or "", {"sweeper.sessions": str(state.sessions + 1)})
     settled: list[str] = []
@@ -302,7 +321,6 @@ def resume(
     journal.close()
     store = SweepStore.for_sweep(spec, settings)
     tags = _sweep_tags(spec, state.sweep, store)
-    say = echo or (lambda line: None)
     say(f"resuming sweep {state.sweep} (session {state.sessions + 1})")
     return _drive(
         spec,
@@ -320,6 +338,11 @@ def resume(
         live=live,
         dashboard=dashboard,
     )
+
+
+def _stopped_by(error: BaseException | None) -> str:
+    first = str(error).strip().splitlines()[0] if error is not None and str(error).strip() else ""
+    return f"stopped on an error: {first or type(error).__name__}"
 
 
 def _sweep_tags(spec: Spec, sweep: str, store: SweepStore | None) -> dict[str, str]:
@@ -375,13 +398,18 @@ def _drive(
     )
     started = time.time()
     outcome = None
+    error: BaseException | None = None
     try:
         outcome = session.run()
+    except BaseException as exc:
+        error = exc
+        raise
     finally:
-        # Whatever ended the session (even an error), its results and state are written.
+        # Whatever ended the session (even an error), its results and state are written. An
+        # error (Ray would not start, a resume's first step) leaves the sweep resumable.
         final = outcome.records if outcome is not None else session.records
-        status = outcome.status if outcome is not None else "failed"
-        reason = outcome.reason if outcome is not None else "the sweep stopped on an error"
+        status = outcome.status if outcome is not None else "halted"
+        reason = outcome.reason if outcome is not None else _stopped_by(error)
         frame = _finalize(spec, state, sweep_dir, tracker, final, status, reason, started)
     unsynced = _sync_leftovers(store, sweep_dir, state.sweep, final, session.driver_node, say)
     result = SweepResult(

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from sweeper.spec import Spec
 
 __all__ = [
+    "ORPHAN_ATTR",
     "TRIAL_ATTR",
     "adopt_finished",
     "open_study",
@@ -35,6 +36,8 @@ __all__ = [
 
 # The user attribute that carries a trial's sweeper name in the study.
 TRIAL_ATTR = "sweeper_trial"
+# Marks a trial Optuna created that never got a sweeper name (see open_study).
+ORPHAN_ATTR = "sweeper_orphan"
 
 
 def _storage(sweep_dir: Path) -> optuna.storages.BaseStorage:
@@ -74,7 +77,12 @@ def open_study(
         if name:
             numbers.append(trial_number(name))
         if trial.state in (TrialState.RUNNING, TrialState.WAITING):
-            storage.set_trial_state_values(_compat.optuna_trial_id(trial), TrialState.FAIL)
+            trial_id = _compat.optuna_trial_id(trial)
+            if not name and trial.state == TrialState.RUNNING:
+                # The driver stopped between Optuna's ask and sweeper naming the trial: Tune
+                # never ran it. It is settled as failed, marked, and not run again.
+                storage.set_trial_user_attr(trial_id, ORPHAN_ATTR, True)
+            storage.set_trial_state_values(trial_id, TrialState.FAIL)
             if name and name not in finished:
                 restart.setdefault(name, dict(trial.params))
     for name, values in sorted(restart.items()):

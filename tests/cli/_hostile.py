@@ -281,6 +281,14 @@ def _must_fail() -> Iterator[Case]:
     yield spec_case("CRLF", dump(BASE).replace("\n", "\r\n"))
     yield spec_case("a merge key", "x: &x {method: grid}\n" + dump(BASE))
     yield spec_case("a key that is a number", dump({**BASE, "parameters": {1: 2}}), expect="error")
+    for key, value in {
+        "early_stopping": {"method": "asha", "max_steps": 9, "patience": 3},
+        "command": 5,
+        "requirements": 5,
+        "requirements ": [5],
+        "limits": {"max_duration": [1]},
+    }.items():
+        yield spec_case(f"garbled: {key}", _set(BASE, key.strip(), value), expect="error")
     yield spec_case("a key that is null", "? null\n: 1\n" + dump(BASE), expect="error")
     manifest_bad: dict[str, Any] = {
         "unknown framework name": _set(MANIFEST, "framework.name", "mxnet-9000"),

@@ -94,10 +94,17 @@ def problems(case: Case, outcome: Outcome) -> list[str]:
         lines = outcome.stderr.strip().splitlines()
         if len(lines) != 1:
             found.append(f"{len(lines)} lines on stderr")
+        for garbled in _GARBLED:
+            if garbled in outcome.stderr:
+                found.append(f"garbled: {garbled!r}")
         if outcome.new_files:
             found.append(f"wrote {', '.join(outcome.new_files)}")
     return found
 
+
+# Pieces of messages that lie or garble: an empty list of choices, pydantic's union members
+# in a field's path, a line number that is not one.
+_GARBLED = ("one of ,", ".str ", ".int ", ".float ", "list[", "dict[", "line None", "function-")
 
 CASES = cases()
 

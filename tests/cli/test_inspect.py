@@ -173,7 +173,7 @@ def test_export_takes_the_format_from_the_output_suffix(finished, in_tmp):
 def test_an_unknown_sweep_is_a_one_line_error(finished):
     for command in (["status"], ["show"], ["export"], ["logs"]):
         done = finished.sweeper(*command, "nope", *(["trial-0001"] if command == ["logs"] else []))
-        assert done.exit_code == 2
+        assert done.exit_code == 1
         assert done.stderr == (
             "error: sweep must be a sweep folder or id, got 'nope'; "
             f"sweeps are folders under {finished.results_dir}\n"
@@ -199,7 +199,7 @@ def test_logs_prints_a_trials_log(finished):
 def test_logs_of_an_unknown_trial_names_the_sweeps_trials(finished):
     sweep = finished.result.sweep
     done = finished.sweeper("logs", sweep, "trial-0042")
-    assert done.exit_code == 2
+    assert done.exit_code == 1
     assert done.stderr == (
         f"error: trial must be one of trial-0001..trial-0003 of sweep {sweep}, "
         f"got 'trial-0042'; list them with: sweeper status {sweep}\n"

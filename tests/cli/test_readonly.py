@@ -166,9 +166,9 @@ def test_sync_refuses_a_plain_folder_as_the_other_commands_do(tmp_path):
     )
     for command in (["sync"], ["status"], ["show"], ["export"], ["plot"], ["stop"], ["resume"]):
         done = runner.invoke(main, [*command, str(plain)])
-        assert (done.exit_code, done.stdout, done.stderr) == (2, "", error), command
+        assert (done.exit_code, done.stdout, done.stderr) == (1, "", error), command
     done = runner.invoke(main, ["logs", str(plain), "1"])
-    assert (done.exit_code, done.stderr) == (2, error)
+    assert (done.exit_code, done.stderr) == (1, error)
     assert list(plain.iterdir()) == []  # sync wrote nothing there
 
 

@@ -377,7 +377,10 @@ def test_plan_random_with_a_seed_lists_the_points_the_sweep_will_run(
     [
         (["validate"], "error: Missing argument 'SPEC' (main validate); see main validate --help"),
         (["nope"], "error: No such command 'nope' (main); see main --help"),
-        (["run", "--bogus", "x"], "error: No such option '--bogus' (main run); see main run --help"),
+        (
+            ["run", "--bogus", "x"],
+            "error: No such option '--bogus' (main run); see main run --help",
+        ),
     ],
 )
 def test_a_usage_error_is_one_line_and_exit_2(args: list[str], line: str) -> None:

@@ -7,12 +7,14 @@ from __future__ import annotations
 import ast
 import json
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 from pydantic import BaseModel, ConfigDict
 
+import sweeper.frameworks.registry as registry
 from sweeper import FrameworkAdapter, SpecError, TrialContext, TrialError
 from sweeper.frameworks import (
     TrialProcess,
@@ -72,8 +74,10 @@ class TestChildProgramAdapter(AdapterTestSuite):
     failure = "childprog exited with status 1"
 
     @pytest.fixture(scope="class")
-    def adapter_class(self) -> type[ChildProgramAdapter]:
-        return register(ChildProgramAdapter)
+    def adapter_class(self) -> Iterator[type[ChildProgramAdapter]]:
+        yield register(ChildProgramAdapter)
+        # Registered for this class only: the tests of other modules list the frameworks.
+        registry._REGISTERED.pop(ChildProgramAdapter.name, None)
 
     @pytest.mark.slow
     def test_a_raised_error_fails_the_trial_with_its_message(self, kit_sweep) -> None:

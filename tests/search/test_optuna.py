@@ -7,7 +7,13 @@ from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
 from sweeper._journal import TrialRecord
-from sweeper.search._optuna import TRIAL_ATTR, _storage, adopt_finished, open_study
+from sweeper.search._optuna import (
+    ORPHAN_ATTR,
+    TRIAL_ATTR,
+    _storage,
+    adopt_finished,
+    open_study,
+)
 
 
 def make_study(sweep_dir, states):
@@ -62,3 +68,17 @@ def test_interrupted_trials_go_back_into_the_queue_with_their_values(tmp_path):
 def test_a_new_study_starts_at_trial_one(tmp_path):
     _, first, told = open_study(tmp_path, "fresh", {}, finished=set())
     assert (first, told) == (1, 0)
+
+
+def test_a_trial_asked_but_never_named_is_settled_as_an_orphan(tmp_path):
+    """The driver can stop between Optuna's ask and sweeper naming the trial (a kill -9):
+    resuming settles that trial, and neither runs it again nor lets it shift the names."""
+    study = make_study(tmp_path, ["complete", "running"])
+    study.ask({"x": FloatDistribution(0, 10)})  # asked, never named
+    storage, first, told = open_study(tmp_path, "s", {}, finished=set())
+    assert (first, told) == (3, 3)
+    trials = optuna.load_study(study_name="s", storage=storage).trials
+    orphan = trials[2]
+    assert orphan.state == TrialState.FAIL and orphan.user_attrs == {ORPHAN_ATTR: True}
+    (queued,) = trials[3:]  # only trial-0002, interrupted, runs again
+    assert queued.user_attrs == {TRIAL_ATTR: "trial-0002"}

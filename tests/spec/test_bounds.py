@@ -207,3 +207,21 @@ def test_random_search_over_a_huge_stepped_range_draws_in_it() -> None:
     for point in random_points(spec):
         assert point["n"] % 3 == 0 and 0 <= point["n"] <= 10**15
         assert 0.0 <= point["x"] <= 1.0
+
+
+def test_an_entrypoint_with_a_nul_byte_is_named(project: Path) -> None:
+    (project / "train.py").write_bytes(b"def train(params, ctx):\n    pass\x00\n")
+    message = error_of(project, HEAD + RANDOM + PARAMS)
+    assert message.startswith("entrypoint file must be valid Python, got ")
+    assert "None" not in message and message.endswith("(experiment.yml: entrypoint)")
+
+
+def test_a_package_entrypoint_is_checked_without_running_the_package(project: Path) -> None:
+    package = project / "mypkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("open('imported', 'w').close()\n", encoding="utf-8")
+    (package / "train.py").write_text("def train(params, ctx):\n    pass\n", encoding="utf-8")
+    text = HEAD.replace("train.py:train", "mypkg.train:train") + RANDOM + PARAMS
+    (project / "experiment.yml").write_text(text, encoding="utf-8")
+    load_spec("experiment.yml")
+    assert not (project / "imported").exists()
