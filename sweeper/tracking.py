@@ -7,11 +7,14 @@ every write and a single background thread sends them with ``log_batch``.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import logging
+import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,28 @@ logger = logging.getLogger(__name__)
 _BATCH = 1000  # MLflow's limit of metrics per log_batch call
 _PARAM_LENGTH = 6000  # MLflow's limit of a param value's length
 _STOP = object()
+
+
+@contextlib.contextmanager
+def _store_lock(tracking_uri: str) -> Iterator[None]:
+    """Hold an exclusive lock on the folder of a local SQLite store (nothing for others).
+
+    The folder, not a lock file beside the store: a lock leaves nothing behind.
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        yield
+        return
+    folder = Path(tracking_uri[len("sqlite:///") :]).expanduser().resolve().parent
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        yield  # MLflow says why the store cannot be used
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _artifact_root(tracking_uri: str) -> str | None:
@@ -57,16 +82,19 @@ class Tracker:
         logging.getLogger("alembic").setLevel(logging.WARNING)
         self.tracking_uri = tracking_uri
         self.experiment = experiment
-        self._client = MlflowClient(tracking_uri=tracking_uri)
         try:
-            found = self._client.get_experiment_by_name(experiment)
-            self.experiment_id = (
-                found.experiment_id
-                if found
-                else self._client.create_experiment(
-                    experiment, artifact_location=_artifact_root(tracking_uri)
+            # MLflow creates and migrates a new SQLite store on first use, and two processes
+            # doing it at once break it: one at a time per store.
+            with _store_lock(tracking_uri):
+                self._client = MlflowClient(tracking_uri=tracking_uri)
+                found = self._client.get_experiment_by_name(experiment)
+                self.experiment_id = (
+                    found.experiment_id
+                    if found
+                    else self._client.create_experiment(
+                        experiment, artifact_location=_artifact_root(tracking_uri)
+                    )
                 )
-            )
         except Exception as exc:
             raise SweepError(
                 f"MLflow tracking store must be reachable, got {type(exc).__name__}: {exc} "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 import sys
 import time
 from collections.abc import Callable
@@ -80,6 +81,21 @@ class SweepResult:
         if self.results.empty:
             return 0.0
         return float(self.results["gpu_seconds"].sum()) / 3600
+
+
+def _check_writable(root: Path) -> None:
+    """The results folder, or the folder it will be made in, must be writable by this user."""
+    import os
+
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not (existing.is_dir() and os.access(existing, os.W_OK | os.X_OK)):
+        raise SweepError(
+            f"the results folder must be writable, got {str(root)!r}"
+            + (f" ({existing} is not writable)" if existing != root else ""),
+            hint="set [results] dir in sweeper.toml, SWEEPER_RESULTS_DIR or the spec's results",
+        )
 
 
 def _sweep_dir(root: Path, name: str) -> tuple[str, Path]:
@@ -176,19 +192,29 @@ def run(
 
     store = SweepStore.for_sweep(spec, settings)
     root = _results_root(spec, settings)
+    _check_writable(root)  # before MLflow's store or any folder is created
     tracker = Tracker(settings.mlflow.tracking_uri, settings.mlflow.experiment or spec.name)
     sweep, sweep_dir = _sweep_dir(root, spec.name)
-    if store is not None:
-        store.record(sweep_dir)
-    (sweep_dir / SPEC_FILE).write_text(_spec_text(spec), encoding="utf-8")
-    points = sweep_points(spec)
-    write_points(sweep_dir, points)
-    tags = _sweep_tags(spec, sweep, store)
-    parent = tracker.start_sweep(
-        sweep,
-        params=sweep_params(spec),
-        tags={**tags, "sweeper.dir": str(sweep_dir), "mlflow.note.content": spec.description},
-    )
+    try:
+        if store is not None:
+            store.record(sweep_dir)
+        (sweep_dir / SPEC_FILE).write_text(_spec_text(spec), encoding="utf-8")
+        points = sweep_points(spec)
+        write_points(sweep_dir, points)
+        tags = _sweep_tags(spec, sweep, store)
+        parent = tracker.start_sweep(
+            sweep,
+            params=sweep_params(spec),
+            tags={**tags, "sweeper.dir": str(sweep_dir), "mlflow.note.content": spec.description},
+        )
+    except BaseException as exc:
+        # Nothing ran: a sweep folder with a spec and no state would only mislead.
+        shutil.rmtree(sweep_dir, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise SweepError(
+                f"the sweep folder must be writable, got {exc.strerror or exc} ({sweep_dir})"
+            ) from None
+        raise
     state = SweepState(
         sweep=sweep,
         spec=spec.name,
@@ -451,17 +477,25 @@ def _finalize(
     for record in final.values():
         record.run_id = tracker.run_id(record.name) or record.run_id
     frame = results_frame(spec, final.values())
-    csv = write_results(frame, sweep_dir)
-    state.status, state.reason, state.pid = status, reason, None
-    state.gpu_seconds = float(frame["gpu_seconds"].sum()) if not frame.empty else 0.0
-    state.save(sweep_dir)
+    try:
+        csv = write_results(frame, sweep_dir)
+        state.status, state.reason, state.pid = status, reason, None
+        state.gpu_seconds = float(frame["gpu_seconds"].sum()) if not frame.empty else 0.0
+        state.save(sweep_dir)
+    except OSError as exc:
+        # The journal holds every trial: `sweeper resume` rebuilds both files once it can.
+        raise SweepError(
+            f"the sweep folder must be writable, got {exc.strerror or exc} writing "
+            f"{exc.filename or sweep_dir}",
+            hint=f"free space or fix permissions, then: sweeper resume {sweep_dir}",
+        ) from None
     tracker.end_sweep(
         {"completed": "FINISHED", "halted": "KILLED"}.get(status, "FAILED"),
         metrics=sweep_metrics(spec, frame, time.time() - started),
         tags={
             **best_tags(spec, frame),
             "sweeper.status": status,
-            **({"sweeper.reason": reason} if reason else {}),
+            "sweeper.reason": reason or "",  # an earlier session's reason must not linger
         },
         artifacts=[csv, sweep_dir / SPEC_FILE],
     )

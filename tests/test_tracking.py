@@ -1,0 +1,40 @@
+"""MLflow tracking: the embedded SQLite store is created safely by sweeps started at once."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+START = """\
+import sys
+from sweeper.tracking import Tracker
+
+tracker = Tracker(sys.argv[1], "together")
+tracker.start_sweep(sys.argv[2], params={}, tags={})
+tracker.end_sweep("FINISHED", metrics={}, tags={}, artifacts=[])
+print("ok")
+"""
+
+
+def test_sweeps_started_at_once_in_a_fresh_folder_share_one_good_store(tmp_path: Path) -> None:
+    """MLflow creates and migrates a new SQLite store on first use; sweeps that start at the
+    same moment must not do it twice (sweeper locks the store's folder meanwhile)."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-c", START, uri, f"sweep-{i}"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(4)
+    ]
+    outcomes = [start.communicate(timeout=240) for start in starts]
+    assert [out.strip() for out, _ in outcomes] == ["ok"] * 4, [err[-800:] for _, err in outcomes]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    (experiment,) = [e for e in client.search_experiments() if e.name == "together"]
+    runs = client.search_runs([experiment.experiment_id])
+    assert sorted(run.info.run_name for run in runs) == [f"sweep-{i}" for i in range(4)]
