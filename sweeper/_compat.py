@@ -25,6 +25,7 @@ __all__ = [
     "disable_ray_auto_connect",
     "function_trainable",
     "job_config_env_var",
+    "keep_credentials_out_of_trial_envs",
     "optuna_trial_id",
     "searcher_completed",
     "searcher_study",
@@ -63,6 +64,26 @@ def disable_ray_auto_connect() -> None:
 
     os.environ["RAY_ENABLE_AUTO_CONNECT"] = "0"  # for processes this one starts
     auto_init_hook.enable_auto_connect = False
+
+
+# The variables Tune copies into every trial actor's runtime environment that hold secrets:
+# Ray's runtime-env agent writes that environment to its log in clear.
+_SECRET_VARIABLES = frozenset(
+    {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"}
+)
+
+
+def keep_credentials_out_of_trial_envs() -> None:
+    """Stop Tune from copying the driver's AWS credentials into its trial actors' runtime env.
+
+    Tune's actor-class cache (``ray.tune.execution.class_cache.ENV_VARS_TO_PROPAGATE``)
+    propagates them with no setting to turn it off, and Ray logs each runtime environment
+    (``session_*/logs/runtime_env_agent.log``). sweeper hands trials its credentials through
+    Ray's object store instead (:class:`sweeper.storage._sweep.SweepStore`).
+    """
+    from ray.tune.execution import class_cache
+
+    class_cache.ENV_VARS_TO_PROPAGATE = set(class_cache.ENV_VARS_TO_PROPAGATE) - _SECRET_VARIABLES
 
 
 def actor_id(trial: Trial) -> str | None:

@@ -63,6 +63,7 @@ def ray_session(
     from sweeper import _compat
 
     _compat.disable_ray_auto_connect()  # sweeper's Ray is the one below, never a stray one
+    _compat.keep_credentials_out_of_trial_envs()
     if ray.is_initialized():
         yield "the Ray instance already running in this process"
         return

@@ -56,6 +56,13 @@ def _store_config(spec: Spec, settings: Settings) -> StoreConfig:
         options["region"] = manifest.region or options["region"]
         options["access_key"] = manifest.access_key
         options["secret_key"] = manifest.secret_key
+    elif os.environ.get("AWS_ACCESS_KEY_ID") and os.environ.get("AWS_SECRET_ACCESS_KEY"):
+        # Keys in the driver's environment reach the trials as a manifest's do, through Ray's
+        # object store: a trial's environment is written to Ray's logs (see _compat).
+        options["access_key"] = os.environ["AWS_ACCESS_KEY_ID"]
+        options["secret_key"] = os.environ["AWS_SECRET_ACCESS_KEY"]
+        token = os.environ.get("AWS_SESSION_TOKEN") or os.environ.get("AWS_SECURITY_TOKEN")
+        options["session_token"] = token or None
     return StoreConfig(**options)
 
 

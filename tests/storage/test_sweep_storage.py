@@ -221,3 +221,52 @@ def test_a_trial_whose_process_died_is_still_synced(s3_server, bucket, settings)
     key = f"runs/{result.sweep}/trial-0001/output/partial.txt"
     assert stored[key] == b"written before the process died"
     assert result.unsynced == []
+
+
+ENV_KEY_ID = "AKIAENVKEYID7777"
+ENV_SECRET = "env-Secret-Value-9x9x9"
+
+
+def test_credentials_in_the_environment_reach_trials_but_no_file(
+    s3_server, bucket, put_objects, settings, tmp_path, monkeypatch, ray_session
+):
+    """The route `sweeper convert`'s header recommends: keys in the environment. Ray Tune would
+    copy them into every trial actor's runtime environment, which Ray logs in clear; sweeper
+    hands them over through Ray's object store instead."""
+    import ray
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", ENV_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", ENV_SECRET)
+    put_objects(bucket, {"data/input.csv": b"1,2\n"})
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "train.py").write_text(
+        "import os\n"
+        "def train(params, ctx):\n"
+        "    ctx.report(step=1, n=float(len(os.listdir(ctx.data_dir))))\n"
+    )
+    spec = parse_spec(
+        {
+            "name": "env-keys",
+            "framework": "python",
+            "entrypoint": "train.py:train",
+            "data": f"s3://{bucket}/data",
+            "results": f"s3://{bucket}/runs",
+            "storage": {"endpoint_url": s3_server.endpoint, "addressing_style": "path"},
+            "search": {"method": "grid", "metric": "n", "mode": "max"},
+            "parameters": {"x": {"choice": [1, 2]}},
+        },
+        base_dir=folder,
+    )
+    settings.s3.cache_dir = str(tmp_path / "cache")
+    result = run(spec, settings, echo=None)
+    assert set(result.results["state"]) == {"completed"}
+    assert list(result.results["n"]) == [1.0, 1.0]  # the trials read the data with the keys
+    session_dir = Path(ray._private.worker._global_node.get_session_dir_path())
+    places = [*result.sweep_dir.rglob("*"), *session_dir.rglob("*"), tmp_path / "mlflow.db"]
+    for path in places:
+        if path.is_file() and not path.is_symlink():
+            body = path.read_bytes()
+            assert ENV_SECRET.encode() not in body and ENV_KEY_ID.encode() not in body, path
+    for key, body in objects(s3_server.endpoint, bucket, "runs/").items():
+        assert ENV_SECRET.encode() not in body, key
