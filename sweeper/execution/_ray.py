@@ -36,6 +36,26 @@ def node_count() -> int:
         return 1
 
 
+def unplaceable(cpus: float, gpus: float, memory: int | None) -> str | None:
+    """Why no live node could ever hold a trial that asks for this much (``None``: one can).
+
+    Ray would keep such a trial pending, in silence, for as long as the sweep runs.
+    """
+    import ray
+
+    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
+    if not nodes:
+        return None
+    asked = {"CPU": cpus, "GPU": gpus, "memory": float(memory or 0)}
+    for key, amount in asked.items():
+        if amount > 0 and not any(node.get(key, 0.0) >= amount for node in nodes):
+            largest = max(node.get(key, 0.0) for node in nodes)
+            shown = f"{largest / 2**30:.3g} GiB" if key == "memory" else f"{largest:g}"
+            field = {"CPU": "cpus", "GPU": "gpus", "memory": "memory"}[key]
+            return f"resources.{field}: the largest of {len(nodes)} node(s) has {shown}"
+    return None
+
+
 def _cluster_size() -> str:
     import ray
 

@@ -23,7 +23,7 @@ from sweeper.errors import SweeperError, SweepError
 from sweeper.execution._actor import trainable_class
 from sweeper.execution._plan import TrialNamer, TrialPlan
 from sweeper.execution._progress import SweepProgress
-from sweeper.execution._ray import node_count, on_node, ray_session, tune_settings
+from sweeper.execution._ray import node_count, on_node, ray_session, tune_settings, unplaceable
 from sweeper.execution._recorder import SweepRecorder
 from sweeper.execution._stopping import SweepControl, SweepStopper, on_interrupt, scheduler_for
 from sweeper.search import tune_space
@@ -165,6 +165,17 @@ class Session:
         self.say(f"results: {self.sweep_dir}")
         plan = self._placed(plan)
         self.driver_node = plan.driver_node
+        res = spec.resources
+        why = unplaceable(res.cpus, res.gpus, res.memory_bytes)
+        if why is not None:
+            if not (self.address or self.settings.ray.address):
+                raise SweepError(
+                    f"a trial's resources must fit on one Ray node, got more than fits ({why})",
+                    file=spec.label,
+                    field="resources",
+                    hint="ask for less per trial, or run on a cluster that has it",
+                )
+            self.say(f"note: no node can hold a trial yet ({why}); trials wait for one")
         if node_count() > 1 and (self.store is None or not self.store.results_uri):
             self.say(
                 "note: trials on other nodes write their folders there, at the same "

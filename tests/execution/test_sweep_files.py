@@ -88,3 +88,22 @@ def test_a_results_file_that_cannot_be_written_is_one_error(project: Path, monke
     )
     # state.json still says what it said: the sweep resumes once the folder is writable.
     assert json.loads((sweep_dir / "state.json").read_text())["status"] == "running"
+
+
+def test_a_trial_no_node_can_hold_is_refused_not_left_waiting(
+    project: Path, ray_session, monkeypatch
+) -> None:
+    """A local Ray never grows: a trial larger than every node would wait in silence forever."""
+    text = SPEC + "resources: {cpus: 64}\n"
+    (project / "experiment.yml").write_text(text, encoding="utf-8")
+    with pytest.raises(SweepError) as caught:
+        _sweep.run(
+            load_spec("experiment.yml"), settings_for(project, project / "results"), echo=None
+        )
+    assert str(caught.value) == (
+        "a trial's resources must fit on one Ray node, got more than fits (resources.cpus: the "
+        "largest of 1 node(s) has 4) (experiment.yml: resources); ask for less per trial, or "
+        "run on a cluster that has it"
+    )
+    (sweep_dir,) = (project / "results").iterdir()
+    assert SweepState.load(sweep_dir).status == "halted"  # resumable once it can be placed
