@@ -286,7 +286,7 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> Non
                     print(f"sweeper: {name} attempt {attempt} starts", flush=True)
                 if spec.data:
                     mark_phase(board, name, "staging")
-                data_dir = _data_dir(plan)
+                data_dir = _data_dir(plan, name)
                 mark_phase(board, name, "running", node=runtime.get_node_id(), pid=os.getpid())
                 ctx = TrialContext(
                     params=params,
@@ -334,14 +334,41 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> Non
                 # A node's scratch copy, now safely in the store (a retry fetches it again).
                 shutil.rmtree(trial_dir, ignore_errors=True)
         mark_phase(board, name, "stored", outcome=outcome)
+        shutil.rmtree(_view_dir(plan, name), ignore_errors=True)
 
 
-def _data_dir(plan: TrialPlan) -> Path | None:
+def _data_dir(plan: TrialPlan, name: str) -> Path | None:
     """The trial's data: staged from the store (once per machine and version), or local."""
     spec = plan.spec
     if not spec.data:
         return None
     if plan.store is not None and plan.store.data_uri:
         print(f"sweeper: staging {plan.store.data_uri}", flush=True)
-        return plan.store.stage_data()
+        return _private_view(plan.store.stage_data(), plan, name)
     return spec.resolve(spec.data)
+
+
+def _view_dir(plan: TrialPlan, name: str) -> Path:
+    import tempfile
+
+    return Path(tempfile.gettempdir(), "sweeper-data", plan.sweep, name)
+
+
+def _private_view(cached: Path, plan: TrialPlan, name: str) -> Path:
+    """The trial's own view of the node's shared copy: a folder of links to its files.
+
+    What a trial writes there (IBM's examples unpack archives into ``$DATA_DIR``) stays its
+    own: the shared copy, which other trials and later sweeps read, is not touched, and two
+    trials unpacking at once do not race. The view is removed when the trial ends.
+    """
+    view = _view_dir(plan, name)
+    shutil.rmtree(view, ignore_errors=True)  # an earlier attempt's
+    for path in sorted(cached.rglob("*")):
+        target = view / path.relative_to(cached)
+        if path.is_dir():
+            target.mkdir(parents=True, exist_ok=True)
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.symlink_to(path)
+    view.mkdir(parents=True, exist_ok=True)
+    return view

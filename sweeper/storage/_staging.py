@@ -199,7 +199,7 @@ def _materialise(
     total = sum(o.size for o in objects)
     bucket_dir = cache_root / target.bucket
     final = bucket_dir / version
-    if final.is_dir():
+    if final.is_dir() and _intact(final, objects):
         return StageResult(final, version, len(objects), total)
     bucket_dir.mkdir(parents=True, exist_ok=True)
     lock = bucket_dir / f".{version}.lock"
@@ -210,13 +210,19 @@ def _materialise(
     with flock(lock):
         waited = time.monotonic() - started
         if final.is_dir():
-            return StageResult(final, version, len(objects), total, waited=waited)
+            if _intact(final, objects):
+                return StageResult(final, version, len(objects), total, waited=waited)
+            # Something changed the shared copy (a training program writing into it): it is
+            # set aside as a partial folder, which clean_partials removes, and staged again.
+            log.warning("the cached copy %s no longer matches %s; staging it again", final, target)
+            os.rename(final, partial_dir(bucket_dir, version))
         clean_partials(bucket_dir, version)
         partial = partial_dir(bucket_dir, version)
         try:
             reused = link_unchanged(bucket_dir, objects, partial)
             downloaded = _download(client, target, objects, partial, reused, config)
             fsync_tree(partial, objects)
+            _read_only(partial, objects)
             write_listing(bucket_dir / f"{version}.json", objects, config.endpoint_url, str(target))
             os.rename(partial, final)
             fsync_dir(bucket_dir)
@@ -233,6 +239,33 @@ def _materialise(
         reused_bytes,
     )
     return StageResult(final, version, len(objects), total, downloaded, reused_bytes, waited)
+
+
+def _intact(folder: Path, objects: list[CachedObject]) -> bool:
+    """Whether ``folder`` holds exactly the listed files, each of its listed size.
+
+    Sizes, not ETags: checking an ETag means reading every byte on every use.
+    """
+    expected = {o.rel: o.size for o in objects}
+    found = 0
+    for path in folder.rglob("*"):
+        if path.is_dir() and not path.is_symlink():
+            continue
+        rel = path.relative_to(folder).as_posix()
+        try:
+            if expected.get(rel) != path.lstat().st_size or path.is_symlink():
+                return False
+        except OSError:
+            return False
+        found += 1
+    return found == len(expected)
+
+
+def _read_only(folder: Path, objects: list[CachedObject]) -> None:
+    """Take write permission off the copy's files: every trial of the node shares them."""
+    for o in objects:
+        path = folder / o.rel
+        path.chmod(path.stat().st_mode & ~0o222)
 
 
 class _Listed:

@@ -236,3 +236,26 @@ def test_an_object_changed_mid_download_is_never_mixed_in(
     assert any(r.status == 412 for r in s3_proxy.requests)
     assert read_tree(result[0]) == changed
     assert [p.name for p in (tmp_path / bucket).iterdir() if p.is_dir()] == [result[0].name]
+
+
+@pytest.mark.parametrize("change", ["append", "extra file", "remove"])
+def test_a_copy_a_trial_changed_is_staged_again(
+    s3_server, bucket, put_objects, store_for, read_tree, tmp_path: Path, change: str
+) -> None:
+    files = {"train.csv.gz": b"\x1f\x8b not really gzip", "labels.csv": b"id\n1\n"}
+    put_objects(bucket, objects(files))
+    config = store_for(s3_server.endpoint)
+    path = stage(f"s3://{bucket}/data", tmp_path / "cache", config)
+    assert not os.access(path / "labels.csv", os.W_OK) or os.geteuid() == 0
+    assert (path / "labels.csv").stat().st_mode & 0o222 == 0  # read-only for everyone
+    if change == "append":
+        (path / "labels.csv").chmod(0o644)
+        with open(path / "labels.csv", "ab") as handle:
+            handle.write(b"2\n")
+    elif change == "extra file":
+        (path / "train.csv").write_bytes(b"unpacked by a trial")
+    else:
+        (path / "labels.csv").unlink()
+    again = stage(f"s3://{bucket}/data", tmp_path / "cache", config)
+    assert again == path
+    assert read_tree(again) == files

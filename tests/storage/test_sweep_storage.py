@@ -270,3 +270,38 @@ def test_credentials_in_the_environment_reach_trials_but_no_file(
             assert ENV_SECRET.encode() not in body and ENV_KEY_ID.encode() not in body, path
     for key, body in objects(s3_server.endpoint, bucket, "runs/").items():
         assert ENV_SECRET.encode() not in body, key
+
+
+def test_what_a_trial_writes_into_its_data_stays_its_own(
+    s3_server, bucket, put_objects, settings, tmp_path, ray_session
+):
+    """IBM's examples unpack archives into $DATA_DIR: each trial does it in a view of its own,
+    never in the node's shared copy that other trials and later sweeps read."""
+    put_objects(bucket, {"data/train.gz": b"packed"})
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "train.py").write_text(
+        "import os\n"
+        "def train(params, ctx):\n"
+        "    seen = os.path.exists(ctx.data_dir / 'train')\n"
+        "    (ctx.data_dir / 'train').write_text('unpacked')\n"
+        "    ctx.report(step=1, seen=float(seen), n=float(len(os.listdir(ctx.data_dir))))\n"
+    )
+    spec = parse_spec(
+        {
+            "name": "unpacks",
+            "framework": "python",
+            "entrypoint": "train.py:train",
+            "data": f"s3://{bucket}/data",
+            "storage": {"endpoint_url": s3_server.endpoint, "addressing_style": "path"},
+            "search": {"method": "grid", "metric": "n", "mode": "max", "concurrency": 1},
+            "parameters": {"x": {"choice": [1, 2, 3]}},
+        },
+        base_dir=folder,
+    )
+    settings.s3.cache_dir = str(tmp_path / "cache")
+    result = run(spec, settings, echo=None)
+    assert list(result.results["metrics.seen"]) == [0.0, 0.0, 0.0]  # nobody saw another's file
+    assert list(result.results["n"]) == [2.0, 2.0, 2.0]
+    (copy,) = [p for p in (tmp_path / "cache" / bucket).iterdir() if p.is_dir()]
+    assert sorted(p.name for p in copy.iterdir()) == ["train.gz"]
