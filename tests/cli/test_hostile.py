@@ -104,7 +104,7 @@ def problems(case: Case, outcome: Outcome) -> list[str]:
 
 # Pieces of messages that lie or garble: an empty list of choices, pydantic's union members
 # in a field's path, a line number that is not one.
-_GARBLED = ("one of ,", ".str ", ".int ", ".float ", "list[", "dict[", "line None", "function-")
+_GARBLED = ("one of ,", "list[", "dict[", "line None", "function-", ".str)", ".str ")
 
 CASES = cases()
 

@@ -225,3 +225,22 @@ def test_a_package_entrypoint_is_checked_without_running_the_package(project: Pa
     (project / "experiment.yml").write_text(text, encoding="utf-8")
     load_spec("experiment.yml")
     assert not (project / "imported").exists()
+
+
+def test_a_union_field_names_itself_not_pydantics_members(project: Path) -> None:
+    text = HEAD.replace("framework: python\nentrypoint: train.py:train\n", "framework: command\n")
+    assert error_of(project, text + "command: 5\n" + RANDOM + PARAMS) == (
+        "command must be a string or a list, got 5 (experiment.yml: command)"
+    )
+    assert error_of(project, HEAD + "requirements: [5]\n" + RANDOM + PARAMS) == (
+        "requirements.0 must be a string, got 5 (experiment.yml: requirements.0)"
+    )
+
+
+def test_an_optional_blocks_keys_are_listed(project: Path) -> None:
+    text = HEAD + RANDOM + PARAMS + "early_stopping: {method: asha, max_steps: 9, patience: 3}\n"
+    assert error_of(project, text) == (
+        "early_stopping keys must be one of method, max_steps, grace_period, reduction_factor, "
+        "brackets, min_trials, got 'patience' (experiment.yml: early_stopping.patience); "
+        "remove it"
+    )
