@@ -9,6 +9,8 @@ imports what it reaches into, so importing this module costs nothing.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
@@ -26,6 +28,7 @@ __all__ = [
     "function_trainable",
     "job_config_env_var",
     "keep_credentials_out_of_trial_envs",
+    "keep_sigterm_handler",
     "optuna_trial_id",
     "searcher_completed",
     "searcher_study",
@@ -64,6 +67,25 @@ def disable_ray_auto_connect() -> None:
 
     os.environ["RAY_ENABLE_AUTO_CONNECT"] = "0"  # for processes this one starts
     auto_init_hook.enable_auto_connect = False
+
+
+@contextlib.contextmanager
+def keep_sigterm_handler() -> Iterator[None]:
+    """Keep the driver's SIGTERM handler while ``ray.init`` runs.
+
+    ``ray.init`` installs its own (``sys.exit(15)``, and for a local head node a handler that
+    kills Ray's processes and exits), with no setting against it. Raised at an arbitrary point
+    of the start-up, that exit can land in logging's fork handlers and hang the driver; sweeper's
+    handler only records the request, and the session halts once Ray is up.
+    """
+    from ray._private import utils
+
+    original = utils.set_sigterm_handler
+    utils.set_sigterm_handler = lambda handler: None
+    try:
+        yield
+    finally:
+        utils.set_sigterm_handler = original
 
 
 # The variables Tune copies into every trial actor's runtime environment that hold secrets:

@@ -194,3 +194,21 @@ def test_without_auto_connect_a_ray_call_raises_instead_of_starting_ray() -> Non
     )
     assert done.stdout.splitlines()[-1] == "initialized False", done.stdout + done.stderr
     assert done.stdout.startswith("raised ")
+
+
+def test_ray_init_keeps_the_drivers_sigterm_handler_inside_keep_sigterm_handler() -> None:
+    code = (
+        "import signal, ray\n"
+        "from sweeper import _compat\n"
+        "def mine(signum, frame):\n"
+        "    pass\n"
+        "signal.signal(signal.SIGTERM, mine)\n"
+        "with _compat.keep_sigterm_handler():\n"
+        "    ray.init(address='local', num_cpus=1, include_dashboard=False)\n"
+        "print('kept', signal.getsignal(signal.SIGTERM) is mine)\n"
+        "ray.shutdown()\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=180, check=False
+    )
+    assert "kept True" in done.stdout, done.stdout + done.stderr[-2000:]

@@ -90,46 +90,47 @@ def ray_session(
     address = address or settings.ray.address or None
     options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
     try:
-        if address:
-            env = runtime_env() if runtime_env is not None else {}
-            ray.init(address=address, runtime_env=env or None, **options)
-            where = f"Ray cluster at {address} ({_cluster_size()})"
-        else:
-            # "local" always starts a fresh instance, never one found on the machine.
-            local = {
-                "address": "local",
-                "num_cpus": settings.ray.num_cpus,
-                "num_gpus": settings.ray.num_gpus,
-                **options,
-            }
-            dashboard = settings.ray.dashboard
-            where = "a local Ray"
-            try:
-                context = ray.init(
-                    include_dashboard=dashboard,
-                    dashboard_host="127.0.0.1",  # never on other interfaces
-                    dashboard_port=_dashboard_port(settings.ray.dashboard_port),
-                    **local,
-                )
-            except Exception:
-                if not dashboard:
-                    raise
-                # The dashboard is a convenience: a sweep runs without it (a busy machine can
-                # make it miss Ray's start-up deadline).
-                ray.shutdown()
-                context = ray.init(include_dashboard=False, **local)
-                dashboard = False
-                where += " (the dashboard failed to start: see Ray's dashboard.log)"
-            if dashboard:
-                url = getattr(context, "dashboard_url", None)
-                # Ray's token authentication (on unless RAY_AUTH_MODE=disabled) guards it.
-                token = os.environ.get("RAY_AUTH_MODE", "").lower() != "disabled"
-                login = ", token: ray get-auth-token" if token else ""
-                where += (
-                    f" (dashboard: http://{url}{login})"
-                    if url
-                    else " (no dashboard: it needs pip install 'ray[default]')"
-                )
+        with _compat.keep_sigterm_handler():  # see _compat: Ray's would exit mid-start
+            if address:
+                env = runtime_env() if runtime_env is not None else {}
+                ray.init(address=address, runtime_env=env or None, **options)
+                where = f"Ray cluster at {address} ({_cluster_size()})"
+            else:
+                # "local" always starts a fresh instance, never one found on the machine.
+                local = {
+                    "address": "local",
+                    "num_cpus": settings.ray.num_cpus,
+                    "num_gpus": settings.ray.num_gpus,
+                    **options,
+                }
+                dashboard = settings.ray.dashboard
+                where = "a local Ray"
+                try:
+                    context = ray.init(
+                        include_dashboard=dashboard,
+                        dashboard_host="127.0.0.1",  # never on other interfaces
+                        dashboard_port=_dashboard_port(settings.ray.dashboard_port),
+                        **local,
+                    )
+                except Exception:
+                    if not dashboard:
+                        raise
+                    # The dashboard is a convenience: a sweep runs without it (a busy machine can
+                    # make it miss Ray's start-up deadline).
+                    ray.shutdown()
+                    context = ray.init(include_dashboard=False, **local)
+                    dashboard = False
+                    where += " (the dashboard failed to start: see Ray's dashboard.log)"
+                if dashboard:
+                    url = getattr(context, "dashboard_url", None)
+                    # Ray's token authentication (on unless RAY_AUTH_MODE=disabled) guards it.
+                    token = os.environ.get("RAY_AUTH_MODE", "").lower() != "disabled"
+                    login = ", token: ray get-auth-token" if token else ""
+                    where += (
+                        f" (dashboard: http://{url}{login})"
+                        if url
+                        else " (no dashboard: it needs pip install 'ray[default]')"
+                    )
     except Exception as exc:
         raise SweepError(
             f"Ray must start or be reachable, got {type(exc).__name__}: {exc} "

@@ -25,7 +25,13 @@ from sweeper.execution._plan import TrialNamer, TrialPlan
 from sweeper.execution._progress import SweepProgress
 from sweeper.execution._ray import node_count, on_node, ray_session, tune_settings, unplaceable
 from sweeper.execution._recorder import SweepRecorder
-from sweeper.execution._stopping import SweepControl, SweepStopper, on_interrupt, scheduler_for
+from sweeper.execution._stopping import (
+    SweepControl,
+    SweepStopper,
+    halt_on_signal,
+    on_interrupt,
+    scheduler_for,
+)
 from sweeper.search import tune_space
 from sweeper.search._searcher import searcher_for
 
@@ -120,7 +126,11 @@ class Session:
         recorder.log_artifacts = self.settings.mlflow.log_artifacts
         control.usage = recorder.usage
         try:
-            with ray_session(self.settings, self.address, self._runtime_env) as where:
+            # A signal before or after Tune's loop halts the session as one inside it does.
+            with (
+                halt_on_signal(control),
+                ray_session(self.settings, self.address, self._runtime_env) as where,
+            ):
                 from sweeper.execution._phases import PhaseBoard
 
                 remaining = self.remaining_count()
@@ -130,7 +140,7 @@ class Session:
                 if self.points is not None:
                     for i in self.remaining_indexes():
                         recorder.queue(trial_name(i), plan.params({POINT_KEY: i}))
-                if remaining:
+                if remaining and not control.stopping:
                     tuner = self._tuner(plan, recorder, control)
                     with tune_settings(), on_interrupt(control), progress:
                         control.started = time.time()  # max_duration counts from here

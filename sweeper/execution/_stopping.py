@@ -183,3 +183,31 @@ def on_interrupt(control: SweepControl) -> Iterator[None]:
     finally:
         for sig, previous in saved.items():
             signal.signal(sig, previous)
+
+
+@contextmanager
+def halt_on_signal(control: SweepControl) -> Iterator[None]:
+    """Outside Tune's loop (Ray starting, results being written), SIGINT or SIGTERM asks the
+    session to halt, as inside it: the request is recorded, and the session stops at its next
+    step (no trial starts). A second signal stops at once.
+
+    Recording only, not raising: an exception raised at an arbitrary point of Ray's start-up
+    can leave a lock held (see :func:`sweeper._compat.keep_sigterm_handler`).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if control.signal is not None:
+            raise KeyboardInterrupt
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        control.halt(f"interrupted ({name})")
+        control.signal = signum
+
+    saved = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, previous in saved.items():
+            signal.signal(sig, previous)

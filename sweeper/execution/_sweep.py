@@ -433,7 +433,8 @@ def _drive(
     finally:
         # Whatever ended the session (even an error), its results and state are written. An
         # error (Ray would not start, a resume's first step) leaves the sweep resumable.
-        final = outcome.records if outcome is not None else session.records
+        # results.csv from the journal, whatever the session got to (it may not have read it).
+        final = outcome.records if outcome is not None else {**records, **session.records}
         status = outcome.status if outcome is not None else "halted"
         reason = outcome.reason if outcome is not None else _stopped_by(error)
         frame = _finalize(spec, state, sweep_dir, tracker, final, status, reason, started)

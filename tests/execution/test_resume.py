@@ -213,6 +213,35 @@ def test_ctrl_c_halts_the_sweep_gracefully(cli):
     assert set(pd.read_csv(sweep_dir / "results.csv")["state"]) == {"completed"}
 
 
+@pytest.mark.parametrize("moment", ["while Ray starts", "after the first trials ended"])
+def test_a_sigterm_outside_tunes_loop_halts_the_sweep_too(cli, moment):
+    """Not Ray's own handler (sys.exit(15), no message, the sweep failed): the same halt as
+    inside Tune's loop, at every moment of a run."""
+    (cli.folder / "experiment.yml").write_text(GRID_SPEC)
+    driver = cli.start("run", "experiment.yml")
+    if moment == "while Ray starts":
+        # state.json is written just before Ray starts, which takes seconds.
+        cli.wait_for(lambda: any((cli.folder / "results").glob("*/state.json")), driver)
+    else:
+        cli.wait_for(lambda: halfway(cli), driver)
+    driver.send_signal(signal.SIGTERM)
+    out, err = driver.communicate(timeout=120)
+    sweep_dir = cli.sweep_dir()
+    assert driver.returncode == 143, out + err
+    assert err.rstrip().splitlines()[-1] == (
+        f"error: interrupted; resume with: sweeper resume {sweep_dir}"
+    )
+    assert "Traceback" not in err
+    state = SweepState.load(sweep_dir)
+    assert state.status == "halted" and state.reason == "interrupted (SIGTERM)"
+    completed = [n for n, s in states(cli).items() if s == "completed"]
+    frame = pd.read_csv(sweep_dir / "results.csv")  # rebuilt from the journal, never empty
+    assert sorted(frame.loc[frame["state"] == "completed", "trial"]) == sorted(completed)
+    again = cli.run("resume", sweep_dir.name)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert set(pd.read_csv(sweep_dir / "results.csv")["state"]) == {"completed"}
+
+
 def test_resume_of_an_unknown_sweep_is_a_one_line_error(cli):
     done = cli.run("resume", "nope")
     assert done.returncode == 1
