@@ -133,6 +133,10 @@ def _load(sweep_dir: Path, settings: Settings | None) -> _SweepData:
         from sweeper.settings import load_settings
 
         state.tracking_uri = (settings or load_settings()).mlflow.tracking_uri
+    from sweeper.tracking import absolute_uri
+
+    # A sweep recorded before its store's path was absolute: the folder it ran from.
+    state.tracking_uri = absolute_uri(state.tracking_uri, Path(state.base_dir or "."))
     data = _SweepData(spec=spec, state=state, frame=sweep.results)
     _read_curves(data)
     data.study = _study(data)
@@ -141,6 +145,14 @@ def _load(sweep_dir: Path, settings: Settings | None) -> _SweepData:
 
 def _client(data: _SweepData) -> Any:
     from mlflow.tracking import MlflowClient
+
+    from sweeper.tracking import store_missing
+
+    if store_missing(data.state.tracking_uri or ""):  # MLflow would create an empty one
+        raise SweepError(
+            f"the sweep's MLflow store must exist, got {data.state.tracking_uri} missing",
+            hint="plot with --no-mlflow, or from where the sweep ran",
+        )
 
     for name in ("mlflow.store.db.utils", "alembic"):  # a new SQLite store's migration notes
         logging.getLogger(name).setLevel(logging.WARNING)

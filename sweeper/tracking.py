@@ -29,6 +29,28 @@ _PARAM_LENGTH = 6000  # MLflow's limit of a param value's length
 _STOP = object()
 
 
+def absolute_uri(tracking_uri: str, base: Path | None = None) -> str:
+    """``sqlite:///mlflow.db`` as an absolute ``sqlite:////.../mlflow.db`` (against ``base``,
+    by default the working folder); other URIs as they are.
+
+    A sweep records its store this way, so commands run from another folder read that store
+    rather than create an empty ``mlflow.db`` where they run.
+    """
+    prefix = "sqlite:///"
+    if not tracking_uri.startswith(prefix) or tracking_uri.startswith(prefix + "/"):
+        return tracking_uri
+    path = Path(tracking_uri[len(prefix) :]).expanduser()
+    if not path.is_absolute():
+        path = (base or Path.cwd()) / path
+    return prefix + str(path.resolve())
+
+
+def store_missing(tracking_uri: str) -> bool:
+    """Whether ``tracking_uri`` names a local SQLite file that does not exist."""
+    prefix = "sqlite:///"
+    return tracking_uri.startswith(prefix) and not Path(tracking_uri[len(prefix) :]).is_file()
+
+
 @contextlib.contextmanager
 def _store_lock(tracking_uri: str) -> Iterator[None]:
     """Hold an exclusive lock on the folder of a local SQLite store (nothing for others).

@@ -237,3 +237,19 @@ def test_a_folder_without_a_valid_spec_is_a_spec_error(single_sweep, tmp_path):
     assert str(caught.value) == (
         f"sweep must be a sweep folder with state.json and spec.yml, got {str(sweep_dir)!r}"
     )
+
+
+def test_plotting_a_sweep_from_elsewhere_creates_no_store(single_sweep, tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    sweep_dir = tmp_path / "copy" / single_sweep.sweep
+    shutil.copytree(single_sweep.sweep_dir, sweep_dir)
+    state = json.loads((sweep_dir / "state.json").read_text())
+    state.update(tracking_uri="sqlite:///mlflow.db", base_dir=str(tmp_path / "gone"))
+    (sweep_dir / "state.json").write_text(json.dumps(state))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    plots.plot_sweep(sweep_dir, log_to_mlflow=False, echo=None)
+    assert not (elsewhere / "mlflow.db").exists() and not (tmp_path / "gone").exists()

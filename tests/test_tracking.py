@@ -38,3 +38,13 @@ def test_sweeps_started_at_once_in_a_fresh_folder_share_one_good_store(tmp_path:
     (experiment,) = [e for e in client.search_experiments() if e.name == "together"]
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(run.info.run_name for run in runs) == [f"sweep-{i}" for i in range(4)]
+
+
+def test_a_relative_sqlite_store_is_recorded_absolute(tmp_path: Path) -> None:
+    from sweeper.tracking import absolute_uri, store_missing
+
+    assert absolute_uri("sqlite:///mlflow.db", tmp_path) == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert absolute_uri(f"sqlite:///{tmp_path}/x.db") == f"sqlite:///{tmp_path}/x.db"
+    assert absolute_uri("http://mlflow:5000") == "http://mlflow:5000"
+    assert store_missing(f"sqlite:///{tmp_path / 'none.db'}")
+    assert not store_missing("http://mlflow:5000")

@@ -188,12 +188,13 @@ def run(
     settings = settings or load_settings()
     _check_limits(spec, settings)
     _check_cluster(spec, settings, address)
-    from sweeper.tracking import Tracker
+    from sweeper.tracking import Tracker, absolute_uri
 
     store = SweepStore.for_sweep(spec, settings)
     root = _results_root(spec, settings)
     _check_writable(root)  # before MLflow's store or any folder is created
-    tracker = Tracker(settings.mlflow.tracking_uri, settings.mlflow.experiment or spec.name)
+    tracking_uri = absolute_uri(settings.mlflow.tracking_uri)
+    tracker = Tracker(tracking_uri, settings.mlflow.experiment or spec.name)
     sweep, sweep_dir = _sweep_dir(root, spec.name)
     try:
         if store is not None:
@@ -221,7 +222,7 @@ def run(
         base_dir=str(spec.base_dir),
         spec_hash=spec_hash(spec),
         parent_run_id=parent,
-        tracking_uri=settings.mlflow.tracking_uri,
+        tracking_uri=tracking_uri,
         experiment=tracker.experiment,
     )
     return _drive(
@@ -329,9 +330,10 @@ def resume(
             status="completed",
             reason=state.reason,
         )
-    from sweeper.tracking import Tracker
+    from sweeper.tracking import Tracker, absolute_uri
 
-    tracking_uri = state.tracking_uri or settings.mlflow.tracking_uri
+    base = Path(state.base_dir) if state.base_dir else None
+    tracking_uri = absolute_uri(state.tracking_uri or settings.mlflow.tracking_uri, base)
     tracker = Tracker(tracking_uri, state.experiment or spec.name)
     state.sessions = max(state.sessions, 1)
     tracker.resume_sweep(state.parent_run_id or "", {"sweeper.sessions": str(state.sessions + 1)})
