@@ -6,6 +6,7 @@ as it happens, sent to MLflow and passed to the console.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -18,7 +19,7 @@ from ray.tune import Callback
 
 from sweeper import _compat
 from sweeper._journal import FINAL_STATES, TrialRecord
-from sweeper._layout import ATTEMPT_FILE, ERROR_FILE, OUTPUT_DIR
+from sweeper._layout import ATTEMPT_FILE, ERROR_FILE, LOG_FILE, OUTPUT_DIR
 from sweeper.errors import TrialError
 from sweeper.frameworks.context import REPORTED_KEY
 
@@ -75,6 +76,13 @@ def _error_text(trial: Trial, error_file: Path, since: float | None = None) -> s
     if reported is not None:
         return str(reported).strip()
     return "the trial's process died without an error message"
+
+
+def _written_since(path: Path, since: float | None) -> bool:
+    try:
+        return since is None or path.stat().st_mtime >= since - 1.0
+    except OSError:
+        return False
 
 
 def _artifact_files(folder: Path) -> list[tuple[Path, str | None]]:
@@ -254,7 +262,17 @@ class SweepRecorder(Callback):
         error_file = self.plan.trial_dir(str(trial)) / ERROR_FILE
         record = self.records.get(str(trial))
         since = record.attempt_started if record is not None else None
-        self._end(trial, "failed", _error_text(trial, error_file, since))
+        text = _error_text(trial, error_file, since)
+        if not _written_since(error_file, since) and error_file.parent.is_dir():
+            # The trial's process died (SIGKILL, out of memory) before it could write its
+            # error: the driver writes it, with the log's last lines, as the trial would have.
+            from sweeper.execution._actor import tail
+
+            log = error_file.with_name(LOG_FILE)
+            text = f"{text}\n--- last lines of {log} ---\n{tail(log)}"
+            with contextlib.suppress(OSError):
+                error_file.write_text(text + "\n", encoding="utf-8")
+        self._end(trial, "failed", text)
 
     # -- the end of the session ----------------------------------------------------------------
 

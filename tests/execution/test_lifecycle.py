@@ -347,3 +347,20 @@ def test_max_gpu_hours_halts_the_sweep(settings):
     assert result.reason.startswith("limits.max_gpu_hours")
     assert (result.results["state"] == "completed").sum() <= 2
     assert len(result.results) < 5  # the rest never started
+
+
+def test_a_trial_killed_on_its_last_attempt_gets_its_error_and_log_tail(settings):
+    spec = make_spec(
+        "steps",
+        {"method": "grid", "concurrency": 1},
+        {"x": {"choice": [1]}, "epochs": 4, "sleep": 0.02, "die_at": 2, "signal": True},
+    )
+    result = run(spec, settings, echo=None)
+    row = result.results.set_index("trial").loc["trial-0001"]
+    assert row["state"] == "failed"
+    error_file = result.sweep_dir / "trials" / "trial-0001" / "error.txt"
+    log = error_file.with_name("trial.log")
+    text = error_file.read_text()
+    assert text.startswith("The actor died unexpectedly")  # Ray's account of the death
+    assert text.rstrip().endswith(f"--- last lines of {log} ---\n{log.read_text()}".rstrip())
+    assert text.splitlines()[0] in row["error"]
