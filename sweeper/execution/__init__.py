@@ -2,7 +2,8 @@
 
 On the driver: :mod:`._sweep` (a sweep from start to finish: its folder, MLflow parent run,
 sessions, results), :mod:`._session` (one Tune run over what is left of the sweep),
-:mod:`._plan` (what every trial shares, and the trials' names),
+:mod:`._plan` (what every trial shares, and the trials' names), :mod:`._ending` (a session's
+results, state and MLflow summary, and the uploads left),
 :mod:`._ray` (starting or joining Ray), :mod:`._stopping` (early stopping, budgets, stop
 requests, Ctrl-C), :mod:`._recorder` (Tune's callback: trial states to the journal and MLflow),
 :mod:`._phases` (trial phases reported from the actors), :mod:`._progress` and

@@ -16,12 +16,13 @@ import pandas as pd
 import yaml
 
 from sweeper._journal import Journal, SweepState, read_journal
-from sweeper._layout import RESULTS_FILE, SPEC_FILE, find_sweep, is_sweep_dir, trial_dir
+from sweeper._layout import RESULTS_FILE, SPEC_FILE, find_sweep, is_sweep_dir
 from sweeper.errors import ConfigError, SpecError, SweepError
 from sweeper.execution._console import best_table
+from sweeper.execution._ending import finalize, stopped_by, sync_leftovers
 from sweeper.execution._session import Session, close_interrupted
-from sweeper.execution._summary import best_tags, sweep_metrics, sweep_params
-from sweeper.results import best_trials, results_frame, write_results
+from sweeper.execution._summary import sweep_params
+from sweeper.results import best_trials, results_frame
 from sweeper.search._space import read_points, sweep_points, write_points
 from sweeper.settings import Settings, load_settings
 from sweeper.spec import Spec, load_spec
@@ -368,11 +369,6 @@ def resume(
     )
 
 
-def _stopped_by(error: BaseException | None) -> str:
-    first = str(error).strip().splitlines()[0] if error is not None and str(error).strip() else ""
-    return f"stopped on an error: {first or type(error).__name__}"
-
-
 def _sweep_tags(spec: Spec, sweep: str, store: SweepStore | None) -> dict[str, str]:
     """The MLflow tags of the sweep's parent run and of every trial's child run."""
     tags = {"sweeper.sweep": sweep, "sweeper.spec": spec.name}
@@ -438,9 +434,9 @@ def _drive(
         # results.csv from the journal, whatever the session got to (it may not have read it).
         final = outcome.records if outcome is not None else {**records, **session.records}
         status = outcome.status if outcome is not None else "halted"
-        reason = outcome.reason if outcome is not None else _stopped_by(error)
-        frame = _finalize(spec, state, sweep_dir, tracker, final, status, reason, started)
-    unsynced = _sync_leftovers(store, sweep_dir, state.sweep, final, session.driver_node, say)
+        reason = outcome.reason if outcome is not None else stopped_by(error)
+        frame = finalize(spec, state, sweep_dir, tracker, final, status, reason, started)
+    unsynced = sync_leftovers(store, sweep_dir, state.sweep, final, session.driver_node, say)
     result = SweepResult(
         state.sweep,
         sweep_dir,
@@ -463,79 +459,3 @@ def _drive(
     elif status == "failed":
         say(f"sweep failed: {reason}")
     return result
-
-
-def _finalize(
-    spec: Spec,
-    state: SweepState,
-    sweep_dir: Path,
-    tracker: Tracker,
-    final: dict[str, TrialRecord],
-    status: str,
-    reason: str | None,
-    started: float,
-) -> pd.DataFrame:
-    """Write a session's end: ``results.csv``, ``state.json`` and the MLflow parent run."""
-    tracker.flush()
-    for record in final.values():
-        record.run_id = tracker.run_id(record.name) or record.run_id
-    frame = results_frame(spec, final.values())
-    try:
-        csv = write_results(frame, sweep_dir)
-        state.status, state.reason, state.pid = status, reason, None
-        state.gpu_seconds = float(frame["gpu_seconds"].sum()) if not frame.empty else 0.0
-        state.save(sweep_dir)
-    except OSError as exc:
-        # The journal holds every trial: `sweeper resume` rebuilds both files once it can.
-        raise SweepError(
-            f"the sweep folder must be writable, got {exc.strerror or exc} writing "
-            f"{exc.filename or sweep_dir}",
-            hint=f"free space or fix permissions, then: sweeper resume {sweep_dir}",
-        ) from None
-    tracker.end_sweep(
-        {"completed": "FINISHED", "halted": "KILLED"}.get(status, "FAILED"),
-        metrics=sweep_metrics(spec, frame, time.time() - started),
-        tags={
-            **best_tags(spec, frame),
-            "sweeper.status": status,
-            "sweeper.reason": reason or "",  # an earlier session's reason must not linger
-        },
-        artifacts=[csv, sweep_dir / SPEC_FILE],
-    )
-    return frame
-
-
-def _sync_leftovers(
-    store: SweepStore | None,
-    sweep_dir: Path,
-    sweep: str,
-    final: dict[str, TrialRecord],
-    driver_node: str | None,
-    say: Callable[[str], None],
-) -> list[str]:
-    """Upload from the driver what trials could not, then the sweep's summary files.
-
-    Returns:
-        The local folders whose upload is still pending (the store was unreachable).
-    """
-    if store is None or not store.results_uri:
-        return []
-    # A trial killed with its process (out of memory, a lost node) or stopped while it stored
-    # could not upload its folder itself: whatever it left goes up from here. Only folders of
-    # trials that last ran on this node: another node's copy here (an earlier attempt's) is
-    # older than what that node uploaded.
-    here = (None, driver_node)
-    for record in final.values():
-        if (
-            record.state != "completed"
-            and record.node in here
-            and trial_dir(sweep_dir, record.name).is_dir()
-        ):
-            store.sync_trial(sweep_dir, sweep, record.name, skip_existing=True)
-    store.sync_summary(sweep_dir, sweep)
-    unsynced = [entry.local for entry in pending_uploads(sweep_dir)]
-    if unsynced:
-        say(f"{len(unsynced)} uploads to {store.target(sweep)} are pending (store unreachable)")
-    else:
-        say(f"results synced to {store.target(sweep)}")
-    return unsynced

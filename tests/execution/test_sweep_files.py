@@ -11,7 +11,7 @@ import pytest
 
 from sweeper._journal import SweepState
 from sweeper.errors import SweepError
-from sweeper.execution import _sweep
+from sweeper.execution import _ending, _sweep
 from sweeper.settings import load_settings
 from sweeper.spec import load_spec
 from sweeper.tracking import Tracker
@@ -78,9 +78,9 @@ def test_a_results_file_that_cannot_be_written_is_one_error(project: Path, monke
     def read_only(frame, folder):
         raise OSError(errno.EROFS, "Read-only file system", str(folder / "results.csv"))
 
-    monkeypatch.setattr(_sweep, "write_results", read_only)
+    monkeypatch.setattr(_ending, "write_results", read_only)
     with pytest.raises(SweepError) as caught:
-        _sweep._finalize(spec, state, sweep_dir, tracker, {}, "completed", None, 0.0)
+        _ending.finalize(spec, state, sweep_dir, tracker, {}, "completed", None, 0.0)
     assert str(caught.value) == (
         f"the sweep folder must be writable, got Read-only file system writing "
         f"{sweep_dir / 'results.csv'}; free space or fix permissions, then: sweeper resume "
