@@ -44,13 +44,18 @@ def _alarm(seconds: int) -> Iterator[None]:
     def hang(signum: int, frame: object) -> None:
         raise _Hung(f"still running after {seconds} s")
 
+    # pytest-timeout's own limit runs on the same timer: it is put back afterwards.
+    outer, _ = signal.getitimer(signal.ITIMER_REAL)
+    started = time.monotonic()
     previous = signal.signal(signal.SIGALRM, hang)
-    signal.alarm(seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
         yield
     finally:
-        signal.alarm(0)
+        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer:
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - started), 0.01))
 
 
 def run_case(case: Case, folder: Path) -> Outcome:
