@@ -155,34 +155,45 @@ def scheduler_for(spec: Spec, early_stopped: set[str]) -> TrialScheduler | None:
 
 
 @contextmanager
-def on_interrupt(control: SweepControl) -> Iterator[None]:
-    """A first Ctrl-C (or SIGTERM) halts the sweep gracefully; a second one stops at once.
-
-    Tune's own SIGINT handler is turned off (``TUNE_DISABLE_SIGINT_HANDLER``) so that a halt
-    by signal goes through the same path as ``sweeper stop`` and the budgets.
-    """
+def _on_halt_signals(handler: Callable[[int, Any], None]) -> Iterator[None]:
+    """``handler`` for SIGINT and SIGTERM in the block (main thread only: elsewhere, nothing)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def handler(signum: int, frame: Any) -> None:
-        if control.stopping:
-            raise KeyboardInterrupt
-        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        control.halt(f"interrupted ({name})")
-        control.signal = signum
-        os.write(
-            2,
-            b"\nsweeper: halting the sweep (running trials stop, results are kept); "
-            b"press Ctrl-C again to stop at once\n",
-        )
-
     saved = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
         for sig, previous in saved.items():
             signal.signal(sig, previous)
+
+
+def _record_halt(control: SweepControl, signum: int) -> None:
+    name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+    control.halt(f"interrupted ({name})")
+    control.signal = signum
+
+
+@contextmanager
+def on_interrupt(control: SweepControl) -> Iterator[None]:
+    """A first Ctrl-C (or SIGTERM) halts the sweep gracefully; a second one stops at once.
+
+    Tune's own SIGINT handler is turned off (``TUNE_DISABLE_SIGINT_HANDLER``) so that a halt
+    by signal goes through the same path as ``sweeper stop`` and the budgets.
+    """
+
+    def handler(signum: int, frame: Any) -> None:
+        if control.stopping:
+            raise KeyboardInterrupt
+        _record_halt(control, signum)
+        os.write(
+            2,
+            b"\nsweeper: halting the sweep (running trials stop, results are kept); "
+            b"press Ctrl-C again to stop at once\n",
+        )
+
+    with _on_halt_signals(handler):
+        yield
 
 
 @contextmanager
@@ -194,20 +205,11 @@ def halt_on_signal(control: SweepControl) -> Iterator[None]:
     Recording only, not raising: an exception raised at an arbitrary point of Ray's start-up
     can leave a lock held (see :func:`sweeper._compat.keep_sigterm_handler`).
     """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
 
     def handler(signum: int, frame: Any) -> None:
         if control.signal is not None:
             raise KeyboardInterrupt
-        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-        control.halt(f"interrupted ({name})")
-        control.signal = signum
+        _record_halt(control, signum)
 
-    saved = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with _on_halt_signals(handler):
         yield
-    finally:
-        for sig, previous in saved.items():
-            signal.signal(sig, previous)
