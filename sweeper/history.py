@@ -378,6 +378,10 @@ def export(sweep: Sweep | str | Path, path: str | Path, format: str | None = Non
         else:
             frame.to_json(partial, orient="records", double_precision=15)
         partial.replace(path)
+    except OSError as exc:
+        raise SweeperError(
+            f"export path must be writable, got {str(path)!r} ({exc.strerror or exc})"
+        ) from None
     finally:
         partial.unlink(missing_ok=True)
     return path

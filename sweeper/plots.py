@@ -105,7 +105,12 @@ def plot_sweep(
         data = _load(sweep_dir, settings)
         for note in data.notes:
             say(f"note: {note}")
-        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise SweepError(
+                f"plots folder must be writable, got {str(out_dir)!r} ({exc.strerror or exc})"
+            ) from None
         for name in PLOTS:
             try:
                 plotly_fig, mpl_fig = _DRAW[name](data)

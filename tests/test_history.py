@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 from sweeper._journal import SweepState
-from sweeper.errors import NotFoundError, SpecError, SweepError, UsageError
+from sweeper.errors import NotFoundError, SpecError, SweeperError, SweepError, UsageError
 from sweeper.execution._sweep import SweepResult
 from sweeper.history import Sweep, export, list_sweeps, load
 from sweeper.settings import Settings
@@ -316,3 +316,11 @@ def test_export_writes_mixed_parameter_types_to_parquet(finished, tmp_path):
     (sweep_dir / "trials.jsonl").write_text("\n".join([*lines, json.dumps(last)]) + "\n")
     back = pd.read_parquet(export(sweep_dir, tmp_path / "mixed.parquet"))
     assert sorted(back["params.x"]) == ["1", "2", "three"]
+
+
+def test_export_to_a_path_that_cannot_be_written_is_one_error(finished):
+    with pytest.raises(SweeperError) as caught:
+        export(finished.result.sweep_dir, "/proc/table.csv")
+    assert str(caught.value) == (
+        "export path must be writable, got '/proc/table.csv' (No such file or directory)"
+    )

@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from sweeper import plots
 from sweeper.cli._plot import plot
-from sweeper.errors import NotFoundError, SpecError
+from sweeper.errors import NotFoundError, SpecError, SweepError
 from sweeper.execution._sweep import SweepResult, run
 from sweeper.history import load
 from sweeper.settings import load_settings
@@ -253,3 +253,13 @@ def test_plotting_a_sweep_from_elsewhere_creates_no_store(single_sweep, tmp_path
     monkeypatch.chdir(elsewhere)
     plots.plot_sweep(sweep_dir, log_to_mlflow=False, echo=None)
     assert not (elsewhere / "mlflow.db").exists() and not (tmp_path / "gone").exists()
+
+
+def test_plots_to_a_folder_that_cannot_be_made_is_one_error(single_sweep):
+    with pytest.raises(SweepError) as caught:
+        plots.plot_sweep(
+            single_sweep.sweep_dir, Path("/proc/plots"), log_to_mlflow=False, echo=None
+        )
+    assert str(caught.value) == (
+        "plots folder must be writable, got '/proc/plots' (No such file or directory)"
+    )
