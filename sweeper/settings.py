@@ -128,6 +128,17 @@ class Settings(_Section):
     console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     _source: str | None = PrivateAttr(default=None)
+    _origins: dict[tuple[str, str], str] = PrivateAttr(default_factory=dict)
+
+    def origin(self, section: str, key: str) -> str:
+        """Where a key's value came from, as errors name it: ``environment:
+        SWEEPER_RAY_ADDRESS``, ``sweeper.toml: ray.address`` or ``default: ray.address``."""
+        variable = self._origins.get((section, key))
+        if variable:
+            return f"environment: {variable}"
+        if self._source is not None:
+            return f"{self._source}: {section}.{key}"
+        return f"default: {section}.{key}"
 
     @property
     def source(self) -> str | None:
@@ -216,4 +227,5 @@ def load_settings(
             error = ConfigError(error.message, file="environment", field=variable, hint=error.hint)
         raise error from None
     settings._source = file
+    settings._origins = origins
     return settings

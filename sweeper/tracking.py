@@ -95,7 +95,12 @@ class Tracker:
         experiment: The MLflow experiment's name; created if missing.
     """
 
-    def __init__(self, tracking_uri: str, experiment: str) -> None:
+    def __init__(
+        self,
+        tracking_uri: str,
+        experiment: str,
+        origin: str = "sweeper.toml: mlflow.tracking_uri",
+    ) -> None:
         from mlflow.tracking import MlflowClient
 
         # A new SQLite store announces its schema migration at INFO on stderr; that is noise
@@ -120,7 +125,7 @@ class Tracker:
         except Exception as exc:
             raise SweepError(
                 f"MLflow tracking store must be reachable, got {type(exc).__name__}: {exc} "
-                f"(sweeper.toml: mlflow.tracking_uri = {tracking_uri!r})"
+                f"({origin} = {tracking_uri!r})"
             ) from None
         self.parent_run_id: str | None = None
         self._runs: dict[str, str] = {}  # trial name -> MLflow run id

@@ -425,3 +425,17 @@ def test_an_unknown_section_in_the_environment_is_named(in_tmp) -> None:
 def test_the_variables_sweeper_sets_for_trials_are_not_settings(in_tmp) -> None:
     environ = {"SWEEPER_TRIAL": "trial-0001", "SWEEPER_SWEEP": "s", "SWEEPER_PARAM_LR": "0.1"}
     assert load_settings(environ=environ) == load_settings(environ={})
+
+
+def test_a_settings_origin_is_the_variable_the_file_or_the_default(in_tmp) -> None:
+    (in_tmp / "sweeper.toml").write_text("[ray]\nnum_cpus = 2\n", encoding="utf-8")
+    settings = load_settings(environ={"SWEEPER_RAY_ADDRESS": "10.0.0.1:6379"})
+    assert settings.origin("ray", "address") == "environment: SWEEPER_RAY_ADDRESS"
+    assert settings.origin("ray", "num_cpus") == "sweeper.toml: ray.num_cpus"
+    assert load_settings(environ={}).origin("mlflow", "tracking_uri") == (
+        "sweeper.toml: mlflow.tracking_uri"
+    )
+    (in_tmp / "sweeper.toml").unlink()
+    assert load_settings(environ={}).origin("mlflow", "tracking_uri") == (
+        "default: mlflow.tracking_uri"
+    )

@@ -48,3 +48,27 @@ def test_a_relative_sqlite_store_is_recorded_absolute(tmp_path: Path) -> None:
     assert absolute_uri("http://mlflow:5000") == "http://mlflow:5000"
     assert store_missing(f"sqlite:///{tmp_path / 'none.db'}")
     assert not store_missing("http://mlflow:5000")
+
+
+def test_an_unusable_store_names_where_its_uri_came_from(tmp_path: Path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from sweeper.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "train.py").write_text("def train(params, ctx):\n    pass\n")
+    (tmp_path / "experiment.yml").write_text(
+        "name: store\nframework: python\nentrypoint: train.py:train\n"
+        "search: {method: grid, metric: m, mode: max}\nparameters:\n  x: {choice: [1]}\n"
+    )
+    uri = "sqlite:////proc/nowhere/mlflow.db"
+    done = CliRunner().invoke(
+        main, ["run", "experiment.yml"], env={"SWEEPER_MLFLOW_TRACKING_URI": uri}
+    )
+    assert done.exit_code == 1
+    assert done.stderr == (
+        "error: MLflow tracking store must be reachable, got FileNotFoundError: [Errno 2] No "
+        f"such file or directory: '/proc/nowhere' (environment: SWEEPER_MLFLOW_TRACKING_URI = "
+        f"{uri!r})\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["experiment.yml", "train.py"]

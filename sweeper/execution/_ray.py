@@ -87,6 +87,7 @@ def ray_session(
     if ray.is_initialized():
         yield "the Ray instance already running in this process"
         return
+    origin = "command line: --address" if address else settings.origin("ray", "address")
     address = address or settings.ray.address or None
     options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
     try:
@@ -132,9 +133,15 @@ def ray_session(
                         else " (no dashboard: it needs pip install 'ray[default]')"
                     )
     except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        refused = "auth" in f"{type(exc).__name__} {first}".lower()
         raise SweepError(
-            f"Ray must start or be reachable, got {type(exc).__name__}: {exc} "
-            f"(sweeper.toml: ray.address = {address or ''!r})"
+            f"Ray must start or be reachable, got {type(exc).__name__}: {first} "
+            + (f"({origin} = {address!r})" if address else "(a local Ray)"),
+            hint="the cluster refused this process's token: set RAY_AUTH_TOKEN to the "
+            "cluster's (ray get-auth-token on its head)"
+            if refused
+            else None,
         ) from None
     try:
         yield where

@@ -195,7 +195,11 @@ def run(
     root = _results_root(spec, settings)
     _check_writable(root)  # before MLflow's store or any folder is created
     tracking_uri = absolute_uri(settings.mlflow.tracking_uri)
-    tracker = Tracker(tracking_uri, settings.mlflow.experiment or spec.name)
+    tracker = Tracker(
+        tracking_uri,
+        settings.mlflow.experiment or spec.name,
+        origin=settings.origin("mlflow", "tracking_uri"),
+    )
     sweep, sweep_dir = _sweep_dir(root, spec.name)
     try:
         if store is not None:
@@ -335,7 +339,12 @@ def resume(
 
     base = Path(state.base_dir) if state.base_dir else None
     tracking_uri = absolute_uri(state.tracking_uri or settings.mlflow.tracking_uri, base)
-    tracker = Tracker(tracking_uri, state.experiment or spec.name)
+    origin = (
+        f"{sweep_dir / 'state.json'}: tracking_uri"
+        if state.tracking_uri
+        else settings.origin("mlflow", "tracking_uri")
+    )
+    tracker = Tracker(tracking_uri, state.experiment or spec.name, origin=origin)
     state.sessions = max(state.sessions, 1)
     tracker.resume_sweep(state.parent_run_id or "", {"sweeper.sessions": str(state.sessions + 1)})
     settled: list[str] = []
