@@ -29,6 +29,16 @@ _PARAM_LENGTH = 6000  # MLflow's limit of a param value's length
 _STOP = object()
 
 
+_SQLITE = "sqlite:///"
+
+
+def _sqlite_path(tracking_uri: str) -> Path | None:
+    """The file of a local SQLite store (``sqlite:///mlflow.db``), or ``None`` for others."""
+    if not tracking_uri.startswith(_SQLITE) or len(tracking_uri) == len(_SQLITE):
+        return None
+    return Path(tracking_uri[len(_SQLITE) :]).expanduser()
+
+
 def absolute_uri(tracking_uri: str, base: Path | None = None) -> str:
     """``sqlite:///mlflow.db`` as an absolute ``sqlite:////.../mlflow.db`` (against ``base``,
     by default the working folder); other URIs as they are.
@@ -36,33 +46,33 @@ def absolute_uri(tracking_uri: str, base: Path | None = None) -> str:
     A sweep records its store this way, so commands run from another folder read that store
     rather than create an empty ``mlflow.db`` where they run.
     """
-    prefix = "sqlite:///"
-    if not tracking_uri.startswith(prefix) or tracking_uri.startswith(prefix + "/"):
+    path = _sqlite_path(tracking_uri)
+    if path is None or tracking_uri.startswith(_SQLITE + "/"):
         return tracking_uri
-    path = Path(tracking_uri[len(prefix) :]).expanduser()
     if not path.is_absolute():
         path = (base or Path.cwd()) / path
-    return prefix + str(path.resolve())
+    return _SQLITE + str(path.resolve())
 
 
 def store_missing(tracking_uri: str) -> bool:
     """Whether ``tracking_uri`` names a local SQLite file that does not exist."""
-    prefix = "sqlite:///"
-    return tracking_uri.startswith(prefix) and not Path(tracking_uri[len(prefix) :]).is_file()
+    path = _sqlite_path(tracking_uri)
+    return path is not None and not path.is_file()
 
 
 @contextlib.contextmanager
 def _store_lock(tracking_uri: str) -> Iterator[None]:
     """Hold an exclusive lock on the folder of a local SQLite store (nothing for others).
 
-    The folder, not a lock file beside the store: a lock leaves nothing behind.
+    The folder, not a lock file beside the store: a lock leaves nothing behind. (The storage
+    cache's ``flock`` opens a file for writing, which a folder cannot be.)
     """
-    if not tracking_uri.startswith("sqlite:///"):
+    path = _sqlite_path(tracking_uri)
+    if path is None:
         yield
         return
-    folder = Path(tracking_uri[len("sqlite:///") :]).expanduser().resolve().parent
     try:
-        fd = os.open(folder, os.O_RDONLY)
+        fd = os.open(path.resolve().parent, os.O_RDONLY)
     except OSError:
         yield  # MLflow says why the store cannot be used
         return
@@ -77,10 +87,8 @@ def _artifact_root(tracking_uri: str) -> str | None:
     """Where a new experiment keeps its artifacts: beside a SQLite store (``<its folder>/mlruns``)
     rather than MLflow's ``./mlruns`` of whatever folder sweeper runs in; a tracking server
     decides for itself (``None``)."""
-    prefix = "sqlite:///"
-    if tracking_uri.startswith(prefix) and len(tracking_uri) > len(prefix):
-        return (Path(tracking_uri[len(prefix) :]).resolve().parent / "mlruns").as_uri()
-    return None
+    path = _sqlite_path(tracking_uri)
+    return None if path is None else (path.resolve().parent / "mlruns").as_uri()
 
 
 def _param(value: Any) -> str:

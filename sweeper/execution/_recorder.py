@@ -67,11 +67,7 @@ def _error_text(trial: Trial, error_file: Path, since: float | None = None) -> s
     reported = _ray_error(trial)
     if isinstance(reported, TrialError):
         return str(reported).strip()
-    try:
-        fresh = since is None or error_file.stat().st_mtime >= since - 1.0
-    except OSError:
-        fresh = False
-    if fresh and error_file.is_file():
+    if _written_since(error_file, since):
         return error_file.read_text(encoding="utf-8", errors="replace").strip()
     if reported is not None:
         return str(reported).strip()
@@ -79,8 +75,9 @@ def _error_text(trial: Trial, error_file: Path, since: float | None = None) -> s
 
 
 def _written_since(path: Path, since: float | None) -> bool:
+    """Whether ``path`` is a file this attempt (started at ``since``) wrote."""
     try:
-        return since is None or path.stat().st_mtime >= since - 1.0
+        return path.is_file() and (since is None or path.stat().st_mtime >= since - 1.0)
     except OSError:
         return False
 
