@@ -3,7 +3,9 @@
 What it measures: whole processes, start-up included, as a user at a terminal sees them --
 ``sweeper list``, ``status``, ``show``, ``show --top 1000``, ``export`` and ``logs <trial>`` on
 a synthetic finished sweep of 1,000 trials, and ``python -c "import sweeper.cli"`` as the floor
-every command pays. Each command runs once untimed (a warm-up: the file cache), then ``--runs``
+every command pays. Three commands also run beside the same read done by hand at its fastest
+(the journal parsed with ``json``, ``results.csv`` through pandas, ``cat`` of the log), with the
+ratio of the medians. Each command runs once untimed (a warm-up: the file cache), then ``--runs``
 times (default 5); the table gives the minimum and the median wall-clock seconds.
 
 The sweep is written with sweeper's own writers: :class:`sweeper._journal.Journal` (queued,
@@ -196,6 +198,25 @@ def main() -> int:
         "sweeper export SWEEP": [*sweeper, "export", SWEEP, "-o", str(root / "out.csv")],
         f"sweeper logs SWEEP {last}": [*sweeper, "logs", SWEEP, last],
     }
+    # The same reads done by hand, at their fastest: the journal parsed with json (what list and
+    # status must read), results.csv through pandas (what export writes), the log with cat.
+    journal = str(sweep_dir / "trials.jsonl")
+    journal_read = f"import json; [json.loads(line) for line in open({journal!r})]"
+    source, copy = str(sweep_dir / "results.csv"), str(root / "anchor.csv")
+    csv_copy = f"import pandas; pandas.read_csv({source!r}).to_csv({copy!r}, index=False)"
+    anchors = {
+        "sweeper status SWEEP": (
+            "json.loads of trials.jsonl",
+            [sys.executable, "-c", journal_read],
+        ),
+        "sweeper export SWEEP": ("pandas read_csv + to_csv", [sys.executable, "-c", csv_copy]),
+        f"sweeper logs SWEEP {last}": (
+            "cat trial.log",
+            ["cat", str(sweep_dir / "trials" / f"trial-{last}" / "trial.log")],
+        ),
+    }
+    for anchor, command in anchors.values():
+        commands[f"  anchor: {anchor}"] = command
     rows = []
     failed = False
     for label, command in commands.items():
@@ -208,11 +229,15 @@ def main() -> int:
             continue
         rows.append((label, min(seconds), statistics.median(seconds)))
     width = max(len(label) for label, _, _ in rows) if rows else 0
-    journal = (sweep_dir / "trials.jsonl").stat().st_size / 1e6
-    print(f"{args.trials} trials, journal {journal:.1f} MB, {args.runs} runs each (seconds)")
-    print(f"{'command':<{width}}  {'min':>6}  {'median':>6}")
+    size = (sweep_dir / "trials.jsonl").stat().st_size / 1e6
+    print(f"{args.trials} trials, journal {size:.1f} MB, {args.runs} runs each (seconds)")
+    print(f"{'command':<{width}}  {'min':>6}  {'median':>6}  ratio to its anchor (medians)")
+    medians = {label: middle for label, _, middle in rows}
     for label, low, middle in rows:
-        print(f"{label:<{width}}  {low:6.3f}  {middle:6.3f}")
+        anchor = anchors.get(label)
+        base = medians.get(f"  anchor: {anchor[0]}") if anchor else None
+        ratio = f"  {middle / base:.2f}x" if base else ""
+        print(f"{label:<{width}}  {low:6.3f}  {middle:6.3f}{ratio}")
     if args.keep:
         print(f"kept {root}", file=sys.stderr)
     else:
