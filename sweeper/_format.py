@@ -11,12 +11,41 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["clock", "duration", "format_params", "format_value", "is_missing", "short"]
+__all__ = [
+    "clock",
+    "describe_error",
+    "duration",
+    "first_line",
+    "format_params",
+    "format_value",
+    "is_missing",
+    "short",
+]
 
 
 def is_missing(value: Any) -> bool:
     """Whether ``value`` is no value: ``None`` or NaN (how pandas and CSV write a gap)."""
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def first_line(text: object) -> str:
+    """The first non-empty line of ``text`` (an exception, a message), or ``""``."""
+    lines = str(text).strip().splitlines() if text is not None else []
+    return lines[0].strip() if lines else ""
+
+
+def describe_error(exc: BaseException) -> str:
+    """``Type: first line`` of the exception at the root of ``exc``'s chain.
+
+    Libraries wrap the error that matters (MLflow wraps SQLAlchemy, which wraps sqlite3's
+    ``database or disk is full``), and the wrappers' first lines say little; the root says why.
+    """
+    root, seen = exc, {id(exc)}
+    while (nxt := root.__cause__ or root.__context__) is not None and id(nxt) not in seen:
+        root = nxt
+        seen.add(id(nxt))
+    line = first_line(root)
+    return f"{type(root).__name__}: {line}" if line else type(root).__name__
 
 
 def format_value(value: Any, digits: int = 4) -> str:

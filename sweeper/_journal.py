@@ -24,6 +24,7 @@ __all__ = [
     "Journal",
     "SweepState",
     "TrialRecord",
+    "drop_torn_tail",
     "read_journal",
 ]
 
@@ -98,11 +99,42 @@ class TrialRecord:
             self.attempt_started = None
 
 
+def drop_torn_tail(path: Path) -> None:
+    """Cut a last line that a kill or a full disk left without its newline.
+
+    Appending after it would glue the next entry onto it, and both would be unreadable (for
+    Optuna's journal, which refuses a bad line anywhere but last, the whole study). What it
+    held was never fully written, so nothing recorded is lost.
+    """
+    try:
+        with open(path, "rb+") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            if size == 0:
+                return
+            handle.seek(size - 1)
+            if handle.read(1) == b"\n":
+                return
+            # Back to the end of the last whole line, a block at a time.
+            end = size
+            while end > 0:
+                start = max(0, end - 65536)
+                handle.seek(start)
+                cut = handle.read(end - start).rfind(b"\n")
+                if cut >= 0:
+                    handle.truncate(start + cut + 1)
+                    return
+                end = start
+            handle.truncate(0)
+    except FileNotFoundError:
+        return
+
+
 class Journal:
     """Appends trial events to ``trials.jsonl``; each line is flushed as it is written."""
 
     def __init__(self, sweep_dir: Path) -> None:
         self.path = sweep_dir / JOURNAL_FILE
+        drop_torn_tail(self.path)
         self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open
 
     def write(self, record: TrialRecord, event: str, **extra: Any) -> None:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
-from sweeper._format import is_missing
+from sweeper._format import first_line, is_missing
 from sweeper._journal import FINAL_STATES, SweepState, TrialRecord, read_journal
 from sweeper._layout import (
     LOG_FILE,
@@ -112,8 +112,7 @@ class Sweep:
         try:
             return Spec.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
         except Exception as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            why = f"{type(exc).__name__}: {first}"
+            why = f"{type(exc).__name__}: {first_line(exc)}"
             raise SpecError(f"the sweep's spec must be valid, got {why}", file=str(path)) from None
 
     @property
@@ -341,7 +340,7 @@ def list_sweeps(
                 sweeps.append(Sweep(child))
             except SweeperError as error:
                 if skipped is not None:
-                    skipped.append((child, str(error).splitlines()[0]))
+                    skipped.append((child, first_line(error)))
     return sorted(sweeps, key=lambda s: s.state.created, reverse=True)
 
 

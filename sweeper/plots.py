@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sweeper._format import first_line
 from sweeper._layout import SPEC_FILE, is_sweep_dir
 from sweeper.errors import SpecError, SweepError
 from sweeper.spec import Choice, Parameter, Spec
@@ -194,7 +195,7 @@ def _read_curves(data: _SweepData) -> None:
 
 
 def _why(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    return f"{type(exc).__name__}: {first_line(exc)}"
 
 
 def _number(value: Any) -> float | None:  # a finite float, or None

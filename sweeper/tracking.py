@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from sweeper._format import describe_error
 from sweeper.errors import SweepError
 
 __all__ = ["Tracker"]
@@ -112,8 +113,9 @@ class Tracker:
         from mlflow.tracking import MlflowClient
 
         # A new SQLite store announces its schema migration at INFO on stderr; that is noise
-        # in a sweep's output.
-        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
+        # in a sweep's output. The same logger prints a full traceback for each failed write
+        # (a full disk); _guard already says so once, in one line.
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
         logging.getLogger("alembic").setLevel(logging.WARNING)
         self.tracking_uri = tracking_uri
         self.experiment = experiment
@@ -370,8 +372,6 @@ class Tracker:
             return function(*args, **kwargs)
         except Exception as exc:
             if not self._failed:
-                logger.warning(
-                    "MLflow write failed (%s: %s); the sweep goes on", type(exc).__name__, exc
-                )
+                logger.warning("MLflow write failed (%s); the sweep goes on", describe_error(exc))
                 self._failed = True
             return None

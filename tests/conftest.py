@@ -146,6 +146,30 @@ def network_namespace() -> list[str] | None:
     return None
 
 
+@functools.cache
+def mount_namespace() -> list[str] | None:
+    """The command prefix that runs a program in a new mount namespace, where it may mount a
+    small tmpfs (a disk that fills) that vanishes with it: as root directly, else inside a
+    user namespace of its own; ``None`` if neither works."""
+    probe_script = 'd=$(mktemp -d) && mount -t tmpfs -o size=1m tmpfs "$d" && umount "$d"'
+    for prefix in (["unshare", "--mount"], ["unshare", "--map-root-user", "--mount"]):
+        try:
+            probe = subprocess.run(
+                [*prefix, "sh", "-c", probe_script], capture_output=True, timeout=30
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if probe.returncode == 0:
+            return prefix
+    return None
+
+
+def _mount_problem() -> str | None:
+    if mount_namespace() is None:
+        return "unshare --mount with a tmpfs mount fails, as root and in a user namespace"
+    return None
+
+
 def _aws_problem() -> str | None:
     return None if shutil.which("aws") else "the aws command is not installed"
 
@@ -171,6 +195,11 @@ BACKENDS = {
     "cluster": Backend(
         "run the test as root, or where unprivileged user namespaces are allowed",
         problem=_namespace_problem,
+    ),
+    # A filesystem that fills: a tmpfs of a few MB, mounted where only the test sees it.
+    "smalldisk": Backend(
+        "run the test as root, or where unprivileged user namespaces are allowed",
+        problem=_mount_problem,
     ),
 }
 # The module names pytest.importorskip reports ("could not import 'tensorflow.keras'").

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from sweeper._format import first_line
 from sweeper.cli._inspect import COMMANDS as _INSPECT_COMMANDS
 from sweeper.cli._options import CONFIG as _CONFIG
 from sweeper.cli._plan import plan as _plan
@@ -26,7 +27,7 @@ _SPEC = click.Path(path_type=Path, dir_okay=False)
 
 def _fail(error: SweeperError) -> None:
     # One line, always: a multi-line error (a trial's log tail) shows its first line only.
-    click.echo(f"error: {str(error).splitlines()[0]}", err=True)
+    click.echo(f"error: {first_line(error) or type(error).__name__}", err=True)
     sys.exit(error.exit_code)
 
 

@@ -322,7 +322,9 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> Non
             f"{name} failed: {type(exc).__name__}: {exc}\n--- last lines of {log_path} ---\n"
             f"{tail(log_path)}"
         )
-        (trial_dir / ERROR_FILE).write_text(str(error) + "\n", encoding="utf-8")
+        # On a full disk the error still reaches the driver through Ray.
+        with contextlib.suppress(OSError):
+            (trial_dir / ERROR_FILE).write_text(str(error) + "\n", encoding="utf-8")
         raise error from None
     finally:
         # Whatever the trial's end, its folder goes to the results store; if the store is

@@ -6,8 +6,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from sweeper._format import first_line, format_value
 from sweeper._format import format_params as _params
-from sweeper._format import format_value
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,7 +59,7 @@ class TrialPrinter:
             f"({_params(record.params, self._names)}) {record.duration:.1f}s"
         )
         if record.error:
-            line += f"\n    {record.error.splitlines()[0]}"
+            line += f"\n    {first_line(record.error)}"
         self.echo(line)
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sweeper._format import first_line
 from sweeper._layout import SPEC_FILE, trial_dir
 from sweeper.errors import SweepError
 from sweeper.execution._summary import best_tags, sweep_metrics
@@ -27,7 +28,7 @@ __all__ = ["finalize", "stopped_by", "sync_leftovers"]
 
 def stopped_by(error: BaseException | None) -> str:
     """The reason a session that ended on ``error`` records."""
-    first = str(error).strip().splitlines()[0] if error is not None and str(error).strip() else ""
+    first = first_line(error)
     return f"stopped on an error: {first or type(error).__name__}"
 
 
@@ -53,10 +54,14 @@ def finalize(
         state.save(sweep_dir)
     except OSError as exc:
         # The journal holds every trial: `sweeper resume` rebuilds both files once it can.
+        # Trials that failed meanwhile most likely failed on the same disk.
+        retry = any(r.state == "failed" for r in final.values())
         raise SweepError(
             f"the sweep folder must be writable, got {exc.strerror or exc} writing "
             f"{exc.filename or sweep_dir}",
-            hint=f"free space or fix permissions, then: sweeper resume {sweep_dir}",
+            hint="free space or fix permissions, then: sweeper resume "
+            + ("--retry-failed " if retry else "")
+            + str(sweep_dir),
         ) from None
     tracker.end_sweep(
         {"completed": "FINISHED", "halted": "KILLED"}.get(status, "FAILED"),

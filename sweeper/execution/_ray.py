@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from sweeper._format import first_line
 from sweeper.errors import SweepError
 
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ def ray_session(
                         else " (no dashboard: it needs pip install 'ray[default]')"
                     )
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        first = first_line(exc)
         refused = "auth" in f"{type(exc).__name__} {first}".lower()
         raise SweepError(
             f"Ray must start or be reachable, got {type(exc).__name__}: {first} "

@@ -68,7 +68,10 @@ def _error_text(trial: Trial, error_file: Path, since: float | None = None) -> s
     if isinstance(reported, TrialError):
         return str(reported).strip()
     if _written_since(error_file, since):
-        return error_file.read_text(encoding="utf-8", errors="replace").strip()
+        # Empty when the disk filled while it was written.
+        with contextlib.suppress(OSError):
+            if text := error_file.read_text(encoding="utf-8", errors="replace").strip():
+                return text
     if reported is not None:
         return str(reported).strip()
     return "the trial's process died without an error message"

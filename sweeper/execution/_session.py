@@ -73,6 +73,9 @@ class Session:
     address: str | None = None
     say: Callable[[str], None] = lambda line: None
     live: bool = False
+    # This session's records as they stand (the recorder's), for a session that ends on an
+    # error before it can return them.
+    recorded: dict[str, TrialRecord] = field(default_factory=dict)
     driver_node: str | None = None  # the driver's Ray node, once Ray is up
 
     # -- what is left ----------------------------------------------------------------------------
@@ -122,6 +125,7 @@ class Session:
             interval=self.settings.console.progress_interval,
             done=done_before,
         )
+        self.recorded = recorder.records
         recorder.on_event = progress
         recorder.log_artifacts = self.settings.mlflow.log_artifacts
         control.usage = recorder.usage

@@ -441,7 +441,7 @@ def _drive(
         # Whatever ended the session (even an error), its results and state are written. An
         # error (Ray would not start, a resume's first step) leaves the sweep resumable.
         # results.csv from the journal, whatever the session got to (it may not have read it).
-        final = outcome.records if outcome is not None else {**records, **session.records}
+        final = outcome.records if outcome is not None else {**records, **session.recorded}
         status = outcome.status if outcome is not None else "halted"
         reason = outcome.reason if outcome is not None else stopped_by(error)
         frame = finalize(spec, state, sweep_dir, tracker, final, status, reason, started)

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sweeper import _compat
-from sweeper._journal import FINAL_STATES
+from sweeper._format import describe_error
+from sweeper._journal import FINAL_STATES, drop_torn_tail
 from sweeper._layout import STUDY_FILE, trial_number
+from sweeper.errors import SweepError
 from sweeper.spec import Choice, IntRange, LogUniform, Parameter, Uniform
 
 if TYPE_CHECKING:
@@ -44,7 +46,16 @@ def _storage(sweep_dir: Path) -> optuna.storages.BaseStorage:
     from optuna.storages import JournalStorage
     from optuna.storages.journal import JournalFileBackend
 
-    return JournalStorage(JournalFileBackend(str(sweep_dir / STUDY_FILE)))
+    path = sweep_dir / STUDY_FILE
+    try:
+        drop_torn_tail(path)  # a killed driver's, or a full disk's
+        # Optuna replays the whole journal here.
+        return JournalStorage(JournalFileBackend(str(path)))
+    except Exception as exc:
+        raise SweepError(
+            f"the sweep's Optuna study must be readable, got {describe_error(exc)} ({path}); "
+            "restore the file from a copy, or start the sweep anew"
+        ) from None
 
 
 def open_study(
