@@ -25,7 +25,9 @@ __all__ = [
     "CHECKED",
     "actor_id",
     "disable_ray_auto_connect",
+    "enable_ray_token_auth",
     "function_trainable",
+    "gcs_requires_token",
     "job_config_env_var",
     "keep_credentials_out_of_trial_envs",
     "keep_sigterm_handler",
@@ -93,6 +95,44 @@ def keep_sigterm_handler() -> Iterator[None]:
 _SECRET_VARIABLES = frozenset(
     {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SECURITY_TOKEN", "AWS_SESSION_TOKEN"}
 )
+
+
+def enable_ray_token_auth() -> None:
+    """Make this process send its Ray token (``RAY_AUTH_TOKEN``) to the cluster it joins.
+
+    Given an explicit address, ``ray.init`` sends a token only under ``RAY_AUTH_MODE=token``,
+    and Ray caches its config: this is what Ray itself runs to switch the mode (env and cache).
+    """
+    from ray._private.authentication import authentication_token_setup
+
+    authentication_token_setup._enable_token_auth()
+
+
+def gcs_requires_token(address: str, timeout: float = 5.0) -> bool:
+    """Whether the GCS at ``address`` (``HOST:PORT``) refuses a caller without a token.
+
+    A refused ``ray.init`` retries for 20 s, printing a warning a second from Ray's C++ core,
+    then says only "Failed to connect". One unauthenticated call of the GCS's own (the one
+    ``ray.init`` starts with) answers in milliseconds. ``False`` when it cannot tell.
+    """
+    try:
+        import grpc  # type: ignore[import-untyped]
+        from ray._private.grpc_utils import init_grpc_channel
+        from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+    except ImportError:
+        return False
+    channel = init_grpc_channel(address)
+    try:
+        stub = gcs_service_pb2_grpc.NodeInfoGcsServiceStub(channel)
+        request = gcs_service_pb2.GetClusterIdRequest()  # type: ignore[attr-defined]
+        stub.GetClusterId(request, timeout=timeout)
+    except grpc.RpcError as exc:
+        return bool(exc.code() == grpc.StatusCode.UNAUTHENTICATED)
+    except Exception:
+        return False
+    finally:
+        channel.close()
+    return False
 
 
 def keep_credentials_out_of_trial_envs() -> None:

@@ -15,7 +15,7 @@ from sweeper.errors import SweepError
 if TYPE_CHECKING:
     from sweeper.settings import Settings
 
-__all__ = ["node_count", "on_node", "ray_session", "tune_settings"]
+__all__ = ["check_token", "node_count", "on_node", "ray_session", "tune_settings"]
 
 
 def on_node(actor: Any, node: str | None) -> Any:
@@ -91,11 +91,16 @@ def ray_session(
     origin = "command line: --address" if address else settings.origin("ray", "address")
     address = address or settings.ray.address or None
     options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
+    noise: list[str] = []  # what Ray printed while joining a cluster
     try:
         with _compat.keep_sigterm_handler():  # see _compat: Ray's would exit mid-start
             if address:
+                check_token(address, origin)
                 env = runtime_env() if runtime_env is not None else {}
-                ray.init(address=address, runtime_env=env or None, **options)
+                # Ray's C++ core warns once a second while the cluster refuses it; what it
+                # said is read below instead.
+                with _stderr_kept(noise):
+                    ray.init(address=address, runtime_env=env or None, **options)
                 where = f"Ray cluster at {address} ({_cluster_size()})"
             else:
                 # "local" always starts a fresh instance, never one found on the machine.
@@ -133,21 +138,78 @@ def ray_session(
                         if url
                         else " (no dashboard: it needs pip install 'ray[default]')"
                     )
+    except SweepError:
+        raise
     except Exception as exc:
         first = first_line(exc)
-        refused = "auth" in f"{type(exc).__name__} {first}".lower()
+        said = f"{type(exc).__name__} {first} {' '.join(noise)}"
+        if "InvalidAuthToken" in said or "Unauthenticated" in said:
+            raise SweepError(
+                f"the Ray cluster must accept this process's token, got InvalidAuthToken "
+                f"({origin} = {address!r})",
+                hint=_TOKEN_HINT,
+            ) from None
         raise SweepError(
             f"Ray must start or be reachable, got {type(exc).__name__}: {first} "
             + (f"({origin} = {address!r})" if address else "(a local Ray)"),
-            hint="the cluster refused this process's token: set RAY_AUTH_TOKEN to the "
-            "cluster's (ray get-auth-token on its head)"
-            if refused
-            else None,
         ) from None
     try:
         yield where
     finally:
         ray.shutdown()
+
+
+_TOKEN_HINT = (
+    "set RAY_AUTH_TOKEN to the cluster's token (run ray get-auth-token on its head), or "
+    "RAY_AUTH_TOKEN_PATH to a file holding it"
+)
+_TOKEN_VARIABLES = ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
+
+
+def check_token(address: str, origin: str) -> None:
+    """Send the token the user gave, and fail fast where the cluster wants one and none is.
+
+    Ray sends a token to an explicitly named cluster only under ``RAY_AUTH_MODE=token``; a
+    token set in ``RAY_AUTH_TOKEN`` is meant for the cluster named, so sweeper turns the mode
+    on for it (unless ``RAY_AUTH_MODE`` says otherwise). ``auto`` is Ray's own business: it
+    reads the token ``ray start`` left on this machine.
+    """
+    from sweeper import _compat
+
+    if address == "auto":
+        return
+    mode = os.environ.get("RAY_AUTH_MODE")
+    if mode is None and any(os.environ.get(name) for name in _TOKEN_VARIABLES):
+        _compat.enable_ray_token_auth()
+        mode = "token"
+    if (mode or "").lower() != "token" and _compat.gcs_requires_token(address):
+        raise SweepError(
+            f"the Ray cluster must be given its token, got none ({origin} = {address!r})",
+            hint=_TOKEN_HINT,
+        )
+
+
+@contextmanager
+def _stderr_kept(into: list[str]) -> Iterator[None]:
+    """Send what this process writes to its stderr (fd 2, C++ included) to ``into`` instead.
+
+    Only while joining a cluster: a local Ray's processes would inherit the redirection.
+    """
+    import sys
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            into.extend(held.read().decode("utf-8", "replace").splitlines())
 
 
 def _dashboard_port(preferred: int) -> int:

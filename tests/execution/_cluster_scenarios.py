@@ -364,6 +364,56 @@ def test_sweep_on_two_nodes_with_remote_mlflow_and_s3(cluster: Cluster, tmp_path
         )
 
 
+# How the driver holds Ray's token: none at all (HOME without ray start's token file), a wrong
+# one, or the right one in RAY_AUTH_TOKEN without RAY_AUTH_MODE (Ray itself would send none).
+TOKENS = {
+    "none": ({"RAY_AUTH_MODE": None, "RAY_AUTH_TOKEN": None}, "must be given its token, got none"),
+    "wrong": (
+        {"RAY_AUTH_TOKEN": "0" * 64},
+        "must accept this process's token, got InvalidAuthToken",
+    ),
+    "token-only": ({"RAY_AUTH_MODE": None}, None),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("held", sorted(TOKENS))
+def test_joining_with_no_or_a_wrong_token_is_one_line(
+    cluster: Cluster, tmp_path: Path, held: str
+) -> None:
+    change, expected = TOKENS[held]
+    folder = tmp_path / "project"
+    folder.mkdir()
+    (folder / "train.py").write_text("def train(params, ctx):\n    ctx.report(score=1.0)\n")
+    (folder / "experiment.yml").write_text(
+        f"name: token-{held}\nframework: python\nentrypoint: train.py:train\n"
+        "search: {method: grid, metric: score, mode: max}\nparameters: {x: {choice: [1]}}\n"
+    )
+    env = {**cluster.head_env, "HOME": str(tmp_path), "SWEEPER_RESULTS_DIR": str(folder / "r")}
+    for key, value in change.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    done = subprocess.run(
+        [sys.executable, "-m", "sweeper", "run", "experiment.yml", "--address", cluster.address,
+         "--no-dashboard"],
+        cwd=folder, env=env, capture_output=True, text=True, timeout=240,
+    )  # fmt: skip
+    if expected is None:
+        assert done.returncode == 0, done.stdout + done.stderr
+        return
+    assert done.returncode == 1, done.stdout + done.stderr
+    # Ray's C++ core warns once a second while it is refused: none of that shows.
+    assert "InvalidAuthToken: Authentication token" not in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        f"error: the Ray cluster {expected} (command line: --address = '{cluster.address}'); "
+        "set RAY_AUTH_TOKEN to the cluster's token (run ray get-auth-token on its head), or "
+        "RAY_AUTH_TOKEN_PATH to a file holding it"
+    ), done.stderr
+
+
 @pytest.mark.slow
 def test_a_node_lost_mid_sweep_its_trials_retry_on_another(
     cluster: Cluster, tmp_path: Path
