@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import inspect
+import os
 import subprocess
 import sys
 import threading
@@ -212,3 +213,33 @@ def test_ray_init_keeps_the_drivers_sigterm_handler_inside_keep_sigterm_handler(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=180, check=False
     )
     assert "kept True" in done.stdout, done.stdout + done.stderr[-2000:]
+
+
+def test_gcs_requires_token_reaches_rays_grpc_stubs() -> None:
+    # What it imports must exist: an ImportError would make it answer False for every cluster.
+    from ray._private.grpc_utils import init_grpc_channel
+    from ray.core.generated import gcs_service_pb2, gcs_service_pb2_grpc
+
+    assert callable(init_grpc_channel)
+    assert hasattr(gcs_service_pb2, "GetClusterIdRequest")
+    assert hasattr(gcs_service_pb2_grpc, "NodeInfoGcsServiceStub")
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    # Nothing listens there: no refusal to report (the cluster scenarios check a refusal).
+    assert _compat.gcs_requires_token(f"127.0.0.1:{port}", timeout=2) is False
+
+
+def test_enable_ray_token_auth_turns_rays_token_mode_on() -> None:
+    code = (
+        "import os; from sweeper import _compat; _compat.enable_ray_token_auth(); "
+        "from ray._raylet import AuthenticationMode, get_authentication_mode; "
+        "print(os.environ['RAY_AUTH_MODE'], get_authentication_mode() == AuthenticationMode.TOKEN)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RAY_AUTH_MODE"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.stdout.split() == ["token", "True"], done.stdout + done.stderr
