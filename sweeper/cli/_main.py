@@ -137,6 +137,8 @@ def run(
 
     loaded = load_spec(spec)
     settings = load_settings(config)
+    for note in loaded.notes:
+        click.echo(f"note: {note}", err=True)
     echo = None if quiet else click.echo
     earlier = unfinished_sweep(loaded, settings) if resume_choice is not False else None
     if earlier is not None and resume_choice is None:
@@ -256,6 +258,8 @@ def validate(spec: Path) -> None:
     from sweeper.spec import load_spec
 
     loaded = load_spec(spec)
+    for note in loaded.notes:
+        click.echo(f"note: {note}", err=True)
     click.echo(f"{spec}: valid ({loaded.trial_count()} trials, {loaded.framework})")
 
 
@@ -323,9 +327,10 @@ def convert(manifest: Path, output: Path | None) -> None:
     spec, store, notes = convert_manifest(data, file=str(manifest))
     # What convert writes, run would accept: the same checks as sweeper validate MANIFEST.
     try:
-        parse_spec(spec, file=str(manifest), base_dir=manifest.resolve().parent)
+        parsed = parse_spec(spec, file=str(manifest), base_dir=manifest.resolve().parent)
     except SpecError as error:
         raise in_manifest_terms(error, data) from None
+    notes = [*notes, *(note for note in parsed.notes if note not in notes)]
     header = [f"# Converted from {manifest.name} by sweeper convert."]
     if spec.get("command"):
         header.append("# Run it from the manifest's folder: paths are relative to it.")

@@ -195,12 +195,13 @@ def load_spec(path: str | Path, *, base_dir: Path | None = None) -> Spec:
     if is_manifest(data):
         # A manifest's command and files are relative to its own folder, the service's
         # "model definition"; its credentials stay out of the spec mapping.
-        converted, store, _ = convert_manifest(data, file=file)
+        converted, store, notes = convert_manifest(data, file=file)
         try:
             spec = parse_spec(converted, file=file, base_dir=path.resolve().parent,
                               source=path.resolve())  # fmt: skip
         except SpecError as error:
             raise in_manifest_terms(error, data) from None
         spec._manifest = store or ManifestStore(endpoint_url=None)
+        spec._notes = list(notes)
         return spec
     return parse_spec(data, file=file, base_dir=base_dir, source=path.resolve())

@@ -239,6 +239,7 @@ class Spec(Block):
     _source: Path | None = PrivateAttr(default=None)
     _label: str | None = PrivateAttr(default=None)
     _manifest: Any = PrivateAttr(default=None)
+    _notes: list[str] = PrivateAttr(default_factory=list)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _options: BaseModel | None = PrivateAttr(default=None)
 
@@ -398,6 +399,31 @@ class Spec(Block):
     def manifest_store(self) -> Any:
         """For a spec converted from a manifest: its object store (with credentials), else None."""
         return self._manifest
+
+    @property
+    def notes(self) -> list[str]:
+        """What the user should know about how the spec was read (not errors): what a
+        manifest's conversion read differently, legacy bucket names reached path-style."""
+        from sweeper.storage import is_s3_uri, legacy_note, parse_s3_uri
+
+        notes = list(self._notes)
+        for value in (self.data, self.results):
+            if value and is_s3_uri(value):
+                bucket = parse_s3_uri(value).bucket
+                if parse_s3_uri(value).legacy and legacy_note(bucket) not in notes:
+                    notes.append(legacy_note(bucket))
+        return notes
+
+    @property
+    def uses_legacy_bucket(self) -> bool:
+        """Whether an ``s3://`` data or results bucket has a legacy name (path-style only)."""
+        from sweeper.storage import is_s3_uri, parse_s3_uri
+
+        return any(
+            parse_s3_uri(value).legacy
+            for value in (self.data, self.results)
+            if value and is_s3_uri(value)
+        )
 
     @property
     def from_manifest(self) -> bool:

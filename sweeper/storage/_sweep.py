@@ -49,6 +49,10 @@ def _store_config(spec: Spec, settings: Settings) -> StoreConfig:
     }
     if spec.storage is not None:
         options.update(spec.storage.model_dump(exclude_none=True))
+    if spec.uses_legacy_bucket:
+        # Such a name is no DNS name: a virtual-hosted request cannot reach it (spec.notes
+        # says so once).
+        options["addressing_style"] = "path"
     manifest = spec.manifest_store
     if manifest:
         # A legacy manifest's connection block: its endpoint, and its keys (used, never shown).

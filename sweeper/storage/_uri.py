@@ -16,13 +16,26 @@ from pathlib import PurePosixPath
 
 from sweeper.errors import SpecError, StorageError
 
-__all__ = ["S3Uri", "UnsafeKeyError", "is_s3_uri", "parse_s3_uri", "relative_path", "safe_key"]
+__all__ = [
+    "S3Uri",
+    "UnsafeKeyError",
+    "is_legacy_bucket",
+    "is_s3_uri",
+    "legacy_note",
+    "parse_s3_uri",
+    "relative_path",
+    "safe_key",
+]
 
 SCHEME = "s3://"
 MAX_KEY_BYTES = 1024  # S3's limit on a key's UTF-8 length
 # S3's bucket naming rules (IBM COS and MinIO follow them): 3-63 characters, lowercase letters,
 # digits, dots and hyphens, starting and ending with a letter or digit.
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+# The legacy names AWS allowed in us-east-1, and FfDL's stores, IBM COS and MinIO still serve:
+# up to 255 letters of either case, digits, '.', '-' and '_' (FfDL's own `tf_training_data`).
+# They are not DNS names, so only path-style requests reach them.
+_LEGACY_BUCKET = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,253}[A-Za-z0-9]")
 _IPV4 = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
 # Line and paragraph separators break logs and listings as control characters do.
 _ODD = {"\u2028", "\u2029"}
@@ -43,6 +56,12 @@ class S3Uri:
 
     bucket: str
     prefix: str = ""
+
+    @property
+    def legacy(self) -> bool:
+        """Whether the bucket has a legacy name (``_``, capitals, over 63 characters), which
+        only path-style addressing reaches."""
+        return is_legacy_bucket(self.bucket)
 
     def __str__(self) -> str:
         return f"{SCHEME}{self.bucket}/{self.prefix}" if self.prefix else f"{SCHEME}{self.bucket}"
@@ -143,6 +162,19 @@ def relative_path(key: str, prefix: str) -> PurePosixPath:
     return PurePosixPath(*segments)
 
 
+def is_legacy_bucket(bucket: str) -> bool:
+    """Whether ``bucket`` is a legacy name that is not a DNS name (path-style only)."""
+    return not _BUCKET.fullmatch(bucket)
+
+
+def legacy_note(bucket: str) -> str:
+    """What sweeper says, once, about reaching a legacy-named bucket."""
+    return (
+        f"bucket {bucket!r} has a legacy name (not a DNS name): it is reached with path-style "
+        "addressing"
+    )
+
+
 def parse_s3_uri(uri: str, *, file: str | None = None, field: str | None = None) -> S3Uri:
     """Parse and check ``s3://bucket[/prefix]``.
 
@@ -161,13 +193,14 @@ def parse_s3_uri(uri: str, *, file: str | None = None, field: str | None = None)
         )
     rest = uri[len(SCHEME) :]
     bucket, _, prefix = rest.partition("/")
-    if not _BUCKET.fullmatch(bucket) or ".." in bucket or _IPV4.fullmatch(bucket):
+    named = _BUCKET.fullmatch(bucket) or _LEGACY_BUCKET.fullmatch(bucket)
+    if not named or ".." in bucket or _IPV4.fullmatch(bucket):
         raise SpecError(
             f"bucket must be a valid S3 bucket name, got {bucket!r} in {uri!r}",
             file=file,
             field=field,
             hint="3-63 lowercase letters, digits, '.' and '-', starting and ending with a "
-            "letter or digit",
+            "letter or digit (or a legacy name: up to 255, with '_' and capitals too)",
         )
     try:
         prefix = "/".join(_segments(prefix, f"the prefix of {uri!r}"))

@@ -749,13 +749,23 @@ def test_s3_uris_are_accepted_for_data_and_results(project: Path, write_spec, ke
 
 @pytest.mark.parametrize("key", ["data", "results"])
 def test_an_invalid_bucket_name_is_a_spec_error(project: Path, write_spec, key: str) -> None:
-    error, file = spec_error(write_spec, OPTUNA + f"{key}: s3://Bad_Bucket/prefix\n")
+    error, file = spec_error(write_spec, OPTUNA + f"{key}: s3://Bad_Bucket_/prefix\n")
     assert str(error) == (
-        f"bucket must be a valid S3 bucket name, got 'Bad_Bucket' in 's3://Bad_Bucket/prefix' "
+        f"bucket must be a valid S3 bucket name, got 'Bad_Bucket_' in 's3://Bad_Bucket_/prefix' "
         f"({file}: {key}); 3-63 lowercase letters, digits, '.' and '-', starting and ending with "
-        "a letter or digit"
+        "a letter or digit (or a legacy name: up to 255, with '_' and capitals too)"
     )
     assert error.field == key
+
+
+@pytest.mark.parametrize("key", ["data", "results"])
+def test_a_legacy_bucket_name_is_accepted_with_a_note(project: Path, write_spec, key: str) -> None:
+    spec = load_spec(write_spec(OPTUNA + f"{key}: s3://tf_training_data/prefix\n"))
+    assert spec.uses_legacy_bucket
+    assert spec.notes == [
+        "bucket 'tf_training_data' has a legacy name (not a DNS name): it is reached with "
+        "path-style addressing"
+    ]
 
 
 @pytest.mark.parametrize("key", ["data", "results"])

@@ -305,3 +305,52 @@ def test_what_a_trial_writes_into_its_data_stays_its_own(
     assert list(result.results["n"]) == [2.0, 2.0, 2.0]
     (copy,) = [p for p in (tmp_path / "cache" / bucket).iterdir() if p.is_dir()]
     assert sorted(p.name for p in copy.iterdir()) == ["train.gz"]
+
+
+LEGACY_MANIFEST = """\
+name: legacy-buckets
+cpus: 1
+data_stores:
+  - id: store
+    type: mount_cos
+    training_data: {{container: {data}}}
+    training_results: {{container: {results}}}
+    connection: {{auth_url: {endpoint}, user_name: legacyuser, password: legacypass}}
+framework:
+  name: custom
+  command: python3 train.py
+"""
+
+
+def test_legacy_bucket_names_are_reached_path_style_with_one_note(
+    s3_server, put_objects, settings, tmp_path, capsys
+):
+    """FfDL's own names (``tf_training_data``): underscores, not DNS names, path-style only;
+    even where sweeper.toml asks for virtual-hosted requests."""
+    tag = tmp_path.name[-6:].replace("-", "_").lower()
+    data, results = f"ffdl_training_data_{tag}", f"FFDL_Trained_Model_{tag}"
+    client = s3(s3_server.endpoint)
+    for name in (data, results):
+        client.create_bucket(Bucket=name)
+    put_objects(data, {"input.csv": b"1,2\n"})
+    folder = tmp_path / "definition"
+    folder.mkdir()
+    (folder / "train.py").write_text(TRAIN)
+    (folder / "manifest.yml").write_text(
+        LEGACY_MANIFEST.format(data=data, results=results, endpoint=s3_server.endpoint)
+    )
+    done = CliRunner().invoke(main, ["validate", str(folder / "manifest.yml")])
+    assert done.exit_code == 0, done.output
+    assert done.stderr.splitlines() == [
+        f"note: bucket {name!r} has a legacy name (not a DNS name): it is reached with "
+        "path-style addressing"
+        for name in (data, results)
+    ]
+    settings.s3.cache_dir = str(tmp_path / "cache")
+    settings.s3.addressing_style = "virtual"
+    result = run(load_spec(folder / "manifest.yml"), settings, echo=None)
+    assert set(result.results["state"]) == {"completed"}
+    trial_dir = result.sweep_dir / "trials" / "trial-0001"
+    assert json.loads((trial_dir / "output" / "files.json").read_text()) == ["input.csv"]
+    stored = objects(s3_server.endpoint, results, f"{result.sweep}/trial-0001/")
+    assert f"{result.sweep}/trial-0001/output/files.json" in stored

@@ -36,12 +36,26 @@ def test_parse_valid(uri: str, bucket: str, prefix: str) -> None:
 
 @pytest.mark.parametrize(
     "bucket",
-    ["ab", "Upper", "-abc", "abc-", "a..b", "192.168.1.1", "under_score", "a" * 64, "", "a b"],
+    ["ab", "-abc", "abc-", "_abc", "abc_", "a..b", "192.168.1.1", "a" * 256, "", "a b", "a%b"],
 )
 def test_parse_rejects_bad_bucket_names(bucket: str) -> None:
     with pytest.raises(SpecError, match="bucket must be a valid S3 bucket name") as caught:
         parse_s3_uri(f"s3://{bucket}/x", file="experiment.yml", field="data")
     assert "(experiment.yml: data)" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "bucket", ["tf_training_data", "Upper", "MixedCase_1", "a" * 64, "b" * 255]
+)
+def test_legacy_bucket_names_are_accepted_and_marked(bucket: str) -> None:
+    """The names AWS once allowed in us-east-1 and FfDL's stores, IBM COS and MinIO serve."""
+    parsed = parse_s3_uri(f"s3://{bucket}/x")
+    assert parsed == S3Uri(bucket, "x")
+    assert parsed.legacy
+
+
+def test_dns_bucket_names_are_not_legacy() -> None:
+    assert not parse_s3_uri("s3://my.bucket-1/x").legacy
 
 
 @pytest.mark.parametrize("uri", ["/data/train", "http://host/b", "s3:/b/x", "", "gs://bucket"])
