@@ -83,19 +83,26 @@ def latest_snapshot(output_dir: Path) -> Path | None:
 
 
 def caffe_argv(
-    caffe: str, solver: Path, gpu_ids: list[str], snapshot: Path | None = None
+    caffe: str,
+    solver: Path,
+    gpu_ids: list[str],
+    snapshot: Path | None = None,
+    weights: list[Path] | None = None,
 ) -> list[str]:
     """The ``caffe train`` command line for a rendered solver.
 
     SIGINT stops training after the current iteration, with a snapshot (how sweeper stops a
     trial), and SIGHUP saves a snapshot and goes on. With GPUs, ``-gpu``
     lists the trial's devices as the child sees them: ``CUDA_VISIBLE_DEVICES`` holds the
-    trial's GPUs, so they are devices ``0..n-1``.
+    trial's GPUs, so they are devices ``0..n-1``. ``weights`` start a first attempt from a
+    model; a ``snapshot`` (an earlier attempt's, or the spec's) continues a solver state.
     """
     argv = [caffe, "train", "-solver", str(solver), "-sigint_effect", "stop"]
     argv += ["-sighup_effect", "snapshot"]
     if snapshot is not None:
         argv += ["-snapshot", str(snapshot)]
+    elif weights:  # Caffe refuses both at once; a snapshot holds the weights too
+        argv += ["-weights", ",".join(str(path) for path in weights)]
     if gpu_ids:
         argv += ["-gpu", ",".join(str(i) for i in range(len(gpu_ids)))]
     return argv

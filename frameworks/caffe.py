@@ -5,6 +5,9 @@ A spec names the files in its ``caffe`` block::
     framework: caffe
     caffe: {solver: model/solver.prototxt}      # net: model/net.prototxt (optional)
 
+and optionally where the first attempt starts: ``weights`` (``caffe train -weights``: one
+``.caffemodel``, or several joined by commas) or ``snapshot`` (``-snapshot``: a ``.solverstate``).
+
 A trial's parameters reach Caffe in two ways:
 
 - A parameter named after a field of Caffe's ``SolverParameter`` (:data:`SOLVER_FIELDS`:
@@ -126,6 +129,10 @@ class CaffeSpec(BaseModel):
 
     solver: str = Field(min_length=1)
     net: str | None = None
+    # caffe train's -weights (a .caffemodel, or several joined by commas, to start from) and
+    # -snapshot (a .solverstate to continue); Caffe takes one or the other.
+    weights: str | None = Field(default=None, min_length=1)
+    snapshot: str | None = Field(default=None, min_length=1)
 
 
 def _values(param: Parameter) -> list[Any] | None:
@@ -217,6 +224,36 @@ class CaffeAdapter(FrameworkAdapter):
                 self._lands_nowhere(name, files, used)
         self._check_inputs(files.net, files.net_path, _NET_INPUTS, files.net_field)
         self._check_inputs(files.solver, files.solver_path, _SOLVER_INPUTS, "caffe.solver")
+        self._start_files()
+
+    def _start_files(self) -> tuple[list[Path], Path | None]:
+        """The ``caffe.weights`` and ``caffe.snapshot`` files, made absolute and checked."""
+        block = self.spec.framework_options
+        assert isinstance(block, CaffeSpec)
+        if block.weights and block.snapshot:
+            raise self._error(
+                "caffe.weights and caffe.snapshot must not both be set, got both",
+                "caffe.snapshot",
+                "caffe train starts from a model (-weights) or continues a solver state "
+                "(-snapshot), not both",
+            )
+        found: list[Path] = []
+        for field, names in (
+            ("caffe.weights", (block.weights or "").split(",")),
+            ("caffe.snapshot", [block.snapshot or ""]),
+        ):
+            for name in filter(None, (n.strip() for n in names)):
+                path = self.spec.resolve(name)
+                if not path.is_file():
+                    raise self._error(
+                        f"{field} must be an existing file, got {name!r} ({path} is missing)",
+                        field,
+                        f"relative paths are relative to {self.spec.base_dir}",
+                    )
+                found.append(path)
+        if block.snapshot:
+            return [], found[0]
+        return found, None
 
     def _error(self, message: str, field: str, hint: str | None = None) -> SpecError:
         return SpecError(message, file=self.spec.label, field=field, hint=hint)
@@ -413,10 +450,14 @@ class CaffeAdapter(FrameworkAdapter):
         }
         if ctx.gpu_ids:
             extra["CUDA_VISIBLE_DEVICES"] = ",".join(ctx.gpu_ids)
-        # A retried or resumed trial continues from the last snapshot an earlier attempt saved.
-        snapshot = latest_snapshot(ctx.output_dir) if ctx.attempt > 1 else None
+        # A retried or resumed trial continues from the last snapshot an earlier attempt saved;
+        # a first attempt from the spec's weights or snapshot, if any.
+        weights, snapshot = self._start_files()
+        own = latest_snapshot(ctx.output_dir) if ctx.attempt > 1 else None
+        if own is not None:
+            weights, snapshot = [], own
         process = TrialProcess(
-            caffe_argv(caffe, solver, ctx.gpu_ids, snapshot),
+            caffe_argv(caffe, solver, ctx.gpu_ids, snapshot, weights),
             cwd=ctx.output_dir,
             env=child_environment(extra),
             log_path=ctx.log_path,

@@ -16,6 +16,7 @@ import math
 import re
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sweeper.errors import SpecError
@@ -188,7 +189,7 @@ def _store(manifest: dict, file: str | None) -> tuple[dict[str, str], ManifestSt
     )
 
 
-def _framework(manifest: dict, file: str | None) -> dict[str, Any]:
+def _framework(manifest: dict, file: str | None) -> tuple[dict[str, Any], list[str]]:
     framework = _check_keys(manifest["framework"], _FRAMEWORK_KEYS, "framework", file)
     name = framework.get("name")
     if name not in _FRAMEWORK_NAMES:
@@ -204,16 +205,59 @@ def _framework(manifest: dict, file: str | None) -> dict[str, Any]:
         raise SpecError(
             "framework.command must be set, got nothing", file=file, field="framework.command"
         )
-    words = shlex.split(command) if "caffe" in command else []
-    if (
-        words[:3] == ["caffe", "train", "-solver"]
-        and len(words) in (4, 6)
-        and (len(words) == 4 or words[4] == "-gpu")
-    ):
+    caffe = _caffe_train(command)
+    if caffe is not None:
         # Caffe's own adapter sets -gpu from the GPUs Ray assigned, and reads Caffe's log.
-        return {"framework": "caffe", "caffe": {"solver": words[3]}}
+        block, notes = caffe
+        return {"framework": "caffe", "caffe": block}, notes
     # The service ran the command line with a shell; so does sweeper, for manifests only.
-    return {"framework": "command", "command": ["bash", "-c", command, "manifest"]}
+    return {"framework": "command", "command": ["bash", "-c", command, "manifest"]}, []
+
+
+# `caffe train`'s flags (Caffe 1.0's tools/caffe.cpp) and what becomes of each in a manifest:
+# kept in the spec's caffe block, or set by sweeper itself (with a note).
+_CAFFE_KEPT = {"solver": "solver", "weights": "weights", "snapshot": "snapshot"}
+_CAFFE_SET = {
+    "gpu": "-gpu: the trial's GPUs are those Ray assigns it (resources.gpus)",
+    "sigint_effect": "-sigint_effect: sweeper stops a trial with SIGINT after a snapshot",
+    "sighup_effect": "-sighup_effect: sweeper asks for snapshots with SIGHUP",
+    "iterations": "-iterations: caffe train ignores it; the solver's max_iter decides",
+    "level": "-level: caffe test's flag; caffe train ignores it",
+    "stage": "-stage: caffe test's flag; caffe train ignores it",
+}
+
+
+def _caffe_train(command: str) -> tuple[dict[str, str], list[str]] | None:
+    """The caffe block of ``caffe train -solver S [flags]`` in any order (``-f v``, ``-f=v``,
+    ``--f v``), and notes on the flags sweeper sets itself; ``None`` for any other command
+    (anything else on the line: a pipe, a redirection, another program, an unknown flag)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return None
+    if len(words) < 2 or Path(words[0]).name != "caffe" or words[1] != "train":
+        return None
+    block: dict[str, str] = {}
+    notes: list[str] = []
+    rest = words[2:]
+    while rest:
+        flag = rest.pop(0)
+        if not flag.startswith("-"):
+            return None
+        name, equals, value = flag.lstrip("-").partition("=")
+        if not equals:
+            if not rest:
+                return None
+            value = rest.pop(0)
+        if name in _CAFFE_KEPT:
+            block[_CAFFE_KEPT[name]] = value
+        elif name in _CAFFE_SET:
+            notes.append(f"framework.command {_CAFFE_SET[name]} ({name} {value} left out)")
+        else:
+            return None
+    if "solver" not in block:
+        return None
+    return block, notes
 
 
 def _metrics(manifest: dict, file: str | None) -> list[str]:
@@ -418,10 +462,11 @@ def convert_manifest(
     _check_keys(manifest, _TOP_KEYS, "", file)
     search, parameters, early_stopping, notes = _search(manifest, file)
     paths, store = _store(manifest, file)
+    framework, framework_notes = _framework(manifest, file)
     spec: dict[str, Any] = {
         "name": _name(manifest.get("name")),
         "description": str(manifest.get("description") or ""),
-        **_framework(manifest, file),
+        **framework,
         "resources": _resources(manifest, file),
         "search": search,
         "parameters": parameters,
@@ -429,7 +474,7 @@ def convert_manifest(
     }
     if early_stopping is not None:
         spec["early_stopping"] = early_stopping
-    return spec, store, _metrics(manifest, file) + notes
+    return spec, store, _metrics(manifest, file) + framework_notes + notes
 
 
 def _manifest_field(field: str, manifest: dict[str, Any]) -> str | None:

@@ -89,6 +89,53 @@ def test_caffe_manifest_uses_the_caffe_adapter():
     assert spec["caffe"] == {"solver": "lenet_solver.prototxt"}
 
 
+def _caffe_command(command: str):
+    first = "python3 convolutional_network.py --trainImagesFile ${DATA_DIR}/"
+    text = MANIFEST.replace(first + "train-images-idx3-ubyte.gz", command)
+    return convert(text.replace("      --learningRate 0.001 --trainingIters 2000\n", ""))
+
+
+@pytest.mark.parametrize(
+    ("command", "block"),
+    [
+        ("caffe train -gpu all -solver lenet_solver.prototxt", {"solver": "lenet_solver.prototxt"}),
+        ("caffe train --solver=s.prototxt -gpu 0,1", {"solver": "s.prototxt"}),
+        ("/opt/caffe/build/tools/caffe train -solver s.prototxt", {"solver": "s.prototxt"}),
+        (
+            "caffe train -weights init.caffemodel -solver s.prototxt -sigint_effect snapshot",
+            {"solver": "s.prototxt", "weights": "init.caffemodel"},
+        ),
+        (
+            "caffe train -solver s.prototxt -snapshot s_iter_100.solverstate -iterations 50",
+            {"solver": "s.prototxt", "snapshot": "s_iter_100.solverstate"},
+        ),
+    ],
+)
+def test_caffe_flags_in_any_order_use_the_caffe_adapter(command: str, block: dict) -> None:
+    spec, _, notes = _caffe_command(command)
+    assert spec["framework"] == "caffe"
+    assert spec["caffe"] == block
+    for flag in ("-gpu", "-sigint_effect", "-iterations"):
+        if flag in command:
+            assert any(note.startswith(f"framework.command {flag}:") for note in notes), notes
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "caffe train -gpu all",  # no solver
+        "caffe train -solver s.prototxt -unknown 1",
+        "caffe train -solver s.prototxt | tee log",
+        "caffe test -model net.prototxt -weights w.caffemodel",
+        "caffe train -solver",
+        "caffe train -solver 's.prototxt",  # unbalanced quote
+    ],
+)
+def test_other_caffe_command_lines_run_as_commands(command: str) -> None:
+    spec, _, _ = _caffe_command(command)
+    assert spec["framework"] == "command"
+
+
 def test_wml_hyperparameters_become_a_sweep():
     text = MANIFEST + (
         "hyper_parameters_optimization:\n"

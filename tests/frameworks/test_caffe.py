@@ -364,6 +364,16 @@ def test_gpu_ids_become_the_gpu_flag():
     assert caffe_argv("caffe", solver, ["2", "3"]) == [*start, "-gpu", "0,1"]
 
 
+def test_weights_start_a_first_attempt_and_a_snapshot_wins_over_them():
+    solver = Path("/o/solver.prototxt")
+    weights = [Path("/m/a.caffemodel"), Path("/m/b.caffemodel")]
+    argv = caffe_argv("caffe", solver, [], weights=weights)
+    assert argv[-2:] == ["-weights", "/m/a.caffemodel,/m/b.caffemodel"]
+    # Caffe refuses -snapshot with -weights; the snapshot holds the weights.
+    argv = caffe_argv("caffe", solver, [], Path("/o/x.solverstate"), weights)
+    assert "-weights" not in argv and argv[-2:] == ["-snapshot", "/o/x.solverstate"]
+
+
 def fake_caffe(folder: Path, body: str) -> Path:
     """A ``caffe`` on PATH that records its argv and CUDA_VISIBLE_DEVICES, then runs ``body``."""
     bin_dir = folder / "bin"
@@ -423,6 +433,61 @@ def test_a_real_run_reports_and_snapshots(model, write_spec, in_tmp):
     assert reports[-1]["test_accuracy"] > 0.9
     assert {"loss", "lr", "test_loss"} <= set(reports[1])
     assert (ctx.output_dir / "mlp_iter_200.caffemodel").is_file()
+
+
+def test_a_run_starts_from_the_spec_s_weights_or_snapshot(model, write_spec, in_tmp):
+    """``caffe.weights`` fine-tunes a trained model; ``caffe.snapshot`` continues a solver
+    state: Caffe's own log says which it did."""
+    params = {"base_lr": 0.1, "hidden": 64, "dropout": 0.1, "batch_size": 64}
+    first = make_ctx(in_tmp / "first", seed=3)
+    CaffeAdapter(load_spec(write_spec(SPEC))).run(params, first)
+    trained = first.output_dir / "mlp_iter_200.caffemodel"
+    state = first.output_dir / "mlp_iter_200.solverstate"
+    for key, path, said in (
+        ("weights", trained, "Finetuning from"),
+        ("snapshot", state, "Resuming from"),
+    ):
+        text = SPEC.replace(
+            "caffe: {solver: model/solver.prototxt}",
+            f"caffe: {{solver: model/solver.prototxt, {key}: '{path}'}}",
+        )
+        if key == "snapshot":  # it continues from iteration 200: train on to 250
+            text = text.replace("  batch_size: 64\n", "  batch_size: 64\n  max_iter: 250\n")
+        reports: list[dict] = []
+        ctx = make_ctx(in_tmp / key, reports, seed=3)
+        CaffeAdapter(load_spec(write_spec(text))).run(
+            {**params, **({"max_iter": 250} if key == "snapshot" else {})}, ctx
+        )
+        log = ctx.log_path.read_text()
+        assert f"{said} {path}" in log, log[-2000:]
+        if key == "snapshot":
+            assert [r["step"] for r in reports][-1] == 250
+        else:
+            assert reports[0]["test_accuracy"] > 0.9  # a trained model from its first test
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            "weights: missing.caffemodel",
+            "caffe.weights must be an existing file, got 'missing.caffemodel'",
+        ),
+        (
+            "weights: a.caffemodel, snapshot: b.solverstate",
+            "caffe.weights and caffe.snapshot must not both be set, got both",
+        ),
+    ],
+)
+def test_start_files_are_checked_on_load(model, write_spec, in_tmp, extra, message):
+    (in_tmp / "a.caffemodel").write_bytes(b"")
+    (in_tmp / "b.solverstate").write_bytes(b"")
+    text = SPEC.replace(
+        "{solver: model/solver.prototxt}", f"{{solver: model/solver.prototxt, {extra}}}"
+    )
+    with pytest.raises(SpecError) as caught:
+        load_spec(write_spec(text))
+    assert str(caught.value).startswith(message), str(caught.value)
 
 
 def test_a_stop_ends_a_long_caffe_run_cleanly(model, write_spec, in_tmp, monkeypatch):
