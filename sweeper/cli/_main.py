@@ -83,7 +83,8 @@ def _finish(result: SweepResult, quiet: bool) -> None:
         click.echo(f"error: interrupted; resume with: sweeper resume {result.sweep_dir}", err=True)
         sys.exit(128 + result.signal)  # the shell's convention: 130 for Ctrl-C
     if result.status == "failed":
-        click.echo(f"error: sweep failed: {result.reason}", err=True)
+        logs = f"; their logs are in {result.sweep_dir / 'trials'}" if result.failed else ""
+        click.echo(f"error: sweep failed: {result.reason}{logs}", err=True)
         sys.exit(1)
     total = len(result.results)
     if result.unsynced:

@@ -164,6 +164,10 @@ class Session:
             status, reason = "failed", control.failure
         elif control.halt_reason:
             status, reason = "halted", control.halt_reason
+        elif recorder.records and all(r.state == "failed" for r in recorder.records.values()):
+            # Nothing came of the sweep: it did not complete, whatever Tune says (and its
+            # MLflow parent run says FAILED). `sweeper resume --retry-failed` runs them again.
+            status, reason = "failed", f"every trial failed ({len(recorder.records)})"
         else:
             status, reason = "completed", None
         return SessionOutcome(status, reason, recorder.records, control.signal)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
 import sys
@@ -88,6 +89,28 @@ def test_run_with_a_failed_trial_exits_1_after_recording_the_rest(write_spec, cl
     )
     assert result.stdout == "best trial-0003: score=3.0\n"
     assert (sweep_dir / "results.csv").is_file()
+
+
+@pytest.mark.usefixtures("ray_session")
+def test_a_sweep_whose_every_trial_failed_is_failed_not_completed(write_spec, cli_env):
+    import mlflow
+
+    spec = write_spec(grid_spec("fails").replace("{choice: [1, 2, 3]}", "{choice: [2]}"))
+    result = CliRunner(env=cli_env).invoke(main, ["run", "--quiet", str(spec)])
+    assert result.exit_code == 1
+    (sweep_dir,) = Path(cli_env["SWEEPER_RESULTS_DIR"]).iterdir()
+    assert result.stderr == (
+        f"error: sweep failed: every trial failed (1); their logs are in {sweep_dir / 'trials'}\n"
+    )
+    state = json.loads((sweep_dir / "state.json").read_text())
+    assert (state["status"], state["reason"]) == ("failed", "every trial failed (1)")
+    client = mlflow.MlflowClient(cli_env["SWEEPER_MLFLOW_TRACKING_URI"])
+    (parent,) = [
+        run
+        for run in client.search_runs([client.get_experiment_by_name("cli-test").experiment_id])
+        if "mlflow.parentRunId" not in run.data.tags
+    ]
+    assert parent.info.status == "FAILED"
 
 
 def _free_port() -> int:
