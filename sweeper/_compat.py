@@ -31,6 +31,7 @@ __all__ = [
     "job_config_env_var",
     "keep_credentials_out_of_trial_envs",
     "keep_sigterm_handler",
+    "local_gpu_count",
     "optuna_trial_id",
     "searcher_completed",
     "searcher_study",
@@ -133,6 +134,19 @@ def gcs_requires_token(address: str, timeout: float = 5.0) -> bool:
     finally:
         channel.close()
     return False
+
+
+def local_gpu_count() -> int:
+    """The GPUs a local Ray started here would find, as Ray counts them (its NVIDIA
+    accelerator manager, limited by ``CUDA_VISIBLE_DEVICES``), without starting Ray."""
+    from ray._private.accelerators import get_accelerator_manager_for_resource
+
+    manager = get_accelerator_manager_for_resource("GPU")
+    if manager is None:
+        return 0
+    count = int(manager.get_current_node_num_accelerators())
+    visible = manager.get_current_process_visible_accelerator_ids()
+    return count if visible is None else min(count, len(visible))
 
 
 def keep_credentials_out_of_trial_envs() -> None:

@@ -243,3 +243,10 @@ def test_enable_ray_token_auth_turns_rays_token_mode_on() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
     )
     assert done.stdout.split() == ["token", "True"], done.stdout + done.stderr
+
+
+def test_local_gpu_count_counts_as_ray_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    count = _compat.local_gpu_count()
+    assert isinstance(count, int) and count >= 0
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no device visible to this process
+    assert _compat.local_gpu_count() == 0

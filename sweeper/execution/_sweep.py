@@ -153,9 +153,47 @@ def _check_cluster(spec: Spec, settings: Settings, address: str | None) -> None:
     check_address(address, file="command line", field="--address")
     if not (address or settings.ray.address):
         check_installed(spec)
+        _check_fits_locally(spec, settings)
     else:
         origin = "command line: --address" if address else settings.origin("ray", "address")
         check_token(address or settings.ray.address, origin)
+
+
+def _check_fits_locally(spec: Spec, settings: Settings) -> None:
+    """Before anything starts: a local Ray never grows, so a trial that asks for more CPUs or
+    GPUs than it will have could only wait forever. (Memory, which Ray sizes when it starts,
+    is checked once it is up.)"""
+    import os
+    import sys
+
+    from sweeper import _compat
+
+    ray = sys.modules.get("ray")
+    if ray is not None and ray.is_initialized():
+        return  # this process's own Ray (a library user's, the tests'): the one the sweep uses
+    asked = spec.resources
+    for name, want, key, what in (
+        ("cpus", asked.cpus, "num_cpus", "CPUs"),
+        ("gpus", asked.gpus, "num_gpus", "GPUs"),
+    ):
+        if not want:
+            continue
+        set_to = getattr(settings.ray, key)
+        if set_to is not None:
+            has, source = float(set_to), settings.origin("ray", key)
+        elif name == "cpus":
+            has, source = float(os.cpu_count() or 1), "detected"
+        else:
+            has, source = float(_compat.local_gpu_count()), "detected"
+        if want > has:
+            raise ConfigError(
+                f"resources.{name} must fit on this machine's local Ray, got {want:g} "
+                f"(it has {has:g} {what}: {source})",
+                file=spec.label,
+                field=f"resources.{name}",
+                hint=f"ask for fewer, set [ray] {key} in sweeper.toml (it may exceed what the "
+                "machine has, to try queueing), or run on a cluster with --address",
+            )
 
 
 def _results_root(spec: Spec, settings: Settings) -> Path:

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import errno
 import json
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -90,20 +94,58 @@ def test_a_results_file_that_cannot_be_written_is_one_error(project: Path, monke
     assert json.loads((sweep_dir / "state.json").read_text())["status"] == "running"
 
 
+@pytest.mark.parametrize(
+    ("resources", "has"),
+    [
+        ("{cpus: 3}", "it has 2 CPUs: environment: SWEEPER_RAY_NUM_CPUS"),
+        ("{gpus: 1}", "it has 0 GPUs: environment: SWEEPER_RAY_NUM_GPUS"),
+        ("{gpus: 1000}", "it has 0 GPUs: detected"),
+    ],
+)
+def test_more_cpus_or_gpus_than_the_local_ray_has_is_refused_before_anything(
+    project: Path, resources: str, has: str
+) -> None:
+    (project / "experiment.yml").write_text(SPEC + f"resources: {resources}\n", encoding="utf-8")
+    environ = {
+        "SWEEPER_MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
+        "SWEEPER_RESULTS_DIR": str(project / "results"),
+        "SWEEPER_RAY_NUM_CPUS": "2",
+    }
+    if "environment: SWEEPER_RAY_NUM_GPUS" in has:
+        environ["SWEEPER_RAY_NUM_GPUS"] = "0"
+    field = resources[1:5]
+    # A process of its own: in this one the tests' shared Ray may be up, and a sweep uses it.
+    done = subprocess.run(
+        [sys.executable, "-m", "sweeper", "run", "experiment.yml"],
+        cwd=project, env={**os.environ, **environ}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    want = resources.split()[1].rstrip("}")
+    assert done.stderr == (
+        f"error: resources.{field} must fit on this machine's local Ray, got {want} ({has}) "
+        f"(experiment.yml: resources.{field}); ask for fewer, set [ray] num_{field} in "
+        "sweeper.toml (it may exceed what the machine has, to try queueing), or run on a "
+        "cluster with --address\n"
+    )
+    assert not (project / "results").exists() and not (project / "mlflow.db").exists()
+
+
 def test_a_trial_no_node_can_hold_is_refused_not_left_waiting(
     project: Path, ray_session, monkeypatch
 ) -> None:
-    """A local Ray never grows: a trial larger than every node would wait in silence forever."""
-    text = SPEC + "resources: {cpus: 64}\n"
+    """A local Ray never grows: a trial larger than every node would wait in silence forever.
+    Memory, which Ray sizes as it starts, is checked once it is up."""
+    text = SPEC + "resources: {memory: 900TiB}\n"
     (project / "experiment.yml").write_text(text, encoding="utf-8")
     with pytest.raises(SweepError) as caught:
         _sweep.run(
             load_spec("experiment.yml"), settings_for(project, project / "results"), echo=None
         )
-    assert str(caught.value) == (
-        "a trial's resources must fit on one Ray node, got more than fits (resources.cpus: the "
-        "largest of 1 node(s) has 4) (experiment.yml: resources); ask for less per trial, or "
-        "run on a cluster that has it"
-    )
+    assert re.fullmatch(
+        r"a trial's resources must fit on one Ray node, got more than fits \(resources.memory: "
+        r"the largest of 1 node\(s\) has [\d.]+ GiB\) \(experiment.yml: resources\); ask for "
+        r"less per trial, or run on a cluster that has it",
+        str(caught.value),
+    ), str(caught.value)
     (sweep_dir,) = (project / "results").iterdir()
     assert SweepState.load(sweep_dir).status == "halted"  # resumable once it can be placed
