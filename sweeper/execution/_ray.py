@@ -15,7 +15,7 @@ from sweeper.errors import SweepError
 if TYPE_CHECKING:
     from sweeper.settings import Settings
 
-__all__ = ["check_token", "node_count", "on_node", "ray_session", "tune_settings"]
+__all__ = ["address_origin", "check_token", "node_count", "on_node", "ray_session", "tune_settings"]
 
 
 def on_node(actor: Any, node: str | None) -> Any:
@@ -88,14 +88,13 @@ def ray_session(
     if ray.is_initialized():
         yield "the Ray instance already running in this process"
         return
-    origin = "command line: --address" if address else settings.origin("ray", "address")
+    origin = address_origin(settings, address)
     address = address or settings.ray.address or None
     options: dict[str, Any] = {"logging_level": logging.ERROR, "log_to_driver": False}
     noise: list[str] = []  # what Ray printed while joining a cluster
     try:
         with _compat.keep_sigterm_handler():  # see _compat: Ray's would exit mid-start
             if address:
-                check_token(address, origin)
                 env = runtime_env() if runtime_env is not None else {}
                 # Ray's C++ core warns once a second while the cluster refuses it; what it
                 # said is read below instead.
@@ -138,8 +137,6 @@ def ray_session(
                         if url
                         else " (no dashboard: it needs pip install 'ray[default]')"
                     )
-    except SweepError:
-        raise
     except Exception as exc:
         first = first_line(exc)
         said = f"{type(exc).__name__} {first} {' '.join(noise)}"
@@ -166,8 +163,16 @@ _TOKEN_HINT = (
 _TOKEN_VARIABLES = ("RAY_AUTH_TOKEN", "RAY_AUTH_TOKEN_PATH")
 
 
+def address_origin(settings: Settings, address: str | None) -> str:
+    """Where the Ray address in use came from, as errors name it."""
+    return "command line: --address" if address else settings.origin("ray", "address")
+
+
 def check_token(address: str, origin: str) -> None:
     """Send the token the user gave, and fail fast where the cluster wants one and none is.
+
+    Run on the driver before anything is written (``_sweep._check_cluster``), not in
+    :func:`ray_session`: a refusal then leaves no sweep folder behind.
 
     Ray sends a token to an explicitly named cluster only under ``RAY_AUTH_MODE=token``; a
     token set in ``RAY_AUTH_TOKEN`` is meant for the cluster named, so sweeper turns the mode

@@ -148,15 +148,14 @@ def _check_cluster(spec: Spec, settings: Settings, address: str | None) -> None:
     """Before anything starts: a cluster address sweeper can drive, and on a local Ray the
     spec's ``requirements`` installed (on a cluster Ray installs them for the trials)."""
     from sweeper.execution._cluster import check_address, check_installed
-    from sweeper.execution._ray import check_token
+    from sweeper.execution._ray import address_origin, check_token
 
     check_address(address, file="command line", field="--address")
     if not (address or settings.ray.address):
         check_installed(spec)
         _check_fits_locally(spec, settings)
     else:
-        origin = "command line: --address" if address else settings.origin("ray", "address")
-        check_token(address or settings.ray.address, origin)
+        check_token(address or settings.ray.address, address_origin(settings, address))
 
 
 def _check_fits_locally(spec: Spec, settings: Settings) -> None:

@@ -404,26 +404,21 @@ class Spec(Block):
     def notes(self) -> list[str]:
         """What the user should know about how the spec was read (not errors): what a
         manifest's conversion read differently, legacy bucket names reached path-style."""
-        from sweeper.storage import is_s3_uri, legacy_note, parse_s3_uri
+        from sweeper.storage import legacy_note
 
-        notes = list(self._notes)
-        for value in (self.data, self.results):
-            if value and is_s3_uri(value):
-                bucket = parse_s3_uri(value).bucket
-                if parse_s3_uri(value).legacy and legacy_note(bucket) not in notes:
-                    notes.append(legacy_note(bucket))
-        return notes
+        return [*self._notes, *(legacy_note(bucket) for bucket in self._legacy_buckets())]
 
     @property
     def uses_legacy_bucket(self) -> bool:
         """Whether an ``s3://`` data or results bucket has a legacy name (path-style only)."""
+        return bool(self._legacy_buckets())
+
+    def _legacy_buckets(self) -> list[str]:
+        """The legacy-named buckets of ``data`` and ``results``, each once."""
         from sweeper.storage import is_s3_uri, parse_s3_uri
 
-        return any(
-            parse_s3_uri(value).legacy
-            for value in (self.data, self.results)
-            if value and is_s3_uri(value)
-        )
+        uris = [parse_s3_uri(v) for v in (self.data, self.results) if v and is_s3_uri(v)]
+        return list(dict.fromkeys(uri.bucket for uri in uris if uri.legacy))
 
     @property
     def from_manifest(self) -> bool:

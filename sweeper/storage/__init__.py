@@ -35,7 +35,6 @@ from sweeper.storage._sync import SyncReport, upload_dir
 from sweeper.storage._uri import (
     S3Uri,
     UnsafeKeyError,
-    is_legacy_bucket,
     is_s3_uri,
     legacy_note,
     parse_s3_uri,
@@ -55,7 +54,6 @@ __all__ = [
     "SyncReport",
     "UnsafeKeyError",
     "download_prefix",
-    "is_legacy_bucket",
     "is_s3_uri",
     "is_transient",
     "legacy_note",
