@@ -4,6 +4,8 @@ Either way it shows the trials per state, the best metric so far with its parame
 elapsed time, the GPU-hours used and the running trials (name, parameters, step, latest
 metric). Off a terminal (CI, ``| tee``) it prints one status line every ``interval`` seconds,
 so a long sweep's log grows by a line per finished trial plus one per interval, never more.
+A :attr:`SweepProgress.watch` (trials no node can hold, on a cluster) is asked every interval
+too, on a terminal as well, and what it says goes above the display.
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ __all__ = ["SweepProgress"]
 _ACTIVE = ("starting", "staging", "running", "storing")
 _ENDED = ("completed", "stopped", "failed", "halted")
 _SHOWN_RUNNING = 12  # running trials listed on a terminal; the rest are counted
+# Seconds between looks of the watch when status lines are off (interval 0): a warning is not
+# a status line, and trials waiting in silence are what it is for.
+_WATCH_EVERY = 30.0
 
 
 class SweepProgress:
@@ -39,8 +44,13 @@ class SweepProgress:
         records: Returns the sweep's trial records (read from another thread).
         gpu_seconds: Returns the GPU-seconds used so far.
         live: Draw a rich live display (a terminal) instead of periodic lines.
-        interval: Seconds between status lines when not ``live``.
+        interval: Seconds between status lines when not ``live``, and between looks of
+            :attr:`watch` (every 30 s when 0).
         done: Trials that ended in earlier sessions.
+
+    Attributes:
+        watch: Called every interval with the number of trials waiting to run; a line it
+            returns is shown (see :class:`~sweeper.execution._placement.PlacementWatch`).
     """
 
     def __init__(
@@ -67,6 +77,7 @@ class SweepProgress:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._display: Any = None
+        self.watch: Callable[[int], str | None] | None = None
 
     def __call__(self, kind: str, record: TrialRecord) -> None:
         self.printer(kind, record)
@@ -110,6 +121,12 @@ class SweepProgress:
         parts.append(f"elapsed {_clock(time.time() - self.started)}")
         return "; ".join(parts)
 
+    def waiting(self) -> int:
+        """Trials of the sweep neither ended nor under way: those Ray has yet to start."""
+        states = Counter(r.state for r in self._snapshot())
+        ended_or_running = sum(states[s] for s in (*_ENDED, *_ACTIVE))
+        return max(0, self.spec.trial_count() - ended_or_running)
+
     def _renderable(self) -> Any:
         from rich.console import Group, RenderableType
         from rich.table import Table
@@ -149,7 +166,7 @@ class SweepProgress:
 
             self._display = Live(get_renderable=self._renderable, refresh_per_second=2)
             self._display.__enter__()
-        elif self.interval > 0:
+        if (not self.live and self.interval > 0) or self.watch is not None:
             self._thread = threading.Thread(target=self._tick, name="sweeper-progress", daemon=True)
             self._thread.start()
         return self
@@ -163,8 +180,12 @@ class SweepProgress:
             self._thread.join(timeout=5)
 
     def _tick(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.echo(f"[progress] {self.summary()}")
+        status = not self.live and self.interval > 0
+        while not self._stop.wait(self.interval if self.interval > 0 else _WATCH_EVERY):
+            if status:
+                self.echo(f"[progress] {self.summary()}")
+            if self.watch is not None and (line := self.watch(self.waiting())) is not None:
+                self._line(line)
 
 
 def _params(params: dict[str, Any], spec: Spec) -> str:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from sweeper._format import first_line
 from sweeper.errors import SweepError
+from sweeper.execution._placement import cluster_totals, live_nodes, why_unplaceable
 
 if TYPE_CHECKING:
     from sweeper.settings import Settings
@@ -42,30 +43,11 @@ def unplaceable(cpus: float, gpus: float, memory: int | None) -> str | None:
 
     Ray would keep such a trial pending, in silence, for as long as the sweep runs.
     """
-    import ray
-
-    nodes = [node.get("Resources", {}) for node in ray.nodes() if node.get("Alive")]
-    if not nodes:
-        return None
-    asked = {"CPU": cpus, "GPU": gpus, "memory": float(memory or 0)}
-    for key, amount in asked.items():
-        if amount > 0 and not any(node.get(key, 0.0) >= amount for node in nodes):
-            largest = max(node.get(key, 0.0) for node in nodes)
-            shown = f"{largest / 2**30:.3g} GiB" if key == "memory" else f"{largest:g}"
-            field = {"CPU": "cpus", "GPU": "gpus", "memory": "memory"}[key]
-            return f"resources.{field}: the largest of {len(nodes)} node(s) has {shown}"
-    return None
+    return why_unplaceable(live_nodes(), cpus, gpus, memory)
 
 
 def _cluster_size() -> str:
-    import ray
-
-    resources = ray.cluster_resources()
-    nodes = node_count()
-    return (
-        f"{nodes} node{'s' if nodes != 1 else ''}, {resources.get('CPU', 0):g} CPUs, "
-        f"{resources.get('GPU', 0):g} GPUs"
-    )
+    return cluster_totals(live_nodes())
 
 
 @contextmanager

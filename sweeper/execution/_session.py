@@ -21,6 +21,7 @@ from sweeper._journal import FINAL_STATES, Journal, SweepState, TrialRecord
 from sweeper._layout import POINT_KEY, STOP_FILE, trial_name
 from sweeper.errors import SweeperError, SweepError
 from sweeper.execution._actor import trainable_class
+from sweeper.execution._placement import PlacementWatch
 from sweeper.execution._plan import TrialNamer, TrialPlan
 from sweeper.execution._progress import SweepProgress
 from sweeper.execution._ray import node_count, on_node, ray_session, tune_settings, unplaceable
@@ -138,7 +139,7 @@ class Session:
                 from sweeper.execution._phases import PhaseBoard
 
                 remaining = self.remaining_count()
-                plan = self._start(plan, where, remaining)
+                plan = self._start(plan, where, remaining, progress)
                 recorder.plan = plan
                 recorder.board = on_node(PhaseBoard, self.driver_node).remote()
                 if self.points is not None:
@@ -172,8 +173,13 @@ class Session:
             status, reason = "completed", None
         return SessionOutcome(status, reason, recorder.records, control.signal)
 
-    def _start(self, plan: TrialPlan, where: str, remaining: int) -> TrialPlan:
-        """Say what the session runs and where, once Ray is up; the plan placed on Ray."""
+    def _start(
+        self, plan: TrialPlan, where: str, remaining: int, progress: SweepProgress
+    ) -> TrialPlan:
+        """Say what the session runs and where, once Ray is up; the plan placed on Ray.
+
+        On a cluster, ``progress`` gets the watch that warns while no node can hold a trial.
+        """
         spec = self.spec
         self.say(
             f"sweep {self.sweep}: {remaining} of {spec.trial_count()} trials to run, "
@@ -184,16 +190,20 @@ class Session:
         plan = self._placed(plan)
         self.driver_node = plan.driver_node
         res = spec.resources
-        why = unplaceable(res.cpus, res.gpus, res.memory_bytes)
-        if why is not None:
-            if not (self.address or self.settings.ray.address):
-                raise SweepError(
-                    f"a trial's resources must fit on one Ray node, got more than fits ({why})",
-                    file=spec.label,
-                    field="resources",
-                    hint="ask for less per trial, or run on a cluster that has it",
-                )
-            self.say(f"note: no node can hold a trial yet ({why}); trials wait for one")
+        if self.address or self.settings.ray.address:
+            # An autoscaler may add a node that fits: warn now and while trials wait, not
+            # refuse. Watched all along, as a lost node can take the only one that fit.
+            watch = PlacementWatch(res.cpus, res.gpus, res.memory_bytes)
+            if (line := watch(remaining)) is not None:
+                self.say(line)
+            progress.watch = watch
+        elif (why := unplaceable(res.cpus, res.gpus, res.memory_bytes)) is not None:
+            raise SweepError(
+                f"a trial's resources must fit on one Ray node, got more than fits ({why})",
+                file=spec.label,
+                field="resources",
+                hint="ask for less per trial, or run on a cluster that has it",
+            )
         if node_count() > 1 and (self.store is None or not self.store.results_uri):
             self.say(
                 "note: trials on other nodes write their folders there, at the same "

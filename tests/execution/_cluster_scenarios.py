@@ -18,16 +18,18 @@ import glob
 import itertools
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -243,13 +245,15 @@ def _project(folder: Path, cluster: Cluster, name: str, grid: list[int], steps: 
     return folder
 
 
-def _sweeper(cluster: Cluster, folder: Path, *args: str) -> subprocess.Popen[str]:
+def _sweeper(
+    cluster: Cluster, folder: Path, *args: str, interval: str = "5"
+) -> subprocess.Popen[str]:
     env = {
         **cluster.head_env,
         "SWEEPER_MLFLOW_TRACKING_URI": cluster.mlflow_uri,
         "SWEEPER_RESULTS_DIR": str(folder / "results"),
         "SWEEPER_S3_CHECKPOINT_INTERVAL": "0",
-        "SWEEPER_CONSOLE_PROGRESS_INTERVAL": "5",
+        "SWEEPER_CONSOLE_PROGRESS_INTERVAL": interval,
     }
     return subprocess.Popen(
         [sys.executable, "-m", "sweeper", "run", "experiment.yml", "--address", cluster.address,
@@ -482,3 +486,101 @@ def test_a_node_lost_mid_sweep_its_trials_retry_on_another(
     assert max(steps) == 12
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "output")}
     assert f"output/attempt-{last_attempt}.json" in artifacts
+
+
+class _Output:
+    """A driver's output as it comes, each stream read on a thread of its own."""
+
+    def __init__(self, driver: subprocess.Popen[str]) -> None:
+        self.driver = driver
+        self.lines: list[str] = []  # stdout
+        self.errors: list[str] = []  # stderr
+        self._readers = [
+            threading.Thread(target=self._read, args=(stream, into), daemon=True)
+            for stream, into in ((driver.stdout, self.lines), (driver.stderr, self.errors))
+        ]
+        for reader in self._readers:
+            reader.start()
+
+    @staticmethod
+    def _read(stream, into: list[str]) -> None:
+        for line in stream:
+            into.append(line.rstrip("\n"))
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n--- stderr ---\n" + "\n".join(self.errors[-60:])
+
+    def wait_for(self, matches: Callable[[str], object], start: int, timeout: float) -> int:
+        """The index of the first line from ``start`` on that ``matches``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i in range(start, len(self.lines)):
+                if matches(self.lines[i]):
+                    return i
+            ended = self.driver.poll() is not None and not self._readers[0].is_alive()
+            if ended or time.monotonic() > deadline:
+                raise AssertionError(f"no such line (ended: {ended}):\n{self.text()}")
+            time.sleep(0.2)
+
+    def finish(self, timeout: float) -> None:
+        self.driver.wait(timeout)
+        for reader in self._readers:
+            reader.join(30)
+
+
+@pytest.mark.slow
+def test_trials_no_node_can_hold_warn_until_a_node_that_fits_joins(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """Two GPUs a trial, one a node: the sweep warns at its start and every progress interval,
+    with the cluster's totals, until a node with two GPUs joins; then its trials run there."""
+    import pandas as pd
+
+    name = f"unplaceable-{uuid.uuid4().hex[:6]}"
+    folder = _project(tmp_path / "project", cluster, name, [1, 2], steps=2)
+    spec = folder / "experiment.yml"
+    spec.write_text(spec.read_text().replace("{gpus: 1, cpus: 1}", "{gpus: 2, cpus: 1}"))
+    before = {n["node_id"] for n in cluster.nodes()}
+    count = len(before)  # the lost-node scenario leaves the head alone
+    nodes = f"{count} node{'s' if count > 1 else ''}"
+    warning = re.compile(
+        rf"warning: 2 trials waiting: no node can hold a trial \(resources\.gpus: the largest "
+        rf"of {count} node\(s\) has 1\); cluster has {nodes}, {2 * count} CPUs, {count} GPUs?, "
+        r"[0-9.]+ GiB memory; add a node that has it or ask for less"
+    )
+    driver = _sweeper(cluster, folder, interval="2")
+    output = _Output(driver)
+    try:
+        first = output.wait_for(warning.fullmatch, 0, 180)
+        assert output.lines[0].startswith(f"sweep {name}-"), output.text()
+        # At the start, then again after a status line.
+        assert not any(line.startswith("[progress] ") for line in output.lines[:first])
+        status = output.wait_for(lambda line: line.startswith("[progress] "), first, 60)
+        again = output.wait_for(warning.fullmatch, status, 60)
+
+        cluster.start_node("gpus", "--address", cluster.address, "--num-gpus", "2")
+        joined = output.wait_for(
+            lambda line: line.startswith("note: a node that can hold a trial has joined"),
+            again,
+            180,
+        )
+        assert re.search(
+            rf"cluster has {count + 1} nodes, {2 * count + 2} CPUs, {count + 2} GPUs, ",
+            output.lines[joined],
+        ), output.text()
+        output.finish(240)
+        assert driver.returncode == 0, output.text()
+        assert not any("Traceback" in line for line in output.errors), output.text()
+        assert not any(warning.fullmatch(line) for line in output.lines[joined:]), output.text()
+        results = pd.read_csv(_sweep_of(folder) / "results.csv")
+        assert set(results["state"]) == {"completed"} and len(results) == 2
+        (added,) = {n["node_id"] for n in cluster.nodes()} - before
+        assert set(results["node"]) == {added}
+    finally:
+        if driver.poll() is None:
+            driver.kill()
+            driver.wait(30)
+        added_ids = {n["node_id"] for n in cluster.nodes()} - before
+        _stop(cluster.processes.pop("gpus", None))
+        for node in added_ids:  # its scratch copies of trials (the fixture knows the others)
+            shutil.rmtree(Path(tempfile.gettempdir(), "sweeper-trials", node[:16]), True)

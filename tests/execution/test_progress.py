@@ -17,6 +17,12 @@ import pytest
 from rich.console import Console
 
 from sweeper._journal import TrialRecord
+from sweeper.execution._placement import (
+    PlacementWatch,
+    cluster_totals,
+    waiting_warning,
+    why_unplaceable,
+)
 from sweeper.execution._progress import SweepProgress
 from sweeper.execution._sweep import run
 from sweeper.settings import load_settings
@@ -190,3 +196,79 @@ def test_no_dashboard_starts_none(tmp_path):
     out, local, _ = sweep_while_polling(tmp_path, port, "--no-dashboard")
     assert out.splitlines()[0].endswith("on a local Ray")
     assert local and not any(local)
+
+
+# --- trials no node can hold (on a cluster) ------------------------------------------------------
+
+GIB = 2**30
+NO_GPU = {"CPU": 2.0, "memory": 3.2 * GIB}
+ONE_GPU = {"CPU": 2.0, "GPU": 1.0, "memory": 4.0 * GIB}
+
+
+def test_the_warning_names_the_resource_and_the_cluster_s_totals():
+    why = why_unplaceable([NO_GPU], cpus=1, gpus=1, memory=None)
+    assert why == "resources.gpus: the largest of 1 node(s) has 0"
+    assert waiting_warning(why, cluster_totals([NO_GPU]), 3) == (
+        "warning: 3 trials waiting: no node can hold a trial (resources.gpus: the largest of "
+        "1 node(s) has 0); cluster has 1 node, 2 CPUs, 0 GPUs, 3.2 GiB memory; add a node that "
+        "has it or ask for less"
+    )
+    assert waiting_warning(why, "1 node", 1).startswith("warning: 1 trial waiting: no node")
+    assert waiting_warning(why, "1 node").startswith("warning: trials waiting: no node")
+    assert cluster_totals([NO_GPU, ONE_GPU]) == "2 nodes, 4 CPUs, 1 GPU, 7.2 GiB memory"
+
+
+def test_a_trial_fits_only_on_one_node_that_has_all_it_asks_for():
+    nodes = [NO_GPU, ONE_GPU]
+    assert why_unplaceable(nodes, cpus=2, gpus=1, memory=4 * GIB) is None
+    # Two GPUs in all, one a node: a 2-GPU trial fits on none.
+    assert why_unplaceable([ONE_GPU, ONE_GPU], 1, 2, None) == (
+        "resources.gpus: the largest of 2 node(s) has 1"
+    )
+    assert why_unplaceable(nodes, 3, 0, None) == "resources.cpus: the largest of 2 node(s) has 2"
+    assert why_unplaceable(nodes, 1, 0, 5 * GIB) == (
+        "resources.memory: the largest of 2 node(s) has 4 GiB"
+    )
+    assert why_unplaceable([], 64, 8, None) is None  # no nodes known: nothing to say
+
+
+def test_the_watch_warns_while_trials_wait_and_notes_once_a_node_that_fits_joins():
+    clusters = iter([[NO_GPU], [NO_GPU], [NO_GPU, ONE_GPU], [NO_GPU, ONE_GPU], [NO_GPU]])
+    watch = PlacementWatch(1, 1, None, nodes=lambda: next(clusters))
+    assert watch(4).startswith("warning: 4 trials waiting: no node can hold a trial")
+    assert watch(4).startswith("warning: 4 trials waiting")
+    assert watch(4) == (
+        "note: a node that can hold a trial has joined (cluster has 2 nodes, 4 CPUs, 1 GPU, "
+        "7.2 GiB memory); waiting trials can start"
+    )
+    assert watch(2) is None  # it fits: nothing more to say
+    assert watch(0) is None  # the node left, but nothing waits any more
+
+
+def test_the_watch_says_nothing_when_ray_cannot_answer():
+    def gone():
+        raise RuntimeError("Ray is not initialized")
+
+    watch = PlacementWatch(1, 1, None, nodes=gone)
+    assert watch(3) is None
+
+
+@pytest.mark.parametrize("interval", [0.05, 0.0])
+def test_the_watch_is_asked_every_interval_with_the_trials_waiting(
+    interval: float, monkeypatch: pytest.MonkeyPatch
+):
+    import sweeper.execution._progress as progress_module
+
+    monkeypatch.setattr(progress_module, "_WATCH_EVERY", 0.05)  # interval 0: status lines off
+    lines: list[str] = []
+    asked: list[int] = []
+    shown = SweepProgress(
+        make_spec(), "progress-1", lines.append, lambda: RECORDS, lambda: 0.0, interval=interval
+    )
+    shown.watch = lambda waiting: asked.append(waiting) or f"warning: {waiting} waiting"
+    with shown:
+        time.sleep(0.5)
+    assert asked and set(asked) == {1}  # of 4 trials: 2 ended, 1 running, 1 queued
+    assert "warning: 1 waiting" in lines
+    status = [line for line in lines if line.startswith("[progress] ")]
+    assert bool(status) == (interval > 0)
