@@ -38,13 +38,14 @@ from __future__ import annotations
 import difflib
 import shutil
 import signal
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sweeper._mounts import mount_path, rewrite
 from sweeper.errors import SpecError, TrialError
 from sweeper.frameworks._caffe_run import CaffeLog, caffe_argv, latest_snapshot
 from sweeper.frameworks._process import TrialProcess, child_environment
@@ -353,10 +354,18 @@ class CaffeAdapter(FrameworkAdapter):
 
     def _check_inputs(self, doc: Prototxt, path: Path, keys: Iterable[str], field: str) -> None:
         # Caught here, a missing data file is one clear error instead of a failed trial each.
+        from sweeper.storage import is_s3_uri
+
         for entry in doc.fields:
             value = entry.string_value() if entry.key in keys else None
             if not value or "${" in value:
                 continue  # a placeholder's path is known only per trial
+            mapped = mount_path(value, self.spec.mounts)
+            if mapped is not None:
+                target_of, rest = mapped
+                if target_of != "data" or is_s3_uri(self.spec.data or ""):
+                    continue  # the trial's results, or data staged only when it starts
+                value = str(self.spec.resolve(self.spec.data or ".") / rest)
             target = path.parent / value  # an absolute value stays as it is
             if not target.exists():
                 raise self._error(
@@ -376,6 +385,7 @@ class CaffeAdapter(FrameworkAdapter):
         *,
         gpu: bool = False,
         seed: int | None = None,
+        mounts: Mapping[str, str] | None = None,
     ) -> Path:
         """Write the trial's ``solver.prototxt`` and ``net.prototxt`` into ``output_dir``.
 
@@ -384,6 +394,7 @@ class CaffeAdapter(FrameworkAdapter):
             output_dir: The trial's output folder (snapshots go there too).
             gpu: Whether the trial runs on GPUs (``solver_mode: GPU``), else CPU.
             seed: The trial's seed, the solver's ``random_seed`` unless it sets one.
+            mounts: The spec's mount paths and the trial's folders they stand for.
 
         Returns:
             The rendered solver's path.
@@ -395,6 +406,8 @@ class CaffeAdapter(FrameworkAdapter):
             solver_text = files.solver.substitute(params)
         except KeyError as exc:
             raise TrialError(f"caffe placeholder ${{{exc.args[0]}}} has no parameter") from None
+        net_text = rewrite(net_text, mounts or {})
+        solver_text = rewrite(solver_text, mounts or {})
         net_text = self._absolute(net_text, files.net_path.parent, _NET_INPUTS)
         solver_text = self._absolute(solver_text, files.solver_path.parent, _SOLVER_INPUTS)
 
@@ -439,7 +452,13 @@ class CaffeAdapter(FrameworkAdapter):
         caffe = shutil.which("caffe")
         if caffe is None:
             raise TrialError(INSTALL_HINT)
-        solver = self.render(params, ctx.output_dir, gpu=bool(ctx.gpu_ids), seed=ctx.seed)
+        mounts = {
+            path: str(ctx.data_dir if target == "data" else ctx.output_dir)
+            for path, target in self.spec.mounts.items()
+        }
+        solver = self.render(
+            params, ctx.output_dir, gpu=bool(ctx.gpu_ids), seed=ctx.seed, mounts=mounts
+        )
         cpus = str(max(1, int(self.spec.resources.cpus)))
         extra = {
             # Log to stderr only: glog would also write files into /tmp for every trial.

@@ -10,6 +10,10 @@ Hyperparameters reach the program three ways at once:
 It also sees the original service's variables (``DATA_DIR``, ``RESULT_DIR``, ``LOG_DIR``,
 ``CHECKPOINT_DIR``, ``JOB_STATE_DIR``, ``MODEL_DIR``, ``TRAINING_ID``, ``GPU_COUNT``, ``SUBID``,
 ``NUM_LEARNERS``, ``LEARNER_ID``) and ``CUDA_VISIBLE_DEVICES``.
+
+Its metrics come from its output (:mod:`sweeper.frameworks._metrics`) and its TensorBoard
+event files (:mod:`sweeper.frameworks._tensorboard`). When it fails, the error begins with its
+own last error line, found in its log.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sweeper._layout import trial_number
+from sweeper._layout import NOT_CODE, training_id, trial_number
+from sweeper._mounts import find_mentions, link_code, rewrite
 from sweeper.errors import SpecError, TrialError
 from sweeper.frameworks._metrics import (
     FileFollower,
@@ -32,12 +37,14 @@ from sweeper.frameworks._metrics import (
     emetrics_record,
     json_line_record,
     numeric_metrics,
+    program_error,
 )
 from sweeper.frameworks._process import TrialProcess, child_environment
+from sweeper.frameworks._tensorboard import TensorBoardFollower
 from sweeper.frameworks.base import FrameworkAdapter
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Mapping
 
     from sweeper.frameworks.context import TrialContext
     from sweeper.spec import MetricsSpec
@@ -51,8 +58,6 @@ PARAM_ENV_PREFIX = "SWEEPER_PARAM_"
 _MACRO = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 _POLL_S = 0.5
-# Left out of a trial's view of the code folder: what sweeper itself writes there.
-_NOT_CODE = {"results", "mlflow.db", "mlruns", "mlartifacts", ".git"}
 
 
 def _flag_value(value: Any) -> str:
@@ -165,25 +170,29 @@ class CommandAdapter(FrameworkAdapter):
             argv[0] = str(self.spec.resolve(argv[0]))
         return argv
 
-    def _workdir(self, trial_dir: Path) -> Path:
+    def _workdir(self, trial_dir: Path, mapping: dict[str, str]) -> Path:
         """The trial's working directory: a view of the code folder with its own config.json.
 
         Each entry of the code folder is linked in, so ``python train.py`` and relative reads
         work as in the folder itself, while files the program creates, and its config.json,
-        belong to this trial alone.
+        belong to this trial alone. A text file that names one of the spec's ``mounts`` is a
+        copy with the trial's folders in its place instead (see :mod:`sweeper._mounts`).
         """
         work = trial_dir / "work"
         work.mkdir(parents=True, exist_ok=True)
         code = self.spec.base_dir
         source = self.spec.source
-        for entry in code.iterdir():
-            # Not the spec or manifest itself: a manifest may hold credentials.
-            if entry.name in _NOT_CODE or entry.name == CONFIG_FILE or entry == source:
-                continue
-            link = work / entry.name
-            if not link.exists() and not link.is_symlink():
-                link.symlink_to(entry)
+        skip = {*NOT_CODE, CONFIG_FILE}
+        if source is not None and source.parent == code:
+            skip.add(source.name)  # not the spec or manifest itself: a manifest may hold secrets
+        mentions = set(find_mentions(code, mapping, skip)) if mapping else set()
+        link_code(code, work, mapping, skip, mentions)
         return work
+
+    def _mapping(self, ctx: TrialContext, work: Path) -> dict[str, str]:
+        """The spec's mount paths and this trial's folders they stand for."""
+        folders = {"data": str(ctx.data_dir or work), "results": str(ctx.output_dir)}
+        return {path: folders[target] for path, target in self.spec.mounts.items()}
 
     def environment(self, params: dict[str, Any], ctx: TrialContext, work: Path) -> dict[str, str]:
         """The process's environment: the actor's, the service's variables and the params."""
@@ -198,7 +207,11 @@ class CommandAdapter(FrameworkAdapter):
             "LOG_DIR": str(logs),
             "JOB_STATE_DIR": str(job_state),
             "MODEL_DIR": str(work),
-            "TRAINING_ID": ctx.sweep,
+            "TRAINING_ID": (
+                training_id(ctx.sweep, ctx.trial, self.spec.trial_count())
+                if self.spec.results_layout == "ffdl"
+                else ctx.sweep
+            ),
             "SUBID": f"{trial_number(ctx.trial):04d}",
             "GPU_COUNT": str(len(ctx.gpu_ids)),
             "NUM_LEARNERS": "1",
@@ -216,12 +229,18 @@ class CommandAdapter(FrameworkAdapter):
         """Run the command to its end, reporting the metrics its output holds.
 
         Raises:
-            TrialError: If the program is missing or exits with a non-zero status.
+            TrialError: If the program is missing or exits with a non-zero status (the error
+                begins with the program's own error line, if its log shows one), or if
+                ``metrics.tensorboard`` names a variable its environment lacks.
         """
-        work = self._workdir(ctx.trial_dir)
+        work = ctx.trial_dir / "work"
+        mapping = self._mapping(ctx, work)
+        work = self._workdir(ctx.trial_dir, mapping)
         (work / CONFIG_FILE).write_text(json.dumps(params, indent=2, default=str) + "\n")
         env = self.environment(params, ctx, work)
-        argv = self.argv(params, env)
+        # The mount paths (FfDL's /mnt/data/<bucket>) wherever the program may read them.
+        env = {name: rewrite(value, mapping) for name, value in env.items()}
+        argv = [rewrite(token, mapping) for token in self.argv(params, env)]
         metrics = self.spec.metrics or _default_metrics()
         lock = threading.Lock()
 
@@ -229,18 +248,23 @@ class CommandAdapter(FrameworkAdapter):
             with lock:  # lines and files are read by two threads
                 ctx.report(step=step, **values)
 
-        followers = []
+        followers: list[FileFollower | TensorBoardFollower] = []
         if metrics.emetrics:
             logs = Path(env["LOG_DIR"])
             for path in (logs / EMETRICS_FILE, logs / env["SUBID"] / EMETRICS_FILE):
                 followers.append(FileFollower(path, emetrics_record, report))
         if metrics.file:
             followers.append(FileFollower(work / metrics.file, json_line_record, report))
+        if metrics.tensorboard:
+            folder = work / _expand(metrics.tensorboard, env, "metrics.tensorboard")
+            followers.append(TensorBoardFollower(folder, report))
         # The original service kept the combined log as $JOB_STATE_DIR/latest-log.
         latest = Path(env["JOB_STATE_DIR"]) / "latest-log"
         if not latest.exists():
             latest.symlink_to(ctx.log_path)
         process = TrialProcess(argv, cwd=work, env=env, log_path=ctx.log_path)
+        # Where this run's output begins: a retried trial's log holds the earlier attempts'.
+        start = ctx.log_path.stat().st_size if ctx.log_path.exists() else 0
         done = threading.Event()
         stopped: list[BaseException] = []
 
@@ -271,7 +295,10 @@ class CommandAdapter(FrameworkAdapter):
         if metrics.emetrics:
             self._report_val_dict_list(ctx.output_dir / VAL_DICT_FILE, report)
         if status != 0:
-            raise TrialError(f"command exited with status {status}: {shlex.join(argv)}")
+            # The program's own error first: the console shows an error's first line only.
+            failure = f"command exited with status {status}: {shlex.join(argv)}"
+            cause = program_error(ctx.log_path, start)
+            raise TrialError(f"{cause} ({failure})" if cause else failure)
 
     @staticmethod
     def _report_val_dict_list(
@@ -288,6 +315,27 @@ class CommandAdapter(FrameworkAdapter):
                 values.pop("steps", None)
                 if values:
                     report(step, values)
+
+
+def _expand(text: str, env: Mapping[str, str], field: str) -> str:
+    """``text`` with its ``$NAME`` and ``${NAME}`` filled in from ``env``.
+
+    Raises:
+        TrialError: If ``env`` lacks a variable ``text`` names: an empty string would point
+            the path elsewhere.
+    """
+
+    def fill(match: re.Match[str]) -> str:
+        name = match.group(1) or match.group(2)
+        if name not in env:
+            raise TrialError(
+                f"{field} must name variables the trial's environment sets, got ${name} "
+                f"in {text!r}",
+                hint="e.g. $JOB_STATE_DIR, $LOG_DIR or $RESULT_DIR",
+            )
+        return env[name]
+
+    return _VARIABLE.sub(fill, text)
 
 
 def _default_metrics() -> MetricsSpec:

@@ -17,6 +17,14 @@ names from here. It imports nothing heavier than the standard library, so ``swee
       sync-pending.json           uploads still owed to the results store
       trials/trial-0001/
         params.json  trial.log  error.txt  attempt  output/  checkpoints/
+
+A command trial's folder also holds ``logs/`` and ``job-state/`` (the original service's
+``$LOG_DIR`` and ``$JOB_STATE_DIR``) and ``work/``, its view of the code folder.
+
+In an ``s3://`` results store a trial's folder goes to ``<prefix>/<sweep>/<trial>/``; with
+``results_layout: ffdl`` (manifests) its ``output/`` goes to ``<prefix>/<training id>/`` and its
+``logs/`` (and a copy of ``trial.log``) to ``<prefix>/<training id>/learner-1/`` instead, as
+FfDL laid out a training's results.
 """
 
 from __future__ import annotations
@@ -32,9 +40,12 @@ __all__ = [
     "ATTEMPT_FILE",
     "CHECKPOINT_DIR",
     "ERROR_FILE",
+    "FFDL_FOLDERS",
+    "FFDL_LOG_FOLDER",
     "JOURNAL_FILE",
     "LOG_FILE",
     "NAME_KEY",
+    "NOT_CODE",
     "OUTPUT_DIR",
     "PARAMS_FILE",
     "PENDING_FILE",
@@ -51,6 +62,7 @@ __all__ = [
     "find_sweep",
     "is_sweep_dir",
     "is_trial_name",
+    "training_id",
     "trial_dir",
     "trial_name",
     "trial_number",
@@ -86,6 +98,10 @@ ATTEMPT_FILE = "attempt"
 OUTPUT_DIR = "output"
 CHECKPOINT_DIR = "checkpoints"
 
+# What a trial's working view of the code folder leaves out (sweeper's own files there), and
+# what the scan for mount paths skips.
+NOT_CODE = frozenset({"results", "mlruns", "mlartifacts", "mlflow.db", ".git"})
+
 # Keys sweeper adds to Tune's trial config: the index of a grid or random point, and the name
 # an Optuna trial was given. Both decide the trial's name (see sweeper.execution._plan.TrialNamer).
 POINT_KEY = "point"
@@ -109,6 +125,20 @@ def trial_number(name: str) -> int:
     if match is None:
         raise ValueError(f"trial name must look like trial-0001, got {name!r}")
     return int(match.group(1))
+
+
+def training_id(sweep: str, trial: str, trials: int) -> str:
+    """A trial's FfDL training id, its folder in the ``ffdl`` results layout (and its
+    ``$TRAINING_ID``): ``training-<sweep>`` when the sweep is one trial (a manifest's usual
+    run), else ``training-<sweep>-0007``."""
+    return f"training-{sweep}" if trials == 1 else f"training-{sweep}-{trial_number(trial):04d}"
+
+
+# In the ffdl results layout: what of a trial's folder goes to its training folder, and where
+# (FfDL's own: $RESULT_DIR at the top, $LOG_DIR moved into learner-1/), and the trial's log,
+# which also stays in the trial's own folder (resume reads it there).
+FFDL_FOLDERS = {OUTPUT_DIR: "", "logs": "learner-1"}
+FFDL_LOG_FOLDER = "learner-1"
 
 
 def is_trial_name(name: str) -> bool:

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sweeper._mounts import FFDL_DATA_MOUNT, FFDL_RESULTS_MOUNT
+from sweeper._wml import definition_field, is_training_definition, to_manifest
 from sweeper.errors import SpecError
 
 __all__ = ["ManifestStore", "convert_manifest", "in_manifest_terms", "is_manifest"]
@@ -33,7 +35,7 @@ _FRAMEWORK_NAMES = (
     "caffe", "caffe2", "custom", "h2o3", "horovod", "keras", "mxnet", "pytorch", "pytorchmpi",
     "tensorflow", "torch",
 )  # fmt: skip
-_STORE_TYPES = ("s3_datastore", "mount_cos")
+_STORE_TYPES = ("s3_datastore", "mount_cos", "mount_volume")
 _METRICS_TYPES = ("emetrics_file", "tensorboard", "logger")
 # WML's optimizers and the sweeper search that does the same job.
 _METHODS = {
@@ -73,8 +75,11 @@ class ManifestStore:
 
 
 def is_manifest(data: Any) -> bool:
-    """Whether a parsed YAML document is an FfDL/WML manifest rather than a sweeper spec."""
-    return isinstance(data, dict) and isinstance(data.get("framework"), dict)
+    """Whether a parsed YAML document is an FfDL manifest or a WML training definition rather
+    than a sweeper spec."""
+    return (
+        isinstance(data, dict) and isinstance(data.get("framework"), dict)
+    ) or is_training_definition(data)
 
 
 def _check_keys(block: Any, allowed: tuple[str, ...], where: str, file: str | None) -> dict:
@@ -142,7 +147,8 @@ def _resources(manifest: dict, file: str | None) -> dict[str, Any]:
     return resources
 
 
-def _store(manifest: dict, file: str | None) -> tuple[dict[str, str], ManifestStore | None]:
+def _store(manifest: dict, file: str | None) -> tuple[dict[str, Any], ManifestStore | None]:
+    """The spec's ``data``, ``results``, ``mounts`` and ``results_layout``, and the store."""
     stores = manifest.get("data_stores")
     if stores is None or stores == []:
         return {}, None
@@ -175,18 +181,49 @@ def _store(manifest: dict, file: str | None) -> tuple[dict[str, str], ManifestSt
         )
     where = "data_stores.0.connection"
     connection = _mapping(store.get("connection"), where, file)
-    paths = {}
+    containers = {}
     for key, target in (("training_data", "data"), ("training_results", "results")):
         block = _mapping(store.get(key), f"data_stores.0.{key}", file)
         container = _text(block.get("container"), f"data_stores.0.{key}.container", file)
         if container:
-            paths[target] = f"s3://{container}"
+            containers[target] = container
+    if store.get("type") == "mount_volume":
+        return _host_mount(containers, connection, file), None
+    paths: dict[str, Any] = {target: f"s3://{name}" for target, name in containers.items()}
+    # FfDL mounted the buckets there (mount_cos), and its users' files name those paths.
+    mounts = {FFDL_DATA_MOUNT: "data", FFDL_RESULTS_MOUNT: "results"}
+    mapped = {f"{at}/{containers[t]}": t for at, t in mounts.items() if t in containers}
+    if mapped:
+        paths["mounts"] = mapped
+    if "results" in containers:
+        paths["results_layout"] = "ffdl"
     return paths, ManifestStore(
         endpoint_url=_text(connection.get("auth_url"), f"{where}.auth_url", file),
         access_key=_text(connection.get("user_name"), f"{where}.user_name", file),
         secret_key=_text(connection.get("password"), f"{where}.password", file),
         region=_text(connection.get("region"), f"{where}.region", file),
     )
+
+
+def _host_mount(containers: dict[str, str], connection: dict, file: str | None) -> dict[str, Any]:
+    """A ``mount_volume`` store: folders ``<path>/<container>`` of the machine itself."""
+    where = "data_stores.0.connection"
+    kind = connection.get("type")
+    if kind != "host_mount":
+        raise SpecError(
+            f"{where}.type must be host_mount for a mount_volume store, got {kind!r}",
+            file=file,
+            field=f"{where}.type",
+        )
+    root = _text(connection.get("path"), f"{where}.path", file)
+    if not root or not root.startswith("/"):
+        raise SpecError(
+            f"{where}.path must be an absolute folder of this machine, got {root!r}",
+            file=file,
+            field=f"{where}.path",
+            hint="the host folder FfDL mounted; its containers are folders in it",
+        )
+    return {target: f"{root.rstrip('/')}/{name}" for target, name in containers.items()}
 
 
 def _framework(manifest: dict, file: str | None) -> tuple[dict[str, Any], list[str]]:
@@ -205,13 +242,82 @@ def _framework(manifest: dict, file: str | None) -> tuple[dict[str, Any], list[s
         raise SpecError(
             "framework.command must be set, got nothing", file=file, field="framework.command"
         )
+    version = _version_note(str(name), _text(framework.get("version"), "framework.version", file))
     caffe = _caffe_train(command)
     if caffe is not None:
         # Caffe's own adapter sets -gpu from the GPUs Ray assigned, and reads Caffe's log.
         block, notes = caffe
-        return {"framework": "caffe", "caffe": block}, notes
+        return {"framework": "caffe", "caffe": block}, version + notes
     # The service ran the command line with a shell; so does sweeper, for manifests only.
-    return {"framework": "command", "command": ["bash", "-c", command, "manifest"]}, []
+    return {"framework": "command", "command": ["bash", "-c", command, "manifest"]}, version
+
+
+# The distributions (or, for Caffe, the program) each framework name's version is read from.
+_DISTRIBUTIONS = {
+    "tensorflow": ("tensorflow", "tensorflow-cpu", "tensorflow-gpu"),
+    "keras": ("keras",),
+    "pytorch": ("torch",),
+    "pytorchmpi": ("torch",),
+    "torch": ("torch",),
+    "mxnet": ("mxnet",),
+    "h2o3": ("h2o",),
+    "horovod": ("horovod",),
+}
+# A version at the start of framework.version: 1.5.0-py3, 1.5, 0.13.10-tf1.9.0-... (not
+# latest, cpu, gpu-py3 or an image tag such as 0925mpi).
+_VERSION = re.compile(r"(\d+)\.(\d+)(?:\.\d+)*(?=$|[-_])")
+
+
+def _installed(name: str) -> tuple[str, str] | None:
+    """The installed distribution (or program) of framework ``name`` and its version."""
+    from importlib import metadata
+
+    if name == "caffe":
+        return _caffe_version()
+    for distribution in _DISTRIBUTIONS.get(name, ()):
+        try:
+            return distribution, metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def _caffe_version() -> tuple[str, str] | None:
+    import shutil
+    import subprocess
+
+    program = shutil.which("caffe")
+    if program is None:
+        return None
+    try:
+        out = subprocess.run(
+            [program, "--version"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    found = re.search(r"(\d+\.\d+(?:\.\d+)*)", out.stdout + out.stderr)
+    return ("caffe", found.group(1)) if found else None
+
+
+def _version_note(name: str, version: str | None) -> list[str]:
+    """A note when ``framework.version`` asks for another release than this machine has."""
+    match = _VERSION.match(version or "")
+    if match is None or (name not in _DISTRIBUTIONS and name != "caffe"):
+        return []  # latest, cpu, an image tag; custom and the rest name no library
+    asked = f"{match.group(1)}.{match.group(2)}"
+    installed = _installed(name)
+    if installed is None:
+        return [
+            f"framework.version {version} asks for {name} {asked}, which this machine does not "
+            f"have; the command runs with whatever it imports"
+        ]
+    distribution, present = installed
+    if present.split(".")[:2] == asked.split("."):
+        return []
+    return [
+        f"framework.version {version} asks for {name} {asked}; this machine has "
+        f"{distribution} {present}, which code written for {asked} may not run on"
+    ]
 
 
 # `caffe train`'s flags (Caffe 1.0's tools/caffe.cpp) and what becomes of each in a manifest:
@@ -260,25 +366,34 @@ def _caffe_train(command: str) -> tuple[dict[str, str], list[str]] | None:
     return block, notes
 
 
-def _metrics(manifest: dict, file: str | None) -> list[str]:
+# Where FfDL's TensorBoard extractor looked when a manifest's evaluation_metrics names no folder.
+_TENSORBOARD_DIR = "$JOB_STATE_DIR/logs/tb"
+
+
+def _metrics(manifest: dict, framework: str, file: str | None) -> tuple[dict[str, Any], list[str]]:
+    """The spec's ``metrics`` block for a manifest's ``evaluation_metrics``, and notes."""
     block = manifest.get("evaluation_metrics")
     if not block:
-        return []
+        return {}, []
     kind = block.get("type") if isinstance(block, dict) else None
     if kind not in _METRICS_TYPES:
         raise SpecError(
             f"evaluation_metrics.type must be one of {', '.join(_METRICS_TYPES)}, got {kind!r}",
             file=file,
             field="evaluation_metrics.type",
-            hint="sweeper reads EMetrics ($LOG_DIR/evaluation-metrics.txt) and "
-            "val_dict_list.json; other extractors are not supported",
+            hint="sweeper reads EMetrics ($LOG_DIR/evaluation-metrics.txt), "
+            "val_dict_list.json and TensorBoard event files; other extractors are not supported",
         )
-    if kind == "tensorboard":
-        return [
-            "evaluation_metrics type tensorboard: sweeper does not read TensorBoard event "
-            "files; metrics come from EMetrics and val_dict_list.json"
+    if kind != "tensorboard":
+        return {}, []
+    folder = _text(block.get("in"), "evaluation_metrics.in", file) or _TENSORBOARD_DIR
+    if framework != "command":
+        return {}, [
+            f"evaluation_metrics type tensorboard: {framework} trials report from "
+            f"{framework}'s own log; {folder} is not read"
         ]
-    return []
+    # EMetrics stay on: the service read both, and a program may write either.
+    return {"metrics": {"tensorboard": folder}}, []
 
 
 def _dimension(entry: Any, index: int, file: str | None) -> tuple[str, Any]:
@@ -449,7 +564,7 @@ def _search(
 def convert_manifest(
     manifest: dict[str, Any], *, file: str | None = None
 ) -> tuple[dict[str, Any], ManifestStore | None, list[str]]:
-    """Translate a manifest into a sweeper spec mapping.
+    """Translate a manifest (or a WML training definition) into a sweeper spec mapping.
 
     Returns:
         The spec mapping (no secrets in it), the object store its ``data_stores`` names (or
@@ -459,14 +574,27 @@ def convert_manifest(
         SpecError: For what sweeper cannot honour (``learners > 1``, ``gpu_type``, ...), or a
             hyperband method without ``max_resource``.
     """
+    if is_training_definition(manifest):
+        try:
+            return _convert(to_manifest(manifest, file=file), file)
+        except SpecError as error:
+            raise _renamed(error, error.field and definition_field(error.field)) from None
+    return _convert(manifest, file)
+
+
+def _convert(
+    manifest: dict[str, Any], file: str | None
+) -> tuple[dict[str, Any], ManifestStore | None, list[str]]:
     _check_keys(manifest, _TOP_KEYS, "", file)
     search, parameters, early_stopping, notes = _search(manifest, file)
     paths, store = _store(manifest, file)
     framework, framework_notes = _framework(manifest, file)
+    metrics, metrics_notes = _metrics(manifest, framework["framework"], file)
     spec: dict[str, Any] = {
         "name": _name(manifest.get("name")),
         "description": str(manifest.get("description") or ""),
         **framework,
+        **metrics,
         "resources": _resources(manifest, file),
         "search": search,
         "parameters": parameters,
@@ -474,7 +602,7 @@ def convert_manifest(
     }
     if early_stopping is not None:
         spec["early_stopping"] = early_stopping
-    return spec, store, _metrics(manifest, file) + framework_notes + notes
+    return spec, store, metrics_notes + framework_notes + notes
 
 
 def _manifest_field(field: str, manifest: dict[str, Any]) -> str | None:
@@ -500,8 +628,12 @@ def _manifest_field(field: str, manifest: dict[str, Any]) -> str | None:
         return rest
     if field in ("name", "description"):
         return field
+    if head == "metrics":
+        return "evaluation_metrics.in"
     if field in ("command", "framework") or head == "caffe":
         return "framework.command"
+    if head == "mounts" or field == "results_layout":
+        return "data_stores.0"
     if field in ("data", "results"):
         key = "training_data" if field == "data" else "training_results"
         return f"data_stores.0.{key}.container"
@@ -525,7 +657,14 @@ def _manifest_field(field: str, manifest: dict[str, Any]) -> str | None:
 
 def in_manifest_terms(error: SpecError, manifest: dict[str, Any]) -> SpecError:
     """``error`` about the spec converted from ``manifest``, naming the manifest's own field."""
-    field = error.field and _manifest_field(error.field, manifest)
+    if is_training_definition(manifest):
+        error = in_manifest_terms(error, to_manifest(manifest, file=error.file))
+        return _renamed(error, error.field and definition_field(error.field))
+    return _renamed(error, error.field and _manifest_field(error.field, manifest))
+
+
+def _renamed(error: SpecError, field: str | None) -> SpecError:
+    """``error`` naming ``field`` instead of its own (itself when ``field`` is no other)."""
     if not field or field == error.field:
         return error
     message = error.message

@@ -76,7 +76,92 @@ def test_conversion_keeps_resources_command_and_stores_without_secrets():
     assert (store.access_key, store.secret_key) == ("ACCESSKEY123", SECRET)
     assert SECRET not in repr(store)
     assert SECRET not in json.dumps(spec)
-    assert notes and "tensorboard" in notes[0]
+    # FfDL's mounts of both buckets, its results layout, its TensorBoard folder.
+    assert spec["mounts"] == {
+        "/mnt/data/tf-training-data": "data",
+        "/mnt/results/tf-trained-model": "results",
+    }
+    assert spec["results_layout"] == "ffdl"
+    assert spec["metrics"] == {"tensorboard": "$JOB_STATE_DIR/logs/tb"}
+    assert notes == [
+        "framework.version 1.5.0-py3 asks for tensorflow 1.5; this machine has "
+        f"{tensorflow_distribution()}, which code written for 1.5 may not run on"
+    ]
+
+
+def tensorflow_distribution() -> str:
+    from importlib import metadata
+
+    for name in ("tensorflow", "tensorflow-cpu"):
+        try:
+            return f"{name} {metadata.version(name)}"
+        except metadata.PackageNotFoundError:
+            continue
+    raise AssertionError("the tests run with TensorFlow installed (the tensorflow extra)")
+
+
+@pytest.mark.parametrize(
+    ("version", "note"),
+    [
+        ("latest", None),  # no version: nothing to compare
+        ("0925mpi", None),  # an image tag
+        ("gpu-py3", None),
+        ("99.1-py3", "framework.version 99.1-py3 asks for tensorflow 99.1; this machine has "),
+    ],
+)
+def test_framework_version_is_noted_against_the_installed_one(version, note):
+    _, _, notes = convert(MANIFEST.replace('version: "1.5.0-py3"', f"version: {version}"))
+    assert [n for n in notes if n.startswith("framework.version")][:1] == ([] if note is None else [
+        note + f"{tensorflow_distribution()}, which code written for 99.1 may not run on"
+    ])  # fmt: skip
+
+
+def test_a_framework_this_machine_lacks_is_noted_too():
+    text = MANIFEST.replace("name: tensorflow", "name: mxnet").replace('"1.5.0-py3"', '"1.1"')
+    _, _, notes = convert(text)
+    assert notes == [
+        "framework.version 1.1 asks for mxnet 1.1, which this machine does not have; the "
+        "command runs with whatever it imports"
+    ]
+
+
+def test_a_host_mount_store_reads_folders_of_the_machine(tmp_path):
+    text = MANIFEST.replace("type: mount_cos", "type: mount_volume").replace(
+        "      auth_url: http://127.0.0.1:9000\n",
+        f"      type: host_mount\n      path: {tmp_path}\n      auth_url: x\n",
+    )
+    spec, store, _ = convert(text)
+    assert store is None
+    assert (spec["data"], spec["results"]) == (
+        f"{tmp_path}/tf-training-data",
+        f"{tmp_path}/tf-trained-model",
+    )
+    assert "mounts" not in spec and "results_layout" not in spec
+
+
+@pytest.mark.parametrize(
+    ("connection", "message"),
+    [
+        (
+            "      type: nfs\n      path: /cosdata\n",
+            "data_stores.0.connection.type must be host_mount for a mount_volume store, got "
+            "'nfs' (manifest.yml: data_stores.0.connection.type)",
+        ),
+        (
+            "      type: host_mount\n      path: cosdata\n",
+            "data_stores.0.connection.path must be an absolute folder of this machine, got "
+            "'cosdata' (manifest.yml: data_stores.0.connection.path); the host folder FfDL "
+            "mounted; its containers are folders in it",
+        ),
+    ],
+)
+def test_a_host_mount_store_needs_its_type_and_an_absolute_path(connection, message):
+    text = MANIFEST.replace("type: mount_cos", "type: mount_volume").replace(
+        "      auth_url: http://127.0.0.1:9000\n", connection
+    )
+    with pytest.raises(SpecError) as caught:
+        convert(text)
+    assert str(caught.value) == message
 
 
 def test_caffe_manifest_uses_the_caffe_adapter():
@@ -186,15 +271,15 @@ def test_wml_hyperparameters_become_a_sweep():
         ),
         (
             ("type: mount_cos", "type: swift_datastore"),
-            "data_stores.0.type must be one of s3_datastore, mount_cos, got 'swift_datastore' "
-            "(manifest.yml: data_stores.0.type)",
+            "data_stores.0.type must be one of s3_datastore, mount_cos, mount_volume, got "
+            "'swift_datastore' (manifest.yml: data_stores.0.type)",
         ),
         (
             ("type: tensorboard", "type: regex_extractor"),
             "evaluation_metrics.type must be one of emetrics_file, tensorboard, logger, got "
             "'regex_extractor' (manifest.yml: evaluation_metrics.type); sweeper reads EMetrics "
-            "($LOG_DIR/evaluation-metrics.txt) and val_dict_list.json; other extractors are not "
-            "supported",
+            "($LOG_DIR/evaluation-metrics.txt), val_dict_list.json and TensorBoard event files; "
+            "other extractors are not supported",
         ),
         (
             ("  command: >", "  comand: >"),

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 __all__ = ["main"]
 
 _SPEC = click.Path(path_type=Path, dir_okay=False)
+# A manifest's model definition folder (ffdl train MANIFEST MODEL_DIR); load_spec checks it.
+_MODEL_DIR = click.argument("model_dir", required=False, type=click.Path(path_type=Path))
 
 
 def _fail(error: SweeperError) -> None:
@@ -105,6 +107,7 @@ def _finish(result: SweepResult, quiet: bool) -> None:
 
 @main.command()
 @click.argument("spec", type=_SPEC)
+@_MODEL_DIR
 @_CONFIG
 @_ADDRESS
 @_DASHBOARD
@@ -118,13 +121,17 @@ def _finish(result: SweepResult, quiet: bool) -> None:
 )
 def run(
     spec: Path,
+    model_dir: Path | None,
     config: Path | None,
     address: str | None,
     dashboard: bool | None,
     quiet: bool,
     resume_choice: bool | None,
 ) -> None:
-    """Run the sweep that SPEC (an experiment.yml) describes.
+    """Run the sweep that SPEC (an experiment.yml, or an FfDL/WML manifest) describes.
+
+    MODEL_DIR, for a manifest only, is the folder its command and files are relative to (as
+    `ffdl train MANIFEST MODEL_DIR` took it); by default the manifest's own folder.
 
     Exits 0 when every trial completed (or a budget or `sweeper stop` halted the sweep), 1 when
     a trial failed or the sweep could not run, 2 when SPEC or the settings are invalid, 130
@@ -136,7 +143,7 @@ def run(
     from sweeper.settings import load_settings
     from sweeper.spec import load_spec
 
-    loaded = load_spec(spec)
+    loaded = load_spec(spec, model_dir=model_dir)
     settings = load_settings(config)
     for note in loaded.notes:
         click.echo(f"note: {note}", err=True)
@@ -254,11 +261,12 @@ def stop(sweep: str, config: Path | None, wait: bool, timeout: float) -> None:
 
 @main.command()
 @click.argument("spec", type=_SPEC)
-def validate(spec: Path) -> None:
-    """Check SPEC without running anything."""
+@_MODEL_DIR
+def validate(spec: Path, model_dir: Path | None) -> None:
+    """Check SPEC (or a manifest, with its MODEL_DIR) without running anything."""
     from sweeper.spec import load_spec
 
-    loaded = load_spec(spec)
+    loaded = load_spec(spec, model_dir=model_dir)
     for note in loaded.notes:
         click.echo(f"note: {note}", err=True)
     click.echo(f"{spec}: valid ({loaded.trial_count()} trials, {loaded.framework})")

@@ -185,11 +185,12 @@ def _check_fits_locally(spec: Spec, settings: Settings) -> None:
         else:
             has, source = float(_compat.local_gpu_count()), "detected"
         if want > has:
+            field = name if spec.from_manifest else f"resources.{name}"  # a manifest's own
             raise ConfigError(
-                f"resources.{name} must fit on this machine's local Ray, got {want:g} "
+                f"{field} must fit on this machine's local Ray, got {want:g} "
                 f"(it has {has:g} {what}: {source})",
                 file=spec.label,
-                field=f"resources.{name}",
+                field=field,
                 hint=f"ask for fewer, set [ray] {key} in sweeper.toml (it may exceed what the "
                 "machine has, to try queueing), or run on a cluster with --address",
             )

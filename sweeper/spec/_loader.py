@@ -128,7 +128,29 @@ def parse_spec(
             field="data",
             hint=f"relative paths are relative to {spec.base_dir}",
         )
+    if spec.mounts:
+        note = _mounts_note(spec)
+        if note:
+            spec._notes.append(note)
     return spec
+
+
+def _mounts_note(spec: Spec) -> str | None:
+    """Where the spec's mount paths are named: its command, files of its code folder."""
+    from sweeper._layout import NOT_CODE
+    from sweeper._mounts import find_mentions, mentioned, mount_note
+
+    where: dict[str, list[str]] = {}
+    command = spec.command if isinstance(spec.command, str) else " ".join(spec.command or [])
+    for path in sorted(mentioned(command, spec.mounts)):
+        where.setdefault(path, []).append("the command")
+    skip = set(NOT_CODE)
+    if spec.source is not None and spec.source.parent == spec.base_dir:
+        skip.add(spec.source.name)  # the spec (a manifest) is no code the trial reads
+    for rel, found in find_mentions(spec.base_dir, spec.mounts, skip).items():
+        for path in sorted(found):
+            where.setdefault(path, []).append(rel.as_posix())
+    return mount_note(spec.mounts, where)
 
 
 def _exists(spec: Spec, path: str) -> bool:
@@ -172,11 +194,15 @@ def _check_requirements_file(spec: Spec, file: str | None) -> None:
             )
 
 
-def load_spec(path: str | Path, *, base_dir: Path | None = None) -> Spec:
-    """Read and validate an experiment spec file.
+def load_spec(
+    path: str | Path, *, base_dir: Path | None = None, model_dir: Path | None = None
+) -> Spec:
+    """Read and validate an experiment spec file (or an FfDL/WML manifest).
 
     Relative paths in the spec (entry point, data, results) are resolved against ``base_dir``,
-    by default the current working directory, where ``sweeper`` is run from.
+    by default the current working directory, where ``sweeper`` is run from. A manifest's are
+    resolved against ``model_dir``, its model definition (as ``ffdl train MANIFEST MODEL_DIR``
+    took it), by default the manifest's own folder.
 
     Raises:
         SpecError: If the file is missing, is not YAML, or breaks a rule of the spec.
@@ -190,18 +216,30 @@ def load_spec(path: str | Path, *, base_dir: Path | None = None) -> Spec:
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"spec file must be readable UTF-8 text, got {exc}", file=file) from None
     data = load_yaml(text, file=file)
+    from sweeper.errors import UsageError
     from sweeper.manifest import ManifestStore, convert_manifest, in_manifest_terms, is_manifest
 
+    if model_dir is not None and not is_manifest(data):
+        raise UsageError(
+            f"MODEL_DIR must be left out for a sweeper spec, got {str(model_dir)!r} (command line)",
+            hint="it is a manifest's model definition folder; a spec's paths are relative "
+            "to where sweeper runs",
+        )
+    if model_dir is not None and not model_dir.is_dir():
+        raise UsageError(
+            f"MODEL_DIR must be an existing folder, got {str(model_dir)!r} (command line)",
+            hint="the folder with the manifest's code, as ffdl train MANIFEST MODEL_DIR took it",
+        )
     if is_manifest(data):
-        # A manifest's command and files are relative to its own folder, the service's
-        # "model definition"; its credentials stay out of the spec mapping.
+        # A manifest's command and files are relative to its model definition folder (the
+        # manifest's own by default); its credentials stay out of the spec mapping.
         converted, store, notes = convert_manifest(data, file=file)
+        folder = (model_dir or path.resolve().parent).resolve()
         try:
-            spec = parse_spec(converted, file=file, base_dir=path.resolve().parent,
-                              source=path.resolve())  # fmt: skip
+            spec = parse_spec(converted, file=file, base_dir=folder, source=path.resolve())
         except SpecError as error:
             raise in_manifest_terms(error, data) from None
         spec._manifest = store or ManifestStore(endpoint_url=None)
-        spec._notes = list(notes)
+        spec._notes = [*notes, *spec._notes]
         return spec
     return parse_spec(data, file=file, base_dir=base_dir, source=path.resolve())

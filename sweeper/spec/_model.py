@@ -171,6 +171,9 @@ class MetricsSpec(Block):
     file: str | None = None
     emetrics: bool = True
     regex: list[str] = Field(default_factory=list)
+    # A folder of TensorBoard event files, relative to the trial's working directory; $VAR and
+    # ${VAR} name the trial's environment ($JOB_STATE_DIR/logs/tb), expanded when it runs.
+    tensorboard: str | None = None
 
     @field_validator("regex")
     @classmethod
@@ -190,6 +193,17 @@ class MetricsSpec(Block):
                     r"write e.g. 'loss = (?P<loss>[0-9.e+-]+)'; a group named step sets the step",
                 )
         return patterns
+
+    @field_validator("tensorboard")
+    @classmethod
+    def _folder(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise invalid(
+                f"metrics.tensorboard must be a folder, got {value!r}",
+                "metrics.tensorboard",
+                "e.g. tensorboard: $JOB_STATE_DIR/logs/tb, or leave it out",
+            )
+        return value
 
 
 class StorageSpec(Block):
@@ -234,6 +248,12 @@ class Spec(Block):
     early_stopping: EarlyStopping | None = None
     limits: Limits = Field(default_factory=Limits)
     requirements: list[str] | str | None = None
+    # Absolute paths the program names that stand for the trial's data or results folder
+    # (FfDL's /mnt/data/<bucket>); see sweeper._mounts.
+    mounts: dict[str, Literal["data", "results"]] = Field(default_factory=dict)
+    # Where a trial's files go in an s3:// results store: sweeper's <sweep>/<trial>/, or, in
+    # addition, FfDL's training-<id>/ (see sweeper.storage._sweep).
+    results_layout: Literal["sweeper", "ffdl"] = "sweeper"
 
     _space: dict[str, Parameter] = PrivateAttr(default_factory=dict)
     _source: Path | None = PrivateAttr(default=None)
@@ -304,6 +324,47 @@ class Spec(Block):
                     f"requirements.{i}",
                 )
         return value
+
+    @field_validator("mounts", mode="before")
+    @classmethod
+    def _mount_paths(cls, value: Any) -> Any:
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            return value  # pydantic's own message: must be a mapping
+        paths = {}
+        for raw in value:
+            path = str(raw).rstrip("/")
+            if (
+                not isinstance(raw, str)
+                or not path.startswith("/")
+                or any(part in ("", ".", "..") for part in path.split("/")[1:])
+            ):
+                raise invalid(
+                    f"mounts keys must be absolute paths below /, got {raw!r}",
+                    f"mounts.{raw}",
+                    "e.g. mounts: {/mnt/data/my_bucket: data}",
+                )
+            paths[path] = value[raw]
+        return paths
+
+    @model_validator(mode="after")
+    def _mounts_have_folders(self) -> Spec:
+        for path, target in self.mounts.items():
+            if target == "data" and not self.data:
+                raise invalid(
+                    f"mounts.{path} must map to a folder the spec has, got data, and the spec has "
+                    "no data",
+                    f"mounts.{path}",
+                    "set data: (a folder or s3:// URI), or map the path to results",
+                )
+        if self.results_layout == "ffdl" and not (self.results or "").startswith("s3://"):
+            raise invalid(
+                f"results_layout ffdl must come with s3:// results, got {self.results!r}",
+                "results_layout",
+                "set results: s3://BUCKET, or leave results_layout out",
+            )
+        return self
 
     @field_validator("parameters", mode="before")
     @classmethod

@@ -15,9 +15,12 @@ from typing import TYPE_CHECKING, Any
 
 from sweeper._layout import (
     ATTEMPT_FILE,
+    FFDL_FOLDERS,
+    FFDL_LOG_FOLDER,
     LOG_FILE,
     STORE_FILE,
     SUMMARY_FILES,
+    training_id,
     trial_dir,
 )
 from sweeper.storage._client import StoreConfig, register_secrets
@@ -85,6 +88,9 @@ class SweepStore:
     results_uri: str | None
     # (access_key, secret_key, session_token) in Ray's object store.
     secrets_ref: ObjectRef[tuple[str | None, str | None, str | None]] | None = None
+    # The spec's results_layout, and its trial count (which names FfDL's training folders).
+    layout: str = "sweeper"
+    trials: int = 1
 
     @classmethod
     def for_sweep(cls, spec: Spec, settings: Settings) -> SweepStore | None:
@@ -95,7 +101,9 @@ class SweepStore:
             return None
         config = _store_config(spec, settings)
         register_secrets(config.secrets)
-        return cls(config, str(Path(settings.s3.cache_dir).expanduser()), data, results)
+        cache = str(Path(settings.s3.cache_dir).expanduser())
+        layout = spec.results_layout if results else "sweeper"
+        return cls(config, cache, data, results, layout=layout, trials=spec.trial_count())
 
     def share_secrets(self) -> None:
         """Put the explicit credentials in Ray's object store for the trials (Ray is up)."""
@@ -134,23 +142,63 @@ class SweepStore:
         uri = parse_s3_uri(self.results_uri)
         return f"s3://{uri.bucket}/{safe_key(uri.prefix, sweep, *parts)}"
 
+    def training_target(self, sweep: str, trial: str, *parts: str) -> str:
+        """``s3://bucket/<prefix>/<training id>/<parts>``: the trial's folder in FfDL's layout."""
+        assert self.results_uri is not None
+        uri = parse_s3_uri(self.results_uri)
+        folder = training_id(sweep, trial, self.trials)
+        return f"s3://{uri.bucket}/{safe_key(uri.prefix, folder, *parts)}"
+
+    def _moved(self) -> dict[str, str]:
+        """The trial's folders that go to its training folder instead (ffdl layout)."""
+        return dict(FFDL_FOLDERS) if self.layout == "ffdl" else {}
+
     def sync_trial(
         self, sweep_dir: Path, sweep: str, trial: str, *, skip_existing: bool = False
     ) -> SyncReport:
-        """Upload a trial's folder to ``<prefix>/<sweep>/<trial>/`` (pending until verified).
+        """Upload a trial's folder to ``<prefix>/<sweep>/<trial>/`` (pending until verified);
+        in the ffdl layout its ``output/`` and ``logs/`` to its training folder instead.
 
         ``skip_existing`` keeps objects already there that match: the driver's second pass over
         trials whose process may have died before it could upload.
         """
         local = trial_dir(sweep_dir, trial)
-        return sync_dir(
+        moved = self._moved()
+        report = sync_dir(
             sweep_dir,
             local,
             self.target(sweep, trial),
             self._config(),
-            files=_own_files(local),
+            files=[f for f in _own_files(local) if f.split("/")[0] not in moved],
             skip_existing=skip_existing,
         )
+        if moved and (local / LOG_FILE).is_file():
+            report.merge(
+                sync_dir(
+                    sweep_dir,
+                    local,
+                    self.training_target(sweep, trial, FFDL_LOG_FOLDER),
+                    self._config(),
+                    files=[LOG_FILE],
+                    skip_existing=skip_existing,
+                )
+            )
+        for folder, under in moved.items():
+            files = _own_files(local / folder)
+            if files:
+                parts = (under,) if under else ()
+                report.merge(
+                    sync_dir(
+                        sweep_dir,
+                        local / folder,
+                        self.training_target(sweep, trial, *parts),
+                        self._config(),
+                        files=files,
+                        skip_existing=skip_existing,
+                    ),
+                    folder,
+                )
+        return report
 
     def upload_trial_files(
         self, sweep_dir: Path, sweep: str, trial: str, files: list[str]
@@ -189,8 +237,23 @@ class SweepStore:
     def fetch_files(
         self, sweep: str, trial: str, dest: Path, select: Callable[[str], bool]
     ) -> list[str]:
-        """Download the files of a trial's synced folder that ``select(rel)`` picks."""
-        return download_prefix(self.target(sweep, trial), dest, self._config(), select=select)
+        """Download the files of a trial's synced folder that ``select(rel)`` picks (``rel``
+        relative to the trial's folder, wherever the layout put them)."""
+        fetched = download_prefix(self.target(sweep, trial), dest, self._config(), select=select)
+        for folder, under in self._moved().items():
+            parts = (under,) if under else ()
+            # The training folder's top is output/; its learner-1/ is logs/, not output/.
+            nested = [f"{u}/" for u in self._moved().values() if u and not under]
+
+            def pick(rel: str, folder: str = folder, nested: list[str] = nested) -> bool:
+                return not any(rel.startswith(n) for n in nested) and select(f"{folder}/{rel}")
+
+            found = download_prefix(
+                self.training_target(sweep, trial, *parts), dest / folder, self._config(),
+                select=pick,
+            )  # fmt: skip
+            fetched += [f"{folder}/{rel}" for rel in found]
+        return fetched
 
     def sync_summary(self, sweep_dir: Path, sweep: str) -> SyncReport:
         """Upload the sweep's results table, spec and store record to ``<prefix>/<sweep>/``."""

@@ -392,3 +392,43 @@ def test_a_usage_error_is_one_line_and_exit_2(args: list[str], line: str) -> Non
 def test_a_bare_sweeper_prints_its_help() -> None:
     result = CliRunner().invoke(main, [])
     assert "Usage:" in result.output and "Commands:" in result.output
+
+
+# --- a manifest's model definition folder (MODEL_DIR) -------------------------------------------
+
+MODEL_MANIFEST = """\
+name: split-definition
+cpus: 1
+framework:
+  name: tensorflow
+  version: latest
+  command: python3 digits-fit/fit.py --out $RESULT_DIR
+"""
+
+
+def test_validate_reads_a_manifest_against_its_model_dir(in_tmp: Path) -> None:
+    (in_tmp / "manifests").mkdir()
+    (in_tmp / "manifests" / "manifest.yml").write_text(MODEL_MANIFEST)
+    (in_tmp / "definition" / "digits-fit").mkdir(parents=True)
+    (in_tmp / "definition" / "digits-fit" / "fit.py").write_text("print('fit')\n")
+    done = invoke("validate", "manifests/manifest.yml", "definition")
+    assert done.exit_code == 0, done.output
+    assert done.stdout == "manifests/manifest.yml: valid (1 trials, command)\n"
+
+
+def test_model_dir_must_be_a_folder(in_tmp: Path) -> None:
+    (in_tmp / "manifest.yml").write_text(MODEL_MANIFEST)
+    assert_one_line_error(
+        invoke("validate", "manifest.yml", "nowhere"),
+        "MODEL_DIR must be an existing folder, got 'nowhere' (command line); the folder with "
+        "the manifest's code, as ffdl train MANIFEST MODEL_DIR took it",
+    )
+
+
+def test_model_dir_is_for_manifests_only(project: Path, write_spec) -> None:
+    write_spec(GRID)
+    assert_one_line_error(
+        invoke("run", "experiment.yml", "."),
+        "MODEL_DIR must be left out for a sweeper spec, got '.' (command line); it is a "
+        "manifest's model definition folder; a spec's paths are relative to where sweeper runs",
+    )

@@ -130,6 +130,37 @@ def test_more_cpus_or_gpus_than_the_local_ray_has_is_refused_before_anything(
     assert not (project / "results").exists() and not (project / "mlflow.db").exists()
 
 
+def test_a_manifest_asking_for_a_gpu_the_machine_lacks_is_refused_in_its_own_terms(
+    project: Path,
+) -> None:
+    """FfDL's GPU examples (gpus: 1) on a machine without one: refused, naming the manifest's
+    field, before anything is written."""
+    (project / "manifest.yml").write_text(
+        "name: needs-gpu\ngpus: 1\ncpus: 1\nframework:\n  name: caffe\n  version: gpu\n"
+        "  command: caffe train -gpu all -solver solver.prototxt\n",
+        encoding="utf-8",
+    )
+    (project / "solver.prototxt").write_text('net: "net.prototxt"\nmax_iter: 1\n')
+    (project / "net.prototxt").write_text('name: "n"\n')
+    environ = {
+        "SWEEPER_MLFLOW_TRACKING_URI": f"sqlite:///{project / 'mlflow.db'}",
+        "SWEEPER_RESULTS_DIR": str(project / "results"),
+        "SWEEPER_RAY_NUM_GPUS": "0",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "sweeper", "run", "manifest.yml"],
+        cwd=project, env={**os.environ, **environ}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.splitlines()[-1] == (
+        "error: gpus must fit on this machine's local Ray, got 1 (it has 0 GPUs: environment: "
+        "SWEEPER_RAY_NUM_GPUS) (manifest.yml: gpus); ask for fewer, set [ray] num_gpus in "
+        "sweeper.toml (it may exceed what the machine has, to try queueing), or run on a "
+        "cluster with --address"
+    )
+    assert not (project / "results").exists() and not (project / "mlflow.db").exists()
+
+
 def test_a_trial_no_node_can_hold_is_refused_not_left_waiting(
     project: Path, ray_session, monkeypatch
 ) -> None:

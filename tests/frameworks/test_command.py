@@ -12,7 +12,7 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from sweeper.errors import SpecError
+from sweeper.errors import SpecError, TrialError
 from sweeper.execution._sweep import run
 from sweeper.frameworks import STOP_GRACE_S
 from sweeper.frameworks.command import CommandAdapter
@@ -219,6 +219,41 @@ def test_a_stop_from_a_followed_file_ends_the_program(tmp_path, write_spec, in_t
         adapter.run({}, trial_context(tmp_path, reporter=report))
     assert len(reports) == 2
     assert time.monotonic() - started < STOP_GRACE_S
+
+
+def failing_adapter(tmp_path: Path, write_spec, command: str) -> CommandAdapter:
+    path = write_spec(
+        f"name: c\nframework: command\ncommand: {command}\nmetrics: {{emetrics: false}}\n"
+        "search: {method: grid, metric: score, mode: max}\n"
+    )
+    return CommandAdapter(load_spec(path.name))
+
+
+def test_a_python_error_leads_the_failed_trials_error(tmp_path, write_spec, in_tmp):
+    # A TF 1.x script under TF 2: the cause is in the log, the console shows the first line.
+    (tmp_path / "train.py").write_text(
+        "print('epoch 1: loss=0.5', flush=True)\n"
+        "def build():\n"
+        "    raise AttributeError(\"module 'tensorflow' has no attribute 'placeholder'\")\n"
+        "build()\n"
+    )
+    adapter = failing_adapter(tmp_path, write_spec, f"[{sys.executable}, train.py]")
+    with pytest.raises(TrialError) as caught:
+        adapter.run({}, trial_context(tmp_path / "trials"))
+    assert str(caught.value) == (
+        "AttributeError: module 'tensorflow' has no attribute 'placeholder' "
+        f"(command exited with status 1: {sys.executable} train.py)"
+    )
+
+
+def test_a_silent_failure_is_its_exit_status_alone(tmp_path, write_spec, in_tmp):
+    adapter = failing_adapter(tmp_path, write_spec, "[sh, -c, 'exit 3']")
+    ctx = trial_context(tmp_path / "trials")
+    # What an earlier attempt of the trial wrote to its log is not this run's error.
+    ctx.log_path.write_text("Traceback (most recent call last):\nValueError: attempt 1\n")
+    with pytest.raises(TrialError) as caught:
+        adapter.run({}, ctx)
+    assert str(caught.value) == "command exited with status 3: sh -c 'exit 3'"
 
 
 @pytest.mark.usefixtures("ray_session")

@@ -245,7 +245,8 @@ def test_spec_error_format() -> None:
 
 TOP_KEYS = (
     "name, description, framework, entrypoint, command, metrics, caffe, parameters, search, "
-    "resources, data, results, storage, early_stopping, limits, requirements"
+    "resources, data, results, storage, early_stopping, limits, requirements, mounts, "
+    "results_layout"
 )
 
 
@@ -1252,3 +1253,48 @@ def test_requirements_must_not_be_empty_text(project: Path, write_spec) -> None:
 def test_requirements_must_be_a_list_or_a_file(project: Path, write_spec) -> None:
     error, _ = spec_error(write_spec, OPTUNA + "requirements: {six: 1}\n")
     assert error.field.startswith("requirements")
+
+
+# --- mounts and results_layout ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            "mounts: {mnt/data/x: results}\n",
+            "mounts keys must be absolute paths below /, got 'mnt/data/x' ({file}: "
+            "mounts.mnt/data/x); e.g. mounts: {{/mnt/data/my_bucket: data}}",
+        ),
+        (
+            "mounts: {/mnt/../etc: results}\n",
+            "mounts keys must be absolute paths below /, got '/mnt/../etc' ({file}: "
+            "mounts./mnt/../etc); e.g. mounts: {{/mnt/data/my_bucket: data}}",
+        ),
+        (
+            "mounts: {/mnt/data/x: model}\n",
+            "mounts./mnt/data/x must be one of data, results, got 'model' ({file}: "
+            "mounts./mnt/data/x)",
+        ),
+        (
+            "mounts: {/mnt/data/x: data}\n",
+            "mounts./mnt/data/x must map to a folder the spec has, got data, and the spec has "
+            "no data ({file}: mounts./mnt/data/x); set data: (a folder or s3:// URI), or map "
+            "the path to results",
+        ),
+        (
+            "results_layout: ffdl\n",
+            "results_layout ffdl must come with s3:// results, got None ({file}: "
+            "results_layout); set results: s3://BUCKET, or leave results_layout out",
+        ),
+    ],
+)
+def test_mounts_and_results_layout_rules(project: Path, write_spec, extra: str, message: str):
+    error, file = spec_error(write_spec, OPTUNA + extra)
+    assert str(error) == message.format(file=file)
+
+
+def test_a_mount_path_is_kept_without_its_trailing_slash(project: Path, write_spec):
+    spec = load_spec(write_spec(OPTUNA + "mounts: {/mnt/results/out/: results}\n"))
+    assert spec.mounts == {"/mnt/results/out": "results"}
+    assert spec.notes == []  # named nowhere in the code folder: nothing to say
