@@ -49,8 +49,10 @@ _ERROR_LINE = re.compile(
     # error: ...`; not a metric (`val error: 0.12`, `val_error: nan`).
     r"|^\s*[\w.]*(?:Error|Exception)\b"
     r"|^\s*(?i:error|fatal)\b(?!\s*[:=]?\s*[-+]?\.?\d)"
-    r"|(?<![_\d])(?i:error|exception|fatal)\s*:(?!\s*[-+]?\.?\d)"
+    r"|(?<![_\d])(?i:error|exception|fatal)\s*:(?![:\d]|\s*[-+]?\.?\d)"  # not C++'s Fatal::
 )
+# glog's fatal line: what killed the program, whatever its stack trace prints after it.
+_GLOG_FATAL = re.compile(r"^F\d{4} \d\d:\d\d:\d\d")
 
 
 def numeric_metrics(record: dict[str, Any]) -> tuple[int | None, dict[str, float]]:
@@ -200,8 +202,9 @@ def program_error(log_path: Path, start: int = 0) -> str | None:
     if offset > start and lines:
         lines.pop(0)  # begun mid-line
     found = _traceback_end(lines)
-    if found is None:
-        found = next((line for line in reversed(lines) if _ERROR_LINE.search(line)), None)
+    for pattern in (_GLOG_FATAL, _ERROR_LINE):
+        if found is None:
+            found = next((line for line in reversed(lines) if pattern.search(line)), None)
     line = (found or "").strip()
     if not line:
         return None

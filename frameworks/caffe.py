@@ -48,6 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sweeper._mounts import mount_path, rewrite
 from sweeper.errors import SpecError, TrialError
 from sweeper.frameworks._caffe_run import CaffeLog, caffe_argv, latest_snapshot
+from sweeper.frameworks._metrics import program_error
 from sweeper.frameworks._process import TrialProcess, child_environment
 from sweeper.frameworks._prototxt import Placeholder, Prototxt, format_value
 from sweeper.frameworks.base import FrameworkAdapter
@@ -475,6 +476,7 @@ class CaffeAdapter(FrameworkAdapter):
         own = latest_snapshot(ctx.output_dir) if ctx.attempt > 1 else None
         if own is not None:
             weights, snapshot = [], own
+        start = ctx.log_path.stat().st_size if ctx.log_path.exists() else 0
         process = TrialProcess(
             caffe_argv(caffe, solver, ctx.gpu_ids, snapshot, weights),
             cwd=ctx.output_dir,
@@ -495,7 +497,13 @@ class CaffeAdapter(FrameworkAdapter):
             raise TrialError(INSTALL_HINT) from None
         for step, metrics in log.close():
             ctx.report(step=step, **metrics)
-        if status < 0:
-            raise TrialError(f"caffe train was killed by {signal.Signals(-status).name}")
         if status != 0:
-            raise TrialError(f"caffe train exited with status {status}")
+            how = (
+                f"was killed by {signal.Signals(-status).name}"
+                if status < 0
+                else f"exited with status {status}"
+            )
+            # Caffe says why in its glog F line (Check failed, Cannot use GPU in CPU-only
+            # Caffe): that first, so the console's line for the trial shows it.
+            cause = program_error(ctx.log_path, start)
+            raise TrialError(f"{cause} (caffe train {how})" if cause else f"caffe train {how}")

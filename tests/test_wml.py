@@ -139,3 +139,15 @@ def test_validate_and_convert_take_a_definition(tmp_path):
     assert converted.exit_code == 0, converted.output
     assert SECRET not in converted.output and KEY not in converted.output
     assert yaml.safe_load(converted.stdout)["resources"] == {"gpus": 2}
+
+
+def test_convert_refuses_a_document_that_is_neither_format(tmp_path):
+    path = tmp_path / "experiment.yml"
+    path.write_text("name: x\nframework: command\ncommand: 'true'\n")
+    done = CliRunner().invoke(main, ["convert", str(path)])
+    assert done.exit_code == 2
+    assert done.stderr == (
+        "error: manifest must have a framework mapping (an FfDL manifest) or a model_definition "
+        f"(a Watson ML training definition), got neither ({path}: framework); this looks like a "
+        "sweeper spec already\n"
+    )

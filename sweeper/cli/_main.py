@@ -328,7 +328,8 @@ def convert(manifest: Path, output: Path | None) -> None:
     data = load_yaml(text, file=str(manifest), what="manifest")
     if not is_manifest(data):
         raise SpecError(
-            "manifest must have a framework mapping (name, command), got none",
+            "manifest must have a framework mapping (an FfDL manifest) or a model_definition "
+            "(a Watson ML training definition), got neither",
             file=str(manifest),
             field="framework",
             hint="this looks like a sweeper spec already",

@@ -4,6 +4,7 @@ rendering, log parsing, validation errors, GPU flags, clean stop and a missing `
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -615,3 +616,17 @@ def test_early_stopped_caffe_trials_stop_on_sigint_and_the_sweep_goes_on(model, 
         assert "Optimization stopped early." in log
         assert list((trial_dir / "output").glob("mlp_iter_*.caffemodel"))
         assert "killed" not in log
+
+
+def test_a_failing_caffe_shows_its_own_fatal_line_first(model, write_spec, in_tmp):
+    """FfDL's GPU manifest on a CPU-only Caffe: the trial's error begins with Caffe's F line,
+    which is what the console's line for the failed trial shows."""
+    spec = load_spec(write_spec(SPEC))
+    params = {"base_lr": 0.1, "hidden": 32, "dropout": 0.1, "batch_size": 64}
+    with pytest.raises(TrialError) as caught:
+        CaffeAdapter(spec).run(params, make_ctx(in_tmp, gpu_ids=["0"]))
+    assert re.fullmatch(
+        r"F\d{4} [\d:.]+ +\d+ \S+\] Cannot use GPU in CPU-only Caffe: check mode\. "
+        r"\(caffe train was killed by SIGABRT\)",
+        str(caught.value),
+    ), str(caught.value)
