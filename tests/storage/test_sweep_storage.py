@@ -188,7 +188,7 @@ def test_a_manifest_uses_its_credentials_and_they_appear_nowhere(
     assert set(result.results["state"]) == {"completed"}
     trial_dir = result.sweep_dir / "trials" / "trial-0001"
     assert json.loads((trial_dir / "output" / "files.json").read_text()) == ["input.csv"]
-    assert objects(s3_server.endpoint, bucket, f"{result.sweep}/trial-0001/output/files.json")
+    assert objects(s3_server.endpoint, bucket, f"training-{result.sweep}/files.json")  # FfDL's
 
     out = capsys.readouterr()
     assert SECRET not in out.out + out.err
@@ -352,5 +352,7 @@ def test_legacy_bucket_names_are_reached_path_style_with_one_note(
     assert set(result.results["state"]) == {"completed"}
     trial_dir = result.sweep_dir / "trials" / "trial-0001"
     assert json.loads((trial_dir / "output" / "files.json").read_text()) == ["input.csv"]
-    stored = objects(s3_server.endpoint, results, f"{result.sweep}/trial-0001/")
-    assert f"{result.sweep}/trial-0001/output/files.json" in stored
+    # A manifest's trial in FfDL's layout: its $RESULT_DIR at the top of training-<id>/.
+    stored = objects(s3_server.endpoint, results, "")
+    assert f"training-{result.sweep}/files.json" in stored
+    assert f"{result.sweep}/trial-0001/trial.log" in stored
