@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from sweeper._mounts import mount_path, rewrite
+from sweeper._mounts import mount_path, rewrite, trial_folders
 from sweeper.errors import SpecError, TrialError
 from sweeper.frameworks._caffe_run import CaffeLog, caffe_argv, latest_snapshot
 from sweeper.frameworks._metrics import program_error
@@ -453,10 +453,7 @@ class CaffeAdapter(FrameworkAdapter):
         caffe = shutil.which("caffe")
         if caffe is None:
             raise TrialError(INSTALL_HINT)
-        mounts = {
-            path: str(ctx.data_dir if target == "data" else ctx.output_dir)
-            for path, target in self.spec.mounts.items()
-        }
+        mounts = trial_folders(self.spec.mounts, ctx.data_dir or ctx.output_dir, ctx.output_dir)
         solver = self.render(
             params, ctx.output_dir, gpu=bool(ctx.gpu_ids), seed=ctx.seed, mounts=mounts
         )

@@ -28,8 +28,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sweeper._layout import NOT_CODE, training_id, trial_number
-from sweeper._mounts import find_mentions, link_code, rewrite
+from sweeper._layout import JOB_STATE_DIR, LOGS_DIR, NOT_CODE, WORK_DIR, training_id, trial_number
+from sweeper._mounts import link_code, rewrite, trial_folders
 from sweeper.errors import SpecError, TrialError
 from sweeper.frameworks._metrics import (
     FileFollower,
@@ -170,34 +170,28 @@ class CommandAdapter(FrameworkAdapter):
             argv[0] = str(self.spec.resolve(argv[0]))
         return argv
 
-    def _workdir(self, trial_dir: Path, mapping: dict[str, str]) -> Path:
-        """The trial's working directory: a view of the code folder with its own config.json.
+    def _workdir(self, work: Path, mapping: Mapping[str, str]) -> None:
+        """Make ``work``, the trial's working directory: a view of the code folder with its own
+        config.json.
 
         Each entry of the code folder is linked in, so ``python train.py`` and relative reads
         work as in the folder itself, while files the program creates, and its config.json,
-        belong to this trial alone. A text file that names one of the spec's ``mounts`` is a
-        copy with the trial's folders in its place instead (see :mod:`sweeper._mounts`).
+        belong to this trial alone. A text file that names one of the spec's ``mounts`` (found
+        on load: :attr:`Spec.mount_files`) is a copy with the trial's folders in its place
+        instead (see :mod:`sweeper._mounts`).
         """
-        work = trial_dir / "work"
         work.mkdir(parents=True, exist_ok=True)
         code = self.spec.base_dir
         source = self.spec.source
         skip = {*NOT_CODE, CONFIG_FILE}
         if source is not None and source.parent == code:
             skip.add(source.name)  # not the spec or manifest itself: a manifest may hold secrets
-        mentions = set(find_mentions(code, mapping, skip)) if mapping else set()
-        link_code(code, work, mapping, skip, mentions)
-        return work
-
-    def _mapping(self, ctx: TrialContext, work: Path) -> dict[str, str]:
-        """The spec's mount paths and this trial's folders they stand for."""
-        folders = {"data": str(ctx.data_dir or work), "results": str(ctx.output_dir)}
-        return {path: folders[target] for path, target in self.spec.mounts.items()}
+        link_code(code, work, mapping, skip, set(self.spec.mount_files))
 
     def environment(self, params: dict[str, Any], ctx: TrialContext, work: Path) -> dict[str, str]:
         """The process's environment: the actor's, the service's variables and the params."""
-        logs = ctx.trial_dir / "logs"
-        job_state = ctx.trial_dir / "job-state"
+        logs = ctx.trial_dir / LOGS_DIR
+        job_state = ctx.trial_dir / JOB_STATE_DIR
         for folder in (logs, job_state):
             folder.mkdir(exist_ok=True)
         extra = {
@@ -233,9 +227,9 @@ class CommandAdapter(FrameworkAdapter):
                 begins with the program's own error line, if its log shows one), or if
                 ``metrics.tensorboard`` names a variable its environment lacks.
         """
-        work = ctx.trial_dir / "work"
-        mapping = self._mapping(ctx, work)
-        work = self._workdir(ctx.trial_dir, mapping)
+        work = ctx.trial_dir / WORK_DIR
+        mapping = trial_folders(self.spec.mounts, ctx.data_dir or work, ctx.output_dir)
+        self._workdir(work, mapping)
         (work / CONFIG_FILE).write_text(json.dumps(params, indent=2, default=str) + "\n")
         env = self.environment(params, ctx, work)
         # The mount paths (FfDL's /mnt/data/<bucket>) wherever the program may read them.

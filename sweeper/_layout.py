@@ -42,7 +42,9 @@ __all__ = [
     "ERROR_FILE",
     "FFDL_FOLDERS",
     "FFDL_LOG_FOLDER",
+    "JOB_STATE_DIR",
     "JOURNAL_FILE",
+    "LOGS_DIR",
     "LOG_FILE",
     "NAME_KEY",
     "NOT_CODE",
@@ -59,6 +61,7 @@ __all__ = [
     "STUDY_FILE",
     "SUMMARY_FILES",
     "TRIALS_DIR",
+    "WORK_DIR",
     "find_sweep",
     "is_sweep_dir",
     "is_trial_name",
@@ -97,6 +100,10 @@ ERROR_FILE = "error.txt"
 ATTEMPT_FILE = "attempt"
 OUTPUT_DIR = "output"
 CHECKPOINT_DIR = "checkpoints"
+# A command trial's: the original service's $LOG_DIR and $JOB_STATE_DIR, and its code view.
+LOGS_DIR = "logs"
+JOB_STATE_DIR = "job-state"
+WORK_DIR = "work"
 
 # What a trial's working view of the code folder leaves out (sweeper's own files there), and
 # what the scan for mount paths skips.
@@ -137,8 +144,8 @@ def training_id(sweep: str, trial: str, trials: int) -> str:
 # In the ffdl results layout: what of a trial's folder goes to its training folder, and where
 # (FfDL's own: $RESULT_DIR at the top, $LOG_DIR moved into learner-1/), and the trial's log,
 # which also stays in the trial's own folder (resume reads it there).
-FFDL_FOLDERS = {OUTPUT_DIR: "", "logs": "learner-1"}
 FFDL_LOG_FOLDER = "learner-1"
+FFDL_FOLDERS = {OUTPUT_DIR: "", LOGS_DIR: FFDL_LOG_FOLDER}
 
 
 def is_trial_name(name: str) -> bool:

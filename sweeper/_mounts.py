@@ -17,6 +17,7 @@ The driver scans the same files at load, so ``sweeper validate`` says what is ma
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -25,16 +26,15 @@ from pathlib import Path
 __all__ = [
     "FFDL_DATA_MOUNT",
     "FFDL_RESULTS_MOUNT",
-    "MOUNT_TARGETS",
     "find_mentions",
     "link_code",
     "mentioned",
     "mount_note",
     "mount_path",
     "rewrite",
+    "trial_folders",
 ]
 
-MOUNT_TARGETS = ("data", "results")
 # FfDL's mount points (its lifecycle manager's learner/envvars.go).
 FFDL_DATA_MOUNT = "/mnt/data"
 FFDL_RESULTS_MOUNT = "/mnt/results"
@@ -46,11 +46,17 @@ _WHAT = {"data": "the trial's data folder ($DATA_DIR)", "results": "the trial's 
 
 
 def _pattern(mounts: Iterable[str]) -> re.Pattern[str] | None:
+    return _compiled(frozenset(mounts))
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled(paths: frozenset[str]) -> re.Pattern[str] | None:
+    # Built once per set of mounts: a trial rewrites every variable of its environment.
     # Longest first, and only whole path components: /mnt/data/a must not rewrite /mnt/data/ab.
-    paths = sorted(mounts, key=len, reverse=True)
     if not paths:
         return None
-    return re.compile("(" + "|".join(re.escape(p) for p in paths) + r")(?=/|$|[^\w.-])")
+    ordered = sorted(paths, key=len, reverse=True)
+    return re.compile("(" + "|".join(re.escape(p) for p in ordered) + r")(?=/|$|[^\w.-])")
 
 
 def rewrite(text: str, mapping: Mapping[str, str]) -> str:
@@ -68,10 +74,20 @@ def mentioned(text: str, mounts: Iterable[str]) -> set[str]:
 def mount_path(path: str, mounts: Mapping[str, str]) -> tuple[str, str] | None:
     """What ``path`` stands for (``data`` or ``results``) and its rest below the mount path,
     or ``None`` when it is under none of ``mounts``."""
-    for mount in sorted(mounts, key=len, reverse=True):
-        if path == mount or path.startswith(mount + "/"):
-            return mounts[mount], path[len(mount) :].lstrip("/")
-    return None
+    pattern = _pattern(mounts)
+    match = pattern.match(path) if pattern is not None else None
+    rest = path[match.end() :] if match is not None else ""
+    if match is None or (rest and not rest.startswith("/")):
+        return None
+    return mounts[match.group(1)], rest.lstrip("/")
+
+
+def trial_folders(
+    mounts: Mapping[str, str], data_dir: Path | str, results_dir: Path | str
+) -> dict[str, str]:
+    """Each mount path of a spec and the folder it stands for in one trial (on its actor)."""
+    folders = {"data": str(data_dir), "results": str(results_dir)}
+    return {path: folders[target] for path, target in mounts.items()}
 
 
 def _code_files(root: Path, skip: set[str]) -> list[Path]:

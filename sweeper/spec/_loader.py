@@ -129,14 +129,15 @@ def parse_spec(
             hint=f"relative paths are relative to {spec.base_dir}",
         )
     if spec.mounts:
-        note = _mounts_note(spec)
+        note = _scan_mounts(spec)
         if note:
             spec._notes.append(note)
     return spec
 
 
-def _mounts_note(spec: Spec) -> str | None:
-    """Where the spec's mount paths are named: its command, files of its code folder."""
+def _scan_mounts(spec: Spec) -> str | None:
+    """Find, once, where the spec's mount paths are named (its command, the code folder's
+    files, which trials then get rewritten copies of), and say so."""
     from sweeper._layout import NOT_CODE
     from sweeper._mounts import find_mentions, mentioned, mount_note
 
@@ -147,7 +148,9 @@ def _mounts_note(spec: Spec) -> str | None:
     skip = set(NOT_CODE)
     if spec.source is not None and spec.source.parent == spec.base_dir:
         skip.add(spec.source.name)  # the spec (a manifest) is no code the trial reads
-    for rel, found in find_mentions(spec.base_dir, spec.mounts, skip).items():
+    files = find_mentions(spec.base_dir, spec.mounts, skip)
+    spec._mount_files = frozenset(files)
+    for rel, found in files.items():
         for path in sorted(found):
             where.setdefault(path, []).append(rel.as_posix())
     return mount_note(spec.mounts, where)

@@ -260,6 +260,8 @@ class Spec(Block):
     _label: str | None = PrivateAttr(default=None)
     _manifest: Any = PrivateAttr(default=None)
     _notes: list[str] = PrivateAttr(default_factory=list)
+    # The code folder's text files that name a mount path (found once, on load).
+    _mount_files: frozenset[Path] = PrivateAttr(default_factory=frozenset)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _options: BaseModel | None = PrivateAttr(default=None)
 
@@ -468,6 +470,12 @@ class Spec(Block):
         from sweeper.storage import legacy_note
 
         return [*self._notes, *(legacy_note(bucket) for bucket in self._legacy_buckets())]
+
+    @property
+    def mount_files(self) -> frozenset[Path]:
+        """The files of the code folder (relative paths) that name one of :attr:`mounts`:
+        each trial's working view holds rewritten copies of them (see ``sweeper._mounts``)."""
+        return self._mount_files
 
     @property
     def uses_legacy_bucket(self) -> bool:

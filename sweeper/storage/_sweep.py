@@ -153,6 +153,19 @@ class SweepStore:
         """The trial's folders that go to its training folder instead (ffdl layout)."""
         return dict(FFDL_FOLDERS) if self.layout == "ffdl" else {}
 
+    def _uploads(self, local: Path, sweep: str, trial: str) -> list[tuple[Path, str, list[str]]]:
+        """What of a trial's folder ``local`` goes where: (folder, target, its files)."""
+        moved = self._moved()
+        own = [f for f in _own_files(local) if f.split("/")[0] not in moved]
+        uploads = [(local, self.target(sweep, trial), own)]
+        if moved and (local / LOG_FILE).is_file():
+            uploads.append((local, self.training_target(sweep, trial, FFDL_LOG_FOLDER), [LOG_FILE]))
+        for folder, under in moved.items():
+            parts = (under,) if under else ()
+            target = self.training_target(sweep, trial, *parts)
+            uploads.append((local / folder, target, _own_files(local / folder)))
+        return uploads
+
     def sync_trial(
         self, sweep_dir: Path, sweep: str, trial: str, *, skip_existing: bool = False
     ) -> SyncReport:
@@ -163,41 +176,15 @@ class SweepStore:
         trials whose process may have died before it could upload.
         """
         local = trial_dir(sweep_dir, trial)
-        moved = self._moved()
-        report = sync_dir(
-            sweep_dir,
-            local,
-            self.target(sweep, trial),
-            self._config(),
-            files=[f for f in _own_files(local) if f.split("/")[0] not in moved],
-            skip_existing=skip_existing,
-        )
-        if moved and (local / LOG_FILE).is_file():
-            report.merge(
-                sync_dir(
-                    sweep_dir,
-                    local,
-                    self.training_target(sweep, trial, FFDL_LOG_FOLDER),
-                    self._config(),
-                    files=[LOG_FILE],
-                    skip_existing=skip_existing,
-                )
+        report = SyncReport()
+        for folder, target, files in self._uploads(local, sweep, trial):
+            if folder != local and not files:
+                continue
+            done = sync_dir(
+                sweep_dir, folder, target, self._config(), files=files, skip_existing=skip_existing
             )
-        for folder, under in moved.items():
-            files = _own_files(local / folder)
-            if files:
-                parts = (under,) if under else ()
-                report.merge(
-                    sync_dir(
-                        sweep_dir,
-                        local / folder,
-                        self.training_target(sweep, trial, *parts),
-                        self._config(),
-                        files=files,
-                        skip_existing=skip_existing,
-                    ),
-                    folder,
-                )
+            where = folder.relative_to(local).as_posix()
+            report.merge(done, "" if where == "." else where)
         return report
 
     def upload_trial_files(
@@ -242,11 +229,11 @@ class SweepStore:
         fetched = download_prefix(self.target(sweep, trial), dest, self._config(), select=select)
         for folder, under in self._moved().items():
             parts = (under,) if under else ()
-            # The training folder's top is output/; its learner-1/ is logs/, not output/.
-            nested = [f"{u}/" for u in self._moved().values() if u and not under]
 
-            def pick(rel: str, folder: str = folder, nested: list[str] = nested) -> bool:
-                return not any(rel.startswith(n) for n in nested) and select(f"{folder}/{rel}")
+            def pick(rel: str, folder: str = folder, under: str = under) -> bool:
+                # The training folder's top is output/; its learner-1/ within it is logs/.
+                nested = not under and rel.startswith(f"{FFDL_LOG_FOLDER}/")
+                return not nested and select(f"{folder}/{rel}")
 
             found = download_prefix(
                 self.training_target(sweep, trial, *parts), dest / folder, self._config(),
