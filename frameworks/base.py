@@ -31,6 +31,13 @@ class FrameworkAdapter(ABC):
     - ``uses`` / ``requires``: the core spec keys the adapter reads / needs (``entrypoint``,
       ``command``, ``metrics``); the loader rejects the others, naming the frameworks that
       read them.
+    - ``distributed``: whether :meth:`run` may run on several learners of one trial
+      (``resources.learners > 1``): sweeper then calls it once in each learner, a Ray Train
+      worker, with ``ctx.rank``, ``ctx.world_size`` and ``ctx.local_rank`` set and
+      ``MASTER_ADDR``, ``MASTER_PORT``, ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and
+      ``LOCAL_WORLD_SIZE`` in the environment (for ``pytorch``, torch.distributed's process
+      group is up). Only rank 0's reports reach the sweep. ``False`` (the default): the
+      loader refuses ``learners > 1`` for the framework.
     - ``options`` / ``options_key``: the adapter's own spec block. ``options`` is a pydantic
       model (give it ``model_config = ConfigDict(extra="forbid")``) and ``options_key`` the
       top-level key it is read from, by default ``name``. The loader validates the block with
@@ -129,6 +136,7 @@ class FrameworkAdapter(ABC):
     requires: ClassVar[frozenset[str]] = frozenset({"entrypoint"})
     options: ClassVar[type[BaseModel] | None] = None
     options_key: ClassVar[str | None] = None
+    distributed: ClassVar[bool] = False
 
     def __init__(self, spec: Spec) -> None:
         self.spec = spec

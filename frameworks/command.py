@@ -11,6 +11,12 @@ It also sees the original service's variables (``DATA_DIR``, ``RESULT_DIR``, ``L
 ``CHECKPOINT_DIR``, ``JOB_STATE_DIR``, ``MODEL_DIR``, ``TRAINING_ID``, ``GPU_COUNT``, ``SUBID``,
 ``NUM_LEARNERS``, ``LEARNER_ID``) and ``CUDA_VISIBLE_DEVICES``.
 
+With ``resources.learners > 1`` the command runs once per learner, each a process of its own
+with ``LEARNER_ID`` 1..N, ``NUM_LEARNERS`` N, the ``JOB_STATE_DIR`` they share, and the
+variables torch.distributed's ``env://`` and ``torchrun`` read (``MASTER_ADDR``,
+``MASTER_PORT``, ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``, ``LOCAL_WORLD_SIZE``); each has its
+own working view of the code folder and ``LOG_DIR``. Metrics come from learner 1.
+
 Its metrics come from its output (:mod:`sweeper.frameworks._metrics`) and its TensorBoard
 event files (:mod:`sweeper.frameworks._tensorboard`). When it fails, the error begins with its
 own last error line, found in its log.
@@ -28,7 +34,14 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from sweeper._layout import JOB_STATE_DIR, LOGS_DIR, NOT_CODE, WORK_DIR, training_id, trial_number
+from sweeper._layout import (
+    JOB_STATE_DIR,
+    NOT_CODE,
+    learner_logs_dir,
+    learner_work_dir,
+    training_id,
+    trial_number,
+)
 from sweeper._mounts import link_code, rewrite, trial_folders
 from sweeper.errors import SpecError, TrialError
 from sweeper.frameworks._metrics import (
@@ -75,6 +88,7 @@ class CommandAdapter(FrameworkAdapter):
     """
 
     name: ClassVar[str] = "command"
+    distributed: ClassVar[bool] = True
     uses: ClassVar[frozenset[str]] = frozenset({"command", "metrics"})
     requires: ClassVar[frozenset[str]] = frozenset({"command"})
 
@@ -190,10 +204,10 @@ class CommandAdapter(FrameworkAdapter):
 
     def environment(self, params: dict[str, Any], ctx: TrialContext, work: Path) -> dict[str, str]:
         """The process's environment: the actor's, the service's variables and the params."""
-        logs = ctx.trial_dir / LOGS_DIR
-        job_state = ctx.trial_dir / JOB_STATE_DIR
+        logs = ctx.trial_dir / learner_logs_dir(ctx.rank + 1)
+        job_state = ctx.trial_dir / JOB_STATE_DIR  # shared by the trial's learners
         for folder in (logs, job_state):
-            folder.mkdir(exist_ok=True)
+            folder.mkdir(parents=True, exist_ok=True)
         extra = {
             "DATA_DIR": str(ctx.data_dir or work),
             "RESULT_DIR": str(ctx.output_dir),
@@ -208,8 +222,8 @@ class CommandAdapter(FrameworkAdapter):
             ),
             "SUBID": f"{trial_number(ctx.trial):04d}",
             "GPU_COUNT": str(len(ctx.gpu_ids)),
-            "NUM_LEARNERS": "1",
-            "LEARNER_ID": "1",
+            "NUM_LEARNERS": str(ctx.world_size),
+            "LEARNER_ID": str(ctx.rank + 1),
             "SWEEPER_TRIAL": ctx.trial,
             "SWEEPER_SWEEP": ctx.sweep,
             "PYTHONPATH": os.pathsep.join(
@@ -227,8 +241,9 @@ class CommandAdapter(FrameworkAdapter):
                 begins with the program's own error line, if its log shows one), or if
                 ``metrics.tensorboard`` names a variable its environment lacks.
         """
-        work = ctx.trial_dir / WORK_DIR
-        mapping = trial_folders(self.spec.mounts, ctx.data_dir or work, ctx.output_dir)
+        work = ctx.trial_dir / learner_work_dir(ctx.rank + 1)
+        job_state = ctx.trial_dir / JOB_STATE_DIR
+        mapping = trial_folders(self.spec.mounts, ctx.data_dir or work, ctx.output_dir, job_state)
         self._workdir(work, mapping)
         (work / CONFIG_FILE).write_text(json.dumps(params, indent=2, default=str) + "\n")
         env = self.environment(params, ctx, work)
@@ -254,7 +269,7 @@ class CommandAdapter(FrameworkAdapter):
             followers.append(TensorBoardFollower(folder, report))
         # The original service kept the combined log as $JOB_STATE_DIR/latest-log.
         latest = Path(env["JOB_STATE_DIR"]) / "latest-log"
-        if not latest.exists():
+        if ctx.rank == 0 and not latest.is_symlink():
             latest.symlink_to(ctx.log_path)
         process = TrialProcess(argv, cwd=work, env=env, log_path=ctx.log_path)
         # Where this run's output begins: a retried trial's log holds the earlier attempts'.

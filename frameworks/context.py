@@ -33,6 +33,14 @@ class TrialContext:
         attempt: 1 for the trial's first run; more when it runs again after a failure
             (``limits.max_failures``) or in a resumed sweep. ``checkpoint_dir`` keeps what
             earlier attempts saved, so a training function can continue from there.
+        rank: This learner's rank among the trial's learners, 0 to ``world_size - 1``
+            (``resources.learners``; 0 when there is one). Only rank 0's reports reach the
+            sweep; the others' are accepted and dropped (they still end the learner when the
+            trial is stopped). ``output_dir`` and ``checkpoint_dir`` are rank 0's: write there
+            from rank 0; every learner may read them and ``data_dir``.
+        world_size: How many learners train the trial together.
+        local_rank: This learner's rank among the trial's learners on its node.
+        local_world_size: How many of the trial's learners are on this node.
     """
 
     def __init__(
@@ -51,6 +59,10 @@ class TrialContext:
         metric: str,
         reporter: Callable[[dict[str, Any]], None],
         attempt: int = 1,
+        rank: int = 0,
+        world_size: int = 1,
+        local_rank: int = 0,
+        local_world_size: int = 1,
     ) -> None:
         self.params = dict(params)
         self.trial = trial
@@ -63,6 +75,10 @@ class TrialContext:
         self.gpu_ids = list(gpu_ids)
         self.seed = seed
         self.attempt = attempt
+        self.rank = rank
+        self.world_size = world_size
+        self.local_rank = local_rank
+        self.local_world_size = local_world_size
         self._metric = metric
         self._reporter = reporter
         self._step = 0

@@ -23,6 +23,7 @@ class PythonAdapter(FrameworkAdapter):
     """
 
     name: ClassVar[str] = "python"
+    distributed: ClassVar[bool] = True
 
     def validate(self) -> None:
         check_entrypoint(self.spec)

@@ -19,6 +19,12 @@ class PyTorchAdapter(PythonAdapter):
 
     The trial's GPUs are the ones in ``CUDA_VISIBLE_DEVICES`` (Ray sets it), so
     ``torch.device("cuda")`` is the trial's first GPU.
+
+    With ``resources.learners > 1`` the entry point runs in every learner, through Ray Train's
+    ``TorchTrainer``: torch.distributed's default process group is already initialised (gloo
+    on CPUs, nccl on GPUs), so ``torch.nn.parallel.DistributedDataParallel(model)`` works as
+    it is, and ``ctx.rank`` / ``ctx.world_size`` shard the data. Each learner's thread pool is
+    sized to its own ``resources.cpus``.
     """
 
     name: ClassVar[str] = "pytorch"

@@ -21,6 +21,10 @@ names from here. It imports nothing heavier than the standard library, so ``swee
 A command trial's folder also holds ``logs/`` and ``job-state/`` (the original service's
 ``$LOG_DIR`` and ``$JOB_STATE_DIR``) and ``work/``, its view of the code folder.
 
+A trial of several learners (``resources.learners``) is learner 1's folder as above; learner
+N (2, 3, ...) logs to ``learner-N.log`` beside ``trial.log`` and, for a command, has its own
+``work-learner-N/`` and ``logs/learner-N/``; ``job-state/`` is the one folder they share.
+
 In an ``s3://`` results store a trial's folder goes to ``<prefix>/<sweep>/<trial>/``; with
 ``results_layout: ffdl`` (manifests) its ``output/`` goes to ``<prefix>/<training id>/`` and its
 ``logs/`` (and a copy of ``trial.log``) to ``<prefix>/<training id>/learner-1/`` instead, as
@@ -65,6 +69,9 @@ __all__ = [
     "find_sweep",
     "is_sweep_dir",
     "is_trial_name",
+    "learner_log",
+    "learner_logs_dir",
+    "learner_work_dir",
     "training_id",
     "trial_dir",
     "trial_name",
@@ -104,6 +111,22 @@ CHECKPOINT_DIR = "checkpoints"
 LOGS_DIR = "logs"
 JOB_STATE_DIR = "job-state"
 WORK_DIR = "work"
+
+
+def learner_log(learner: int) -> str:
+    """The log of learner ``learner`` (1, 2, ...) of a trial: learner 1's is the trial's."""
+    return LOG_FILE if learner == 1 else f"learner-{learner}.log"
+
+
+def learner_work_dir(learner: int) -> str:
+    """A command learner's view of the code folder: each has its own (its config.json)."""
+    return WORK_DIR if learner == 1 else f"{WORK_DIR}-learner-{learner}"
+
+
+def learner_logs_dir(learner: int) -> str:
+    """A command learner's ``$LOG_DIR``."""
+    return LOGS_DIR if learner == 1 else f"{LOGS_DIR}/learner-{learner}"
+
 
 # What a trial's working view of the code folder leaves out (sweeper's own files there), and
 # what the scan for mount paths skips.

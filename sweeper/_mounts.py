@@ -1,9 +1,11 @@
 """Absolute paths a training program names that stand for its trial's data or results folder.
 
-FfDL mounted a job's data bucket at ``/mnt/data/<bucket>`` and its results bucket at
-``/mnt/results/<bucket>``, and its users' code and prototxt files name those paths. A spec's
-``mounts`` maps such a path to the trial's data folder (``data``) or results folder
-(``results``, the trial's ``$RESULT_DIR``); manifests get FfDL's two. Nothing is mounted: the
+FfDL mounted a job's data bucket at ``/mnt/data/<bucket>``, its results bucket at
+``/mnt/results/<bucket>`` and a volume its learners shared at ``/job`` (``$JOB_STATE_DIR``),
+and its users' code and prototxt files name those paths. A spec's ``mounts`` maps such a path
+to the trial's data folder (``data``), results folder (``results``, the trial's
+``$RESULT_DIR``) or the folder its learners share (``job``, the trial's ``$JOB_STATE_DIR``);
+manifests get FfDL's three. Nothing is mounted: the
 paths are rewritten where a trial reads them, never in the user's files and never in the
 machine's ``/mnt`` (no root needed):
 
@@ -25,6 +27,7 @@ from pathlib import Path
 
 __all__ = [
     "FFDL_DATA_MOUNT",
+    "FFDL_JOB_MOUNT",
     "FFDL_RESULTS_MOUNT",
     "find_mentions",
     "link_code",
@@ -38,11 +41,15 @@ __all__ = [
 # FfDL's mount points (its lifecycle manager's learner/envvars.go).
 FFDL_DATA_MOUNT = "/mnt/data"
 FFDL_RESULTS_MOUNT = "/mnt/results"
+FFDL_JOB_MOUNT = "/job"  # learner_deployment_helpers.go: PodLevelJobDir
 # The scan is bounded: a code folder is source and small configuration files, not datasets.
 _MAX_FILE = 1 << 20
 _MAX_FILES = 5000
-_WHAT = {"data": "the trial's data folder ($DATA_DIR)", "results": "the trial's results folder "
-         "($RESULT_DIR)"}  # fmt: skip
+_WHAT = {
+    "data": "the trial's data folder ($DATA_DIR)",
+    "results": "the trial's results folder ($RESULT_DIR)",
+    "job": "the folder the trial's learners share ($JOB_STATE_DIR)",
+}
 
 
 def _pattern(mounts: Iterable[str]) -> re.Pattern[str] | None:
@@ -52,11 +59,14 @@ def _pattern(mounts: Iterable[str]) -> re.Pattern[str] | None:
 @functools.lru_cache(maxsize=32)
 def _compiled(paths: frozenset[str]) -> re.Pattern[str] | None:
     # Built once per set of mounts: a trial rewrites every variable of its environment.
-    # Longest first, and only whole path components: /mnt/data/a must not rewrite /mnt/data/ab.
+    # Longest first, and only whole path components: /mnt/data/a must not rewrite /mnt/data/ab,
+    # nor /job a path that merely ends in it (/home/me/job); file:///job/x is still one.
     if not paths:
         return None
     ordered = sorted(paths, key=len, reverse=True)
-    return re.compile("(" + "|".join(re.escape(p) for p in ordered) + r")(?=/|$|[^\w.-])")
+    return re.compile(
+        r"(?<![\w.~-])(" + "|".join(re.escape(p) for p in ordered) + r")(?=/|$|[^\w.-])"
+    )
 
 
 def rewrite(text: str, mapping: Mapping[str, str]) -> str:
@@ -83,11 +93,19 @@ def mount_path(path: str, mounts: Mapping[str, str]) -> tuple[str, str] | None:
 
 
 def trial_folders(
-    mounts: Mapping[str, str], data_dir: Path | str, results_dir: Path | str
+    mounts: Mapping[str, str],
+    data_dir: Path | str,
+    results_dir: Path | str,
+    job_dir: Path | str | None = None,
 ) -> dict[str, str]:
-    """Each mount path of a spec and the folder it stands for in one trial (on its actor)."""
+    """Each mount path of a spec and the folder it stands for in one trial (on its learner).
+
+    Without ``job_dir`` (an adapter that has no such folder), ``job`` paths stay as they are.
+    """
     folders = {"data": str(data_dir), "results": str(results_dir)}
-    return {path: folders[target] for path, target in mounts.items()}
+    if job_dir is not None:
+        folders["job"] = str(job_dir)
+    return {path: folders[target] for path, target in mounts.items() if target in folders}
 
 
 def _code_files(root: Path, skip: set[str]) -> list[Path]:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sweeper._mounts import FFDL_DATA_MOUNT, FFDL_RESULTS_MOUNT
+from sweeper._mounts import FFDL_DATA_MOUNT, FFDL_JOB_MOUNT, FFDL_RESULTS_MOUNT
 from sweeper._wml import definition_field, is_training_definition, to_manifest
 from sweeper.errors import SpecError
 
@@ -124,12 +124,13 @@ def _name(raw: Any) -> str:
 
 def _resources(manifest: dict, file: str | None) -> dict[str, Any]:
     learners = manifest.get("learners", 1)
-    if learners not in (None, 1):
+    if learners is not None and (
+        isinstance(learners, bool) or not isinstance(learners, int) or learners < 1
+    ):
         raise SpecError(
-            f"learners must be 1, got {learners!r}",
+            f"learners must be a whole number of at least 1, got {learners!r}",
             file=file,
             field="learners",
-            hint="sweeper runs each trial as one process; distributed training is not supported",
         )
     if manifest.get("gpu_type"):
         raise SpecError(
@@ -139,9 +140,11 @@ def _resources(manifest: dict, file: str | None) -> dict[str, Any]:
             hint="Ray gives trials any free GPU; choosing a GPU model is not supported",
         )
     resources: dict[str, Any] = {}
-    for key in ("gpus", "cpus", "memory"):
+    for key in ("gpus", "cpus", "memory", "learners"):
         if manifest.get(key) is not None:
             resources[key] = manifest[key]
+    if resources.get("learners") == 1:
+        del resources["learners"]
     if resources.get("cpus") == 0:
         del resources["cpus"]  # the service read 0 as "no request"
     return resources
@@ -226,6 +229,9 @@ def _host_mount(containers: dict[str, str], connection: dict, file: str | None) 
     return {target: f"{root.rstrip('/')}/{name}" for target, name in containers.items()}
 
 
+_HOROVOD = re.compile(r"(^|[\s;&|/])(horovodrun|mpirun|mpiexec)(\s|$)")
+
+
 def _framework(manifest: dict, file: str | None) -> tuple[dict[str, Any], list[str]]:
     framework = _check_keys(manifest["framework"], _FRAMEWORK_KEYS, "framework", file)
     name = framework.get("name")
@@ -243,6 +249,15 @@ def _framework(manifest: dict, file: str | None) -> tuple[dict[str, Any], list[s
             "framework.command must be set, got nothing", file=file, field="framework.command"
         )
     version = _version_note(str(name), _text(framework.get("version"), "framework.version", file))
+    if name == "horovod" or _HOROVOD.search(command):
+        raise SpecError(
+            f"framework.command must not need Horovod or MPI, got {command!r}",
+            file=file,
+            field="framework.command",
+            hint="Horovod (horovodrun, mpirun) is not supported; torch.distributed is: each "
+            "learner gets NUM_LEARNERS, LEARNER_ID, MASTER_ADDR, MASTER_PORT, RANK and "
+            "WORLD_SIZE (init_process_group('gloo' or 'nccl', init_method='env://'))",
+        )
     caffe = _caffe_train(command)
     if caffe is not None:
         # Caffe's own adapter sets -gpu from the GPUs Ray assigned, and reads Caffe's log.
@@ -571,7 +586,7 @@ def convert_manifest(
         ``None``), and notes for the user about what was read differently.
 
     Raises:
-        SpecError: For what sweeper cannot honour (``learners > 1``, ``gpu_type``, ...), or a
+        SpecError: For what sweeper cannot honour (``gpu_type``, Horovod, ...), or a
             hyperband method without ``max_resource``.
     """
     if is_training_definition(manifest):
@@ -602,6 +617,10 @@ def _convert(
     }
     if early_stopping is not None:
         spec["early_stopping"] = early_stopping
+    if spec["framework"] == "command":
+        # FfDL's learners shared a volume at /job (their $JOB_STATE_DIR), and its users' code
+        # names it: file:///job/<training id> rendezvous, master_node.txt.
+        spec["mounts"] = {**spec.get("mounts", {}), FFDL_JOB_MOUNT: "job"}
     return spec, store, metrics_notes + framework_notes + notes
 
 
@@ -624,7 +643,7 @@ def _manifest_field(field: str, manifest: dict[str, Any]) -> str | None:
         return where
 
     head, _, rest = field.partition(".")
-    if head == "resources" and rest in ("gpus", "cpus", "memory"):
+    if head == "resources" and rest in ("gpus", "cpus", "memory", "learners"):
         return rest
     if field in ("name", "description"):
         return field

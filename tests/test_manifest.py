@@ -80,6 +80,7 @@ def test_conversion_keeps_resources_command_and_stores_without_secrets():
     assert spec["mounts"] == {
         "/mnt/data/tf-training-data": "data",
         "/mnt/results/tf-trained-model": "results",
+        "/job": "job",  # the volume FfDL's learners shared
     }
     assert spec["results_layout"] == "ffdl"
     assert spec["metrics"] == {"tensorboard": "$JOB_STATE_DIR/logs/tb"}
@@ -136,7 +137,7 @@ def test_a_host_mount_store_reads_folders_of_the_machine(tmp_path):
         f"{tmp_path}/tf-training-data",
         f"{tmp_path}/tf-trained-model",
     )
-    assert "mounts" not in spec and "results_layout" not in spec
+    assert spec["mounts"] == {"/job": "job"} and "results_layout" not in spec
 
 
 @pytest.mark.parametrize(
@@ -253,9 +254,12 @@ def test_wml_hyperparameters_become_a_sweep():
     ("change", "message"),
     [
         (
-            ("learners: 1", "learners: 2"),
-            "learners must be 1, got 2 (manifest.yml: learners); sweeper runs each trial as one "
-            "process; distributed training is not supported",
+            ("learners: 1", "learners: 0"),
+            "learners must be a whole number of at least 1, got 0 (manifest.yml: learners)",
+        ),
+        (
+            ("learners: 1", "learners: two"),
+            "learners must be a whole number of at least 1, got 'two' (manifest.yml: learners)",
         ),
         (
             ("learners: 1", "learners: 1\ngpu_type: nvidia-TeslaK80"),

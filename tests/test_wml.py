@@ -60,6 +60,7 @@ def test_a_definition_becomes_the_spec_its_manifest_would():
     assert spec["mounts"] == {
         "/mnt/data/wml_digits_data": "data",
         "/mnt/results/wml-digits-results": "results",
+        "/job": "job",
     }
     assert store.endpoint_url == "http://127.0.0.1:9000"
     assert (store.access_key, store.secret_key) == (KEY, SECRET)
@@ -90,10 +91,10 @@ def test_a_one_gpu_configuration_and_no_references():
             "mean 'execution'?",
         ),
         (
-            ("nodes: 1", "nodes: 2"),
-            "model_definition.execution.compute_configuration.nodes must be 1, got 2 "
-            "(definition.yml: model_definition.execution.compute_configuration.nodes); sweeper "
-            "runs each trial as one process; distributed training is not supported",
+            ("nodes: 1", "nodes: 0"),
+            "model_definition.execution.compute_configuration.nodes must be a whole number of "
+            "at least 1, got 0 (definition.yml: "
+            "model_definition.execution.compute_configuration.nodes)",
         ),
         (
             ("name: pytorch", "name: theano"),

@@ -44,7 +44,17 @@ if TYPE_CHECKING:
     from sweeper.execution._plan import TrialPlan
     from sweeper.spec import Spec
 
-__all__ = ["CheckpointSync", "localize", "restore", "run_trial", "trainable_class"]
+__all__ = [
+    "CheckpointSync",
+    "data_dir_for",
+    "localize",
+    "log_to",
+    "restore",
+    "restored_process",
+    "run_trial",
+    "trainable_class",
+    "view_dir",
+]
 
 _TAIL_LINES = 20
 
@@ -83,7 +93,7 @@ def trainable_class(plan: TrialPlan, board: Any) -> type:
 
 
 @contextmanager
-def _restored_process() -> Iterator[None]:
+def restored_process() -> Iterator[None]:
     """Undo what a trial changed of its process's environment variables and working directory.
 
     Ray reuses a trial's actor for the next trial: what one trial's code set there (``os.environ``,
@@ -104,7 +114,7 @@ def _restored_process() -> Iterator[None]:
 
 
 @contextmanager
-def _log_to(path: Path) -> Iterator[None]:
+def log_to(path: Path) -> Iterator[None]:
     """Send the process's stdout and stderr (Python and C level) to ``path`` for the block."""
     sys.stdout.flush()
     sys.stderr.flush()
@@ -279,33 +289,49 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> Non
     (trial_dir / PARAMS_FILE).write_text(json.dumps(params, indent=2, default=str) + "\n")
     log_path = trial_dir / LOG_FILE
     outcome = "failed"
+    stored_elsewhere = False
     try:
-        with _log_to(log_path):
+        with log_to(log_path):
             try:
                 if attempt > 1:
                     print(f"sweeper: {name} attempt {attempt} starts", flush=True)
-                if spec.data:
-                    mark_phase(board, name, "staging")
-                data_dir = _data_dir(plan, name)
-                mark_phase(board, name, "running", node=runtime.get_node_id(), pid=os.getpid())
-                ctx = TrialContext(
-                    params=params,
-                    trial=name,
-                    sweep=plan.sweep,
-                    trial_dir=trial_dir,
-                    log_path=log_path,
-                    output_dir=output_dir,
-                    checkpoint_dir=checkpoint_dir,
-                    data_dir=data_dir,
-                    gpu_ids=[str(g) for g in ray.get_gpu_ids()],
-                    seed=_seed(spec, name),
-                    metric=spec.search.metric,
-                    reporter=CheckpointSync(plan, name, tune.report),
-                    attempt=attempt,
-                )
-                assert plan.adapter is not None  # resolved when the plan was made
-                with _restored_process():
-                    plan.adapter(spec).run(params, ctx)
+                reporter = CheckpointSync(plan, name, tune.report)
+                if spec.resources.learners > 1:
+                    from sweeper.execution._gang import run_gang
+
+                    stored_elsewhere = run_gang(
+                        plan,
+                        name,
+                        params,
+                        attempt=attempt,
+                        seed=_seed(spec, name),
+                        board=board,
+                        reporter=tune.report,  # rank 0 syncs the checkpoints it writes
+                    )
+                else:
+                    if spec.data:
+                        mark_phase(board, name, "staging")
+                    data_dir = data_dir_for(plan, name)
+                    node = runtime.get_node_id()
+                    mark_phase(board, name, "running", node=node, pid=os.getpid())
+                    ctx = TrialContext(
+                        params=params,
+                        trial=name,
+                        sweep=plan.sweep,
+                        trial_dir=trial_dir,
+                        log_path=log_path,
+                        output_dir=output_dir,
+                        checkpoint_dir=checkpoint_dir,
+                        data_dir=data_dir,
+                        gpu_ids=[str(g) for g in ray.get_gpu_ids()],
+                        seed=_seed(spec, name),
+                        metric=spec.search.metric,
+                        reporter=reporter,
+                        attempt=attempt,
+                    )
+                    assert plan.adapter is not None  # resolved when the plan was made
+                    with restored_process():
+                        plan.adapter(spec).run(params, ctx)
                 outcome = "returned"
             except SystemExit:
                 # Tune ends a trial it stops (early stopping, a halted sweep) with SystemExit
@@ -328,32 +354,37 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> Non
         raise error from None
     finally:
         # Whatever the trial's end, its folder goes to the results store; if the store is
-        # unreachable the upload stays pending (sync-pending.json) for `sweeper sync`.
+        # unreachable the upload stays pending (sync-pending.json) for `sweeper sync`. (A
+        # trial's first learner that ran on another node stored it from there.)
         mark_phase(board, name, "storing")
-        if plan.store is not None and plan.store.results_uri:
+        if plan.store is not None and plan.store.results_uri and not stored_elsewhere:
             report = plan.store.sync_trial(plan.sweep_dir, plan.sweep, name)
             if plan.scratch and report.ok:
                 # A node's scratch copy, now safely in the store (a retry fetches it again).
                 shutil.rmtree(trial_dir, ignore_errors=True)
         mark_phase(board, name, "stored", outcome=outcome)
-        shutil.rmtree(_view_dir(plan, name), ignore_errors=True)
+        shutil.rmtree(view_dir(plan, name), ignore_errors=True)
 
 
-def _data_dir(plan: TrialPlan, name: str) -> Path | None:
-    """The trial's data: staged from the store (once per machine and version), or local."""
+def data_dir_for(plan: TrialPlan, name: str, view: str | None = None) -> Path | None:
+    """The trial's data: staged from the store (once per machine and version), or local.
+
+    ``view`` names the trial's own view of staged data (a learner's own, beside the trial's).
+    """
     spec = plan.spec
     if not spec.data:
         return None
     if plan.store is not None and plan.store.data_uri:
         print(f"sweeper: staging {plan.store.data_uri}", flush=True)
-        return _private_view(plan.store.stage_data(), plan, name)
+        return _private_view(plan.store.stage_data(), plan, view or name)
     return spec.resolve(spec.data)
 
 
-def _view_dir(plan: TrialPlan, name: str) -> Path:
+def view_dir(plan: TrialPlan, view: str) -> Path:
+    """Where a trial's (or one learner's) view of the staged data is made."""
     import tempfile
 
-    return Path(tempfile.gettempdir(), "sweeper-data", plan.sweep, name)
+    return Path(tempfile.gettempdir(), "sweeper-data", plan.sweep, view)
 
 
 def _private_view(cached: Path, plan: TrialPlan, name: str) -> Path:
@@ -363,7 +394,7 @@ def _private_view(cached: Path, plan: TrialPlan, name: str) -> Path:
     own: the shared copy, which other trials and later sweeps read, is not touched, and two
     trials unpacking at once do not race. The view is removed when the trial ends.
     """
-    view = _view_dir(plan, name)
+    view = view_dir(plan, name)
     shutil.rmtree(view, ignore_errors=True)  # an earlier attempt's
     for path in sorted(cached.rglob("*")):
         target = view / path.relative_to(cached)

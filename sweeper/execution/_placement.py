@@ -11,7 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-__all__ = ["PlacementWatch", "cluster_totals", "live_nodes", "waiting_warning", "why_unplaceable"]
+__all__ = [
+    "PlacementWatch",
+    "cluster_totals",
+    "gangs_that_fit",
+    "live_nodes",
+    "waiting_warning",
+    "why_unplaceable",
+]
 
 # One node's resources as ray.nodes() gives them: CPU, GPU, memory (bytes), custom ones.
 Resources = Mapping[str, float]
@@ -27,21 +34,62 @@ def live_nodes() -> list[Resources]:
 
 
 def why_unplaceable(
-    nodes: Sequence[Resources], cpus: float, gpus: float, memory: int | None
+    nodes: Sequence[Resources],
+    cpus: float,
+    gpus: float,
+    memory: int | None,
+    learners: int = 1,
+    pack: bool = True,
 ) -> str | None:
-    """Why none of ``nodes`` could hold a trial that asks for this much (``None``: one can).
+    """Why ``nodes`` could not hold a trial that asks for this much (``None``: they can).
 
-    Without nodes (none known yet) there is nothing to say.
+    ``cpus``, ``gpus`` and ``memory`` are one learner's. With ``pack`` every learner must fit
+    on one node; else each on some node, and the nodes together must hold them all (Ray's
+    ``SPREAD`` packs several onto a node when it has to). Without nodes (none known yet)
+    there is nothing to say.
     """
     if not nodes:
         return None
-    asked = {"CPU": cpus, "GPU": gpus, "memory": float(memory or 0)}
+    together = learners if pack else 1
+    asked = {
+        "CPU": cpus * together,
+        "GPU": gpus * together,
+        "memory": float(memory or 0) * together,
+    }
+    gang = f" for the trial's {learners} learners on one node" if together > 1 else ""
     for key, amount in asked.items():
         if amount > 0 and not any(node.get(key, 0.0) >= amount for node in nodes):
             largest = max(node.get(key, 0.0) for node in nodes)
             shown = f"{_gib(largest)} GiB" if key == "memory" else f"{largest:g}"
-            return f"resources.{_FIELDS[key]}: the largest of {len(nodes)} node(s) has {shown}"
+            return (
+                f"resources.{_FIELDS[key]}{gang}: the largest of {len(nodes)} node(s) has {shown}"
+            )
+    if learners > 1 and not pack:
+        per = {k: v for k, v in asked.items() if v > 0}
+        slots = sum(
+            min((int(node.get(k, 0.0) // v) for k, v in per.items()), default=learners)
+            for node in nodes
+        )
+        if slots < learners:
+            return (
+                f"resources.learners: the {len(nodes)} node(s) hold {slots} of the trial's "
+                f"{learners} learners"
+            )
     return None
+
+
+def gangs_that_fit(
+    nodes: Sequence[Resources], cpus: float, gpus: float, memory: int | None, learners: int
+) -> int:
+    """How many trials of ``learners`` learners (each asking this much) the nodes hold at once.
+
+    Counted in learners, node by node (a packed trial may not split over nodes; this is an
+    upper bound for it, which Ray's placement groups then respect).
+    """
+    per = {"CPU": cpus, "GPU": gpus, "memory": float(memory or 0)}
+    per = {k: v for k, v in per.items() if v > 0}
+    slots = sum(min(int(node.get(k, 0.0) // v) for k, v in per.items()) for node in nodes)
+    return slots // max(1, learners)
 
 
 def cluster_totals(nodes: Sequence[Resources]) -> str:
@@ -69,10 +117,12 @@ class PlacementWatch:
     trials; called at the start and every progress interval, one ``ray.nodes()`` a call.
 
     Args:
-        cpus: CPUs a trial asks for.
-        gpus: GPUs a trial asks for.
-        memory: Bytes of memory a trial asks for (``None``: none asked).
+        cpus: CPUs a trial (each of its learners) asks for.
+        gpus: GPUs a trial (each of its learners) asks for.
+        memory: Bytes of memory a trial (each learner) asks for (``None``: none asked).
         nodes: Returns the live nodes' resources (:func:`live_nodes`).
+        learners: The trial's learners.
+        pack: Whether they must all be on one node (``resources.placement: pack``).
     """
 
     def __init__(
@@ -81,8 +131,10 @@ class PlacementWatch:
         gpus: float,
         memory: int | None,
         nodes: Callable[[], Sequence[Resources]] = live_nodes,
+        learners: int = 1,
+        pack: bool = True,
     ) -> None:
-        self.asked = (cpus, gpus, memory)
+        self.asked = (cpus, gpus, memory, learners, pack)
         self.nodes = nodes
         self.warned = False  # the last look warned
 

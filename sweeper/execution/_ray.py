@@ -38,12 +38,14 @@ def node_count() -> int:
         return 1
 
 
-def unplaceable(cpus: float, gpus: float, memory: int | None) -> str | None:
-    """Why no live node could ever hold a trial that asks for this much (``None``: one can).
+def unplaceable(
+    cpus: float, gpus: float, memory: int | None, learners: int = 1, pack: bool = True
+) -> str | None:
+    """Why the live nodes could never hold a trial that asks for this much (``None``: they can).
 
     Ray would keep such a trial pending, in silence, for as long as the sweep runs.
     """
-    return why_unplaceable(live_nodes(), cpus, gpus, memory)
+    return why_unplaceable(live_nodes(), cpus, gpus, memory, learners, pack)
 
 
 def _cluster_size() -> str:

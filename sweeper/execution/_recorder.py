@@ -162,7 +162,7 @@ class SweepRecorder(Callback):
         record = self.records.get(name)
         if record is None:
             record = self.records[name] = TrialRecord(
-                name, params, gpus=float(self.spec.resources.gpus)
+                name, params, gpus=float(self.spec.resources.trial_gpus)
             )
         self.session.add(name)
         record.enter("queued")
@@ -300,7 +300,7 @@ class SweepRecorder(Callback):
         record = self.records.get(name)
         if record is None:
             record = self.records[name] = TrialRecord(
-                name, self.plan.params(trial.config), gpus=float(self.spec.resources.gpus)
+                name, self.plan.params(trial.config), gpus=float(self.spec.resources.trial_gpus)
             )
         self.session.add(name)
         return record
@@ -393,6 +393,9 @@ class SweepRecorder(Callback):
             if phase == "stored":
                 record.times["stored"] = at
             else:
+                if info.get("gang") and record.state == "starting" and record.attempt_started:
+                    # A trial of several learners holds its GPUs once they are all placed.
+                    record.attempt_started = max(record.attempt_started, at)
                 record.enter(phase, at)
                 self._write(record, phase)
 

@@ -45,6 +45,10 @@ if TYPE_CHECKING:
 __all__ = ["Session", "SessionOutcome"]
 
 
+# What a trial of several learners' own actor holds (bytes): see Session._tuner.
+_GANG_ACTOR_MEMORY = 64 * 2**20
+
+
 @dataclass
 class SessionOutcome:
     """How a session ended: ``completed``, ``halted`` (resumable) or ``failed``."""
@@ -181,6 +185,14 @@ class Session:
         On a cluster, ``progress`` gets the watch that warns while no node can hold a trial.
         """
         spec = self.spec
+        res = spec.resources
+        if res.learners > 1:
+            # A trial's own actor holds (almost) nothing, so Tune alone would start every
+            # trial at once, each waiting for its learners: start only the gangs that fit.
+            from sweeper.execution._placement import gangs_that_fit, live_nodes
+
+            fit = gangs_that_fit(live_nodes(), res.cpus, res.gpus, res.memory_bytes, res.learners)
+            self.concurrency = max(1, min(self.concurrency or fit, fit))
         self.say(
             f"sweep {self.sweep}: {remaining} of {spec.trial_count()} trials to run, "
             f"{_method(spec)}, concurrency {self.concurrency or 'as resources allow'}, "
@@ -189,15 +201,24 @@ class Session:
         self.say(f"results: {self.sweep_dir}")
         plan = self._placed(plan)
         self.driver_node = plan.driver_node
-        res = spec.resources
         if self.address or self.settings.ray.address:
             # An autoscaler may add a node that fits: warn now and while trials wait, not
             # refuse. Watched all along, as a lost node can take the only one that fit.
-            watch = PlacementWatch(res.cpus, res.gpus, res.memory_bytes)
+            watch = PlacementWatch(
+                res.cpus,
+                res.gpus,
+                res.memory_bytes,
+                learners=res.learners,
+                pack=res.placement == "pack",
+            )
             if (line := watch(remaining)) is not None:
                 self.say(line)
             progress.watch = watch
-        elif (why := unplaceable(res.cpus, res.gpus, res.memory_bytes)) is not None:
+        elif (
+            why := unplaceable(
+                res.cpus, res.gpus, res.memory_bytes, res.learners, res.placement == "pack"
+            )
+        ) is not None:
             raise SweepError(
                 f"a trial's resources must fit on one Ray node, got more than fits ({why})",
                 file=spec.label,
@@ -244,6 +265,12 @@ class Session:
         resources: dict[str, float] = {"cpu": spec.resources.cpus, "gpu": spec.resources.gpus}
         if spec.resources.memory_bytes:
             resources["memory"] = spec.resources.memory_bytes
+        if spec.resources.learners > 1:
+            # The trial's actor only waits for its learners, which Ray Train places, as one
+            # placement group, with their resources (sweeper.execution._gang). Tune needs a
+            # non-empty request: a token of memory, no CPU, so a 2-CPU machine holds a trial
+            # of 2 one-CPU learners.
+            resources = {"cpu": 0, "memory": _GANG_ACTOR_MEMORY}
         trainable = tune.with_resources(trainable_class(plan, recorder.board), resources)
         if self.points is not None:
             space = tune_space(spec, self.remaining_indexes())

@@ -125,7 +125,7 @@ def spec_hash(spec: Spec) -> str:
 def _concurrency(spec: Spec, settings: Settings) -> int | None:
     caps = [c for c in (spec.search.concurrency, settings.limits.max_concurrency) if c]
     max_gpus = settings.limits.max_gpus
-    gpus = spec.resources.gpus
+    gpus = spec.resources.trial_gpus  # every learner's
     if max_gpus and gpus:
         # The GPUs a sweep may hold at once: trials beyond them wait in Tune's queue.
         caps.append(int(max_gpus // gpus))
@@ -134,10 +134,16 @@ def _concurrency(spec: Spec, settings: Settings) -> int | None:
 
 def _check_limits(spec: Spec, settings: Settings) -> None:
     max_gpus = settings.limits.max_gpus
-    if max_gpus and spec.resources.gpus > max_gpus:
+    res = spec.resources
+    if max_gpus and res.trial_gpus > max_gpus:
+        held = (
+            f"resources.gpus x resources.learners ({res.gpus:g} x {res.learners})"
+            if res.learners > 1
+            else "resources.gpus"
+        )
         raise ConfigError(
             f"limits.max_gpus must be at least the GPUs one trial holds "
-            f"({spec.resources.gpus:g}, resources.gpus of {spec.label or spec.name}), "
+            f"({res.trial_gpus:g}, {held} of {spec.label or spec.name}), "
             f"got {max_gpus}",
             file=settings.source or "sweeper.toml",
             field="limits.max_gpus",
@@ -171,9 +177,10 @@ def _check_fits_locally(spec: Spec, settings: Settings) -> None:
     if ray is not None and ray.is_initialized():
         return  # this process's own Ray (a library user's, the tests'): the one the sweep uses
     asked = spec.resources
+    # A local Ray is one node: every learner of a trial is on it.
     for name, want, key, what in (
-        ("cpus", asked.cpus, "num_cpus", "CPUs"),
-        ("gpus", asked.gpus, "num_gpus", "GPUs"),
+        ("cpus", asked.trial_cpus, "num_cpus", "CPUs"),
+        ("gpus", asked.trial_gpus, "num_gpus", "GPUs"),
     ):
         if not want:
             continue
@@ -186,8 +193,13 @@ def _check_fits_locally(spec: Spec, settings: Settings) -> None:
             has, source = float(_compat.local_gpu_count()), "detected"
         if want > has:
             field = name if spec.from_manifest else f"resources.{name}"  # a manifest's own
+            many = (
+                f" for {asked.learners} learners x {want / asked.learners:g}"
+                if asked.learners > 1
+                else ""
+            )
             raise ConfigError(
-                f"{field} must fit on this machine's local Ray, got {want:g} "
+                f"{field} must fit on this machine's local Ray, got {want:g}{many} "
                 f"(it has {has:g} {what}: {source})",
                 file=spec.label,
                 field=field,

@@ -57,6 +57,15 @@ def _framework_options(
         raise translate_error(exc, file=file, root=block) from None
 
 
+_SEVERAL_LEARNERS = "frameworks pytorch, python and command run a trial on several learners"
+_SINGLE_LEARNER = {
+    "caffe": "Caffe 1.0 trains on one machine only (it has no multi-node training); "
+    "use resources.gpus for several GPUs of one machine",
+    "tensorflow": "run a tf.distribute program as framework: command (each learner gets "
+    "RANK, WORLD_SIZE, MASTER_ADDR...), or use framework pytorch",
+}
+
+
 def parse_spec(
     data: Any, *, file: str | None = None, base_dir: Path | None = None, source: Path | None = None
 ) -> Spec:
@@ -104,6 +113,14 @@ def parse_spec(
     if own is not None:
         spec._options = _framework_options(
             adapter, own, blocks.get(own), framework=spec.framework, file=file
+        )
+    learners = spec.resources.learners
+    if learners > 1 and not adapter.distributed:
+        raise SpecError(
+            f"resources.learners must be 1 for framework {spec.framework}, got {learners}",
+            file=file,
+            field="resources.learners",
+            hint=_SINGLE_LEARNER.get(spec.framework, _SEVERAL_LEARNERS),
         )
     adapter(spec).validate()
     from sweeper.storage import is_s3_uri, parse_s3_uri

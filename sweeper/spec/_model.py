@@ -41,6 +41,7 @@ _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_TRIALS = 100_000
 MAX_CPUS = 100_000
 MAX_GPUS = 10_000
+MAX_LEARNERS = 1_000
 MAX_MEMORY = 2**50  # 1 PiB
 _MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]i?b?|b)?\s*$", re.IGNORECASE)
 
@@ -94,6 +95,12 @@ class Resources(Block):
     gpus: float = Field(0, ge=0, le=MAX_GPUS)
     cpus: float = Field(1, gt=0, le=MAX_CPUS)
     memory: Any = None
+    # Processes that train one trial together (distributed data parallel): gpus, cpus and
+    # memory are each learner's. See sweeper.execution._gang.
+    learners: int = Field(1, ge=1, le=MAX_LEARNERS)
+    # pack: every learner on one node (Ray's STRICT_PACK); spread: over nodes where it can
+    # (Ray's SPREAD, which still packs onto one node when no other has room).
+    placement: Literal["pack", "spread"] = "pack"
 
     @field_validator("gpus")
     @classmethod
@@ -120,8 +127,18 @@ class Resources(Block):
 
     @property
     def memory_bytes(self) -> int | None:
-        """``memory`` in bytes, or ``None`` when the spec sets no limit."""
+        """``memory`` in bytes (one learner's), or ``None`` when the spec sets no limit."""
         return None if self.memory is None else parse_memory(self.memory)
+
+    @property
+    def trial_gpus(self) -> float:
+        """The GPUs one trial holds: every learner's."""
+        return self.gpus * self.learners
+
+    @property
+    def trial_cpus(self) -> float:
+        """The CPUs one trial holds: every learner's."""
+        return self.cpus * self.learners
 
 
 class Search(Block):
@@ -250,7 +267,7 @@ class Spec(Block):
     requirements: list[str] | str | None = None
     # Absolute paths the program names that stand for the trial's data or results folder
     # (FfDL's /mnt/data/<bucket>); see sweeper._mounts.
-    mounts: dict[str, Literal["data", "results"]] = Field(default_factory=dict)
+    mounts: dict[str, Literal["data", "results", "job"]] = Field(default_factory=dict)
     # Where a trial's files go in an s3:// results store: sweeper's <sweep>/<trial>/, or, in
     # addition, FfDL's training-<id>/ (see sweeper.storage._sweep).
     results_layout: Literal["sweeper", "ffdl"] = "sweeper"

@@ -284,7 +284,8 @@ def test_unknown_key_inside_search(project: Path, write_spec) -> None:
 def test_unknown_key_inside_resources(project: Path, write_spec) -> None:
     error, file = spec_error(write_spec, OPTUNA + "resources: {gpu: 1}\n")
     assert str(error) == (
-        f"resources keys must be one of gpus, cpus, memory, got 'gpu' ({file}: resources.gpu); "
+        "resources keys must be one of gpus, cpus, memory, learners, placement, got 'gpu' "
+        f"({file}: resources.gpu); "
         "did you mean 'gpus'?"
     )
 
@@ -1273,7 +1274,7 @@ def test_requirements_must_be_a_list_or_a_file(project: Path, write_spec) -> Non
         ),
         (
             "mounts: {/mnt/data/x: model}\n",
-            "mounts./mnt/data/x must be one of data, results, got 'model' ({file}: "
+            "mounts./mnt/data/x must be one of data, results, job, got 'model' ({file}: "
             "mounts./mnt/data/x)",
         ),
         (

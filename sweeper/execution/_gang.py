@@ -1,0 +1,388 @@
+"""Trials of several learners (``resources.learners``): a gang of Ray Train workers per trial.
+
+Where it runs: :func:`run_gang` in the trial's Ray actor (Tune's trainable, on the trial's
+thread); :func:`_learner` in each learner, a Ray Train worker; :class:`_Gang` is a small actor
+beside the trial.
+
+The trainer is built inside the Tune trial, as Ray's docs for Train V2 with Tune do it: Ray
+Train's worker group is one placement group for all the trial's learners (``STRICT_PACK`` or
+``SPREAD``), so a trial holds every learner or none and waits, whole, while the cluster is
+short. ``TorchTrainer`` sets up torch.distributed's process group (gloo on CPUs, nccl on GPUs)
+before the entry point runs; for a command, ``DataParallelTrainer`` starts the learners and
+sweeper gives each program the variables ``torchrun`` and FfDL set. Train retries nothing
+(``FailureConfig(max_failures=0)``): a learner that fails fails the trial, and the sweep's
+``limits.max_failures`` restarts the whole gang through Tune.
+
+Why not Ray's ``TuneReportCallback``: Train V2's ``ray.train.report`` is a collective every
+learner must call, and ``ctx.report`` promises that only rank 0's reports count, whatever the
+others do; and Tune stops a trial by raising ``SystemExit`` in the trial's thread, which must
+reach the learners. So rank 0 hands its results to :class:`_Gang`, the trial's thread passes
+them to ``tune.report``, and when that raises, the gang is told to stop: each learner's next
+report raises ``SystemExit`` there, and learners still running after the grace (one may wait
+in an all-reduce for a rank that already stopped) are killed, which ends Train's run and
+frees its placement group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import ray
+
+from sweeper._layout import CHECKPOINT_DIR, JOB_STATE_DIR, OUTPUT_DIR, learner_log
+from sweeper.errors import TrialError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from sweeper.execution._plan import TrialPlan
+
+__all__ = ["GANG_STRATEGIES", "run_gang"]
+
+# resources.placement -> Ray's placement group strategy.
+GANG_STRATEGIES = {"pack": "STRICT_PACK", "spread": "SPREAD"}
+# Of STOP_GRACE_S (the trial's whole allowance to end): how long stopped learners may take
+# to end on their own before they are killed, and then how long the kill may take.
+_STOP_WAIT_S = 8.0
+_KILL_WAIT_S = 5.0
+_TAKE_S = 0.5  # how long one wait for rank 0's results lasts
+
+
+@ray.remote(num_cpus=0, max_restarts=0)
+class _Gang:
+    """Rank 0's results on their way to Tune, the stop flag, and the learners' processes."""
+
+    def __init__(self) -> None:
+        import asyncio
+
+        self._results: list[dict[str, Any]] = []
+        self._ready = asyncio.Event()
+        self._stopping = False
+        self._learners: dict[int, tuple[str, int, Any]] = {}
+
+    async def put(self, result: dict[str, Any]) -> bool:
+        self._results.append(result)
+        self._ready.set()
+        return self._stopping
+
+    async def take(self, timeout: float) -> list[dict[str, Any]]:
+        import asyncio
+
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(self._ready.wait(), timeout)
+        self._ready.clear()
+        results, self._results = self._results, []
+        return results
+
+    async def join(self, rank: int, node: str, pid: int, actor: Any) -> bool:
+        self._learners[rank] = (node, pid, actor)
+        return self._stopping
+
+    async def stopping(self) -> bool:
+        return self._stopping
+
+    async def stop(self) -> None:
+        self._stopping = True
+
+    async def learners(self) -> dict[int, tuple[str, int, Any]]:
+        return self._learners
+
+
+@dataclasses.dataclass(frozen=True)
+class _Job:
+    """What every learner of one trial attempt gets (through Train's ``train_loop_config``)."""
+
+    plan: TrialPlan
+    name: str
+    params: dict[str, Any]
+    attempt: int
+    seed: int | None
+    board: Any
+    gang: Any
+    node: str  # the trial actor's node
+    torch: bool  # TorchTrainer set up the process group (and MASTER_ADDR/PORT)
+
+
+def run_gang(
+    plan: TrialPlan,
+    name: str,
+    params: dict[str, Any],
+    *,
+    attempt: int,
+    seed: int | None,
+    board: Any,
+    reporter: Callable[[dict[str, Any]], None],
+) -> bool:
+    """Train one trial attempt on its learners; on the trial's Ray actor.
+
+    ``reporter`` is Tune's report (it raises ``SystemExit`` when Tune stops the trial).
+    Returns whether learner 1 ran on another node and stored the trial's folder itself.
+
+    Raises:
+        TrialError: When a learner failed, with its error.
+        SystemExit: When the trial was stopped (the learners are stopped too).
+    """
+    spec = plan.spec
+    node = ray.get_runtime_context().get_node_id()
+    # FfDL's /job was new for each run: a file rendezvous (init_method file://) must not find
+    # an earlier attempt's file.
+    shutil.rmtree(plan.trial_dir(name) / JOB_STATE_DIR, ignore_errors=True)
+    from sweeper.execution._ray import on_node
+
+    gang = on_node(_Gang, node).remote()
+    torch = spec.framework == "pytorch"
+    job = _Job(plan, name, params, attempt, seed, board, gang, node, torch)
+    storage = Path(tempfile.gettempdir(), "sweeper-train", plan.sweep)
+    trainer = _trainer(plan, job, storage)
+    failure: list[BaseException] = []
+    done = threading.Event()
+
+    def fit() -> None:
+        try:
+            trainer.fit()
+        except BaseException as exc:
+            failure.append(exc)
+        finally:
+            done.set()
+
+    thread = threading.Thread(target=fit, name=f"sweeper-gang-{name}", daemon=True)
+    saved = {key: os.environ.get(key) for key in _TRAIN_ENVIRONMENT}
+    os.environ.update(_TRAIN_ENVIRONMENT)  # Train hands these to its controller and workers
+    try:
+        thread.start()
+        while True:
+            finished = done.is_set()
+            for result in ray.get(gang.take.remote(0 if finished else _TAKE_S)):
+                reporter(result)
+            if finished:
+                break
+    except BaseException:
+        _stop(gang, thread)
+        raise
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        shutil.rmtree(storage / _run_name(plan, name, attempt), ignore_errors=True)
+    learners = _learners(gang)
+    with contextlib.suppress(Exception):
+        ray.kill(gang)
+    if failure:
+        raise TrialError(_failure_text(failure[0])) from None
+    first = learners.get(0)
+    return bool(first and first[0] != node and plan.store and plan.store.results_uri)
+
+
+# Read by Ray Train where the trainer is built, and passed on to its controller and workers.
+_TRAIN_ENVIRONMENT = {
+    # Train would send the learners' print() to its own logger; sweeper sends their output,
+    # at file-descriptor level, to each learner's log.
+    "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",
+}
+
+
+def _run_name(plan: TrialPlan, name: str, attempt: int) -> str:
+    return f"{plan.sweep}-{name}-{attempt}"
+
+
+def _trainer(plan: TrialPlan, job: _Job, storage: Path) -> Any:
+    """Ray Train's trainer for one attempt: TorchTrainer for PyTorch, else the generic one."""
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+
+    res = plan.spec.resources
+    per_learner: dict[str, float] = {"CPU": res.cpus}
+    if res.gpus:
+        per_learner["GPU"] = res.gpus
+    if res.memory_bytes:
+        per_learner["memory"] = res.memory_bytes
+    options: dict[str, Any] = {
+        "train_loop_config": {"job": job},
+        "scaling_config": ScalingConfig(
+            num_workers=res.learners,
+            use_gpu=bool(res.gpus),
+            resources_per_worker=per_learner,
+            placement_strategy=GANG_STRATEGIES[res.placement],
+        ),
+        "run_config": RunConfig(
+            name=_run_name(plan, job.name, job.attempt),
+            storage_path=str(storage),
+            failure_config=FailureConfig(max_failures=0),
+        ),
+    }
+    if job.torch:
+        from ray.train.torch import TorchTrainer
+
+        return TorchTrainer(_learner, **options)
+    from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
+
+    return DataParallelTrainer(_learner, **options)
+
+
+def _learners(gang: Any) -> dict[int, tuple[str, int, Any]]:
+    try:
+        return dict(ray.get(gang.learners.remote(), timeout=10))
+    except Exception:
+        return {}
+
+
+def _stop(gang: Any, thread: threading.Thread) -> None:
+    """Stop every learner: at its next report, or killed after the grace."""
+    with contextlib.suppress(Exception):
+        ray.get(gang.stop.remote(), timeout=5)
+    thread.join(_STOP_WAIT_S)
+    if thread.is_alive():
+        for _node, _pid, actor in _learners(gang).values():
+            with contextlib.suppress(Exception):
+                ray.kill(actor)
+        thread.join(_KILL_WAIT_S)
+    with contextlib.suppress(Exception):
+        ray.kill(gang)
+
+
+def _failure_text(exc: BaseException) -> str:
+    """A learner's own error, not Train's wrapping of it: the console shows one line."""
+    from ray.train import TrainingFailedError
+
+    if isinstance(exc, TrainingFailedError):
+        errors = getattr(exc, "worker_failures", None) or {}
+        for rank in sorted(errors):
+            cause = errors[rank]
+            text = str(cause).strip().splitlines()
+            last = next((line for line in reversed(text) if line.strip()), "")
+            return f"learner {rank + 1} of the trial failed: {last or type(cause).__name__}"
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__
+
+
+def _address_and_port() -> tuple[str, int]:
+    """Rank 0's node address and a free port there, for torch.distributed's env:// rendezvous."""
+    import socket
+
+    address = ray.util.get_node_ip_address()
+    with socket.socket() as probe:
+        probe.bind(("", 0))
+        port = int(probe.getsockname()[1])
+    return address, port
+
+
+def _learner(config: dict[str, Any]) -> None:
+    """One learner of a trial; in a Ray Train worker."""
+    import ray.train
+    from ray.train.collective import broadcast_from_rank_zero
+
+    from sweeper.execution._actor import (
+        CheckpointSync,
+        data_dir_for,
+        localize,
+        log_to,
+        restore,
+        restored_process,
+    )
+    from sweeper.execution._phases import mark_phase
+    from sweeper.frameworks.context import TrialContext
+
+    job: _Job = config["job"]
+    context = ray.train.get_context()
+    rank, size = context.get_world_rank(), context.get_world_size()
+    local_rank, local_size = context.get_local_rank(), context.get_local_world_size()
+    runtime = ray.get_runtime_context()
+    node = runtime.get_node_id()
+    if not job.torch:
+        # What TorchTrainer sets for its own process group, for the program's.
+        address, port = broadcast_from_rank_zero(_address_and_port() if rank == 0 else None)
+        os.environ.update({"MASTER_ADDR": address, "MASTER_PORT": str(port)})
+    os.environ.update(
+        {
+            "RANK": str(rank),
+            "WORLD_SIZE": str(size),
+            "LOCAL_RANK": str(local_rank),
+            "LOCAL_WORLD_SIZE": str(local_size),
+        }
+    )
+    ray.get(job.gang.join.remote(rank, node, os.getpid(), runtime.current_actor))
+    plan = localize(job.plan, node)
+    spec, name = plan.spec, job.name
+    trial_dir = plan.trial_dir(name)
+    remote = node != job.node
+    if remote:
+        restore(plan, name)  # checkpoints an earlier attempt left in the results store
+    output_dir, checkpoint_dir = trial_dir / OUTPUT_DIR, trial_dir / CHECKPOINT_DIR
+    for directory in (output_dir, checkpoint_dir):
+        directory.mkdir(parents=True, exist_ok=True)
+    learner = rank + 1
+    log_path = trial_dir / learner_log(learner)
+    view = name if learner == 1 else f"{name}-learner-{learner}"
+    stopped = False
+
+    def push(result: dict[str, Any]) -> None:
+        nonlocal stopped
+        if ray.get(job.gang.put.remote(result)):
+            stopped = True
+            raise SystemExit("the trial was stopped")
+
+    def check(result: dict[str, Any]) -> None:  # another rank's report: dropped
+        nonlocal stopped
+        if ray.get(job.gang.stopping.remote()):
+            stopped = True
+            raise SystemExit("the trial was stopped")
+
+    try:
+        with log_to(log_path):
+            try:
+                # The phases rank 0 reports; ``gang`` tells the driver the trial's GPUs are
+                # held from now (the trial's actor waited for its learners until then).
+                if rank == 0 and spec.data:
+                    mark_phase(job.board, name, "staging", gang=size)
+                data_dir = data_dir_for(plan, name, view)
+                if rank == 0:
+                    mark_phase(job.board, name, "running", node=node, pid=os.getpid(), gang=size)
+                ctx = TrialContext(
+                    params=job.params,
+                    trial=name,
+                    sweep=plan.sweep,
+                    trial_dir=trial_dir,
+                    log_path=log_path,
+                    output_dir=output_dir,
+                    checkpoint_dir=checkpoint_dir,
+                    data_dir=data_dir,
+                    gpu_ids=[str(g) for g in ray.get_gpu_ids()],
+                    seed=job.seed,
+                    metric=spec.search.metric,
+                    reporter=CheckpointSync(plan, name, push) if rank == 0 else check,
+                    attempt=job.attempt,
+                    rank=rank,
+                    world_size=size,
+                    local_rank=local_rank,
+                    local_world_size=local_size,
+                )
+                assert plan.adapter is not None
+                with restored_process():
+                    plan.adapter(spec).run(job.params, ctx)
+            except SystemExit:
+                if not stopped:
+                    raise
+                print(f"sweeper: {name} learner {learner} stopped by sweeper", flush=True)
+            except BaseException:
+                import traceback
+
+                traceback.print_exc()
+                raise
+    finally:
+        shutil.rmtree(Path(tempfile.gettempdir(), "sweeper-data", plan.sweep, view), True)
+        if remote and plan.store is not None and plan.store.results_uri:
+            # This node's part of the trial's folder goes to the store from here.
+            if rank == 0:
+                plan.store.sync_trial(plan.sweep_dir, plan.sweep, name)
+            else:
+                plan.store.upload_trial_files(
+                    plan.sweep_dir, plan.sweep, name, [learner_log(learner)]
+                )
