@@ -31,10 +31,15 @@ def plan(spec: Path) -> None:
         f"trials: {loaded.trial_count()}, concurrency: {search.concurrency or 'as resources allow'}"
     )
     res = loaded.resources
-    click.echo(
-        f"per trial: {res.cpus:g} cpus, {res.gpus:g} gpus"
-        + (f", memory {res.memory}" if res.memory else "")
-    )
+    memory = f", memory {res.memory}" if res.memory else ""
+    if res.learners > 1:
+        click.echo(
+            f"per trial: {res.learners} learners ({res.placement}), each {res.cpus:g} cpus, "
+            f"{res.gpus:g} gpus{memory}; the trial holds {res.trial_cpus:g} cpus, "
+            f"{res.trial_gpus:g} gpus"
+        )
+    else:
+        click.echo(f"per trial: {res.cpus:g} cpus, {res.gpus:g} gpus{memory}")
     if loaded.early_stopping is not None:
         click.echo(f"early stopping: {loaded.early_stopping.describe()}")
     if loaded.limits.describe() != "none":

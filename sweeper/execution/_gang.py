@@ -219,9 +219,14 @@ def _trainer(plan: TrialPlan, job: _Job, storage: Path) -> Any:
         ),
     }
     if job.torch:
-        from ray.train.torch import TorchTrainer
+        import torch
+        from ray.train.torch import TorchConfig, TorchTrainer
 
-        return TorchTrainer(_learner, **options)
+        # nccl needs a CUDA (or ROCm) build of PyTorch; a CPU build, also on GPUs Ray was only
+        # told about, trains with gloo.
+        gpu_build = bool(torch.version.cuda or getattr(torch.version, "hip", None))
+        backend = "nccl" if res.gpus and gpu_build else "gloo"
+        return TorchTrainer(_learner, torch_config=TorchConfig(backend=backend), **options)
     from ray.train.v2.api.data_parallel_trainer import DataParallelTrainer
 
     return DataParallelTrainer(_learner, **options)

@@ -432,3 +432,13 @@ def test_model_dir_is_for_manifests_only(project: Path, write_spec) -> None:
         "MODEL_DIR must be left out for a sweeper spec, got '.' (command line); it is a "
         "manifest's model definition folder; a spec's paths are relative to where sweeper runs",
     )
+
+
+def test_plan_shows_the_learners_and_what_one_trial_holds(project: Path, write_spec) -> None:
+    spread = "resources: {gpus: 1, cpus: 2, learners: 2, placement: spread}"
+    write_spec(GRID.replace("resources: {cpus: 2, gpus: 0.5, memory: 1GiB}", spread))
+    result = invoke("plan", "experiment.yml")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[2] == (
+        "per trial: 2 learners (spread), each 2 cpus, 1 gpus; the trial holds 4 cpus, 2 gpus"
+    )

@@ -265,6 +265,21 @@ def test_max_gpus_below_one_trials_gpus_is_a_config_error(tmp_path):
     assert not (tmp_path / "results").exists()  # nothing started
 
 
+def test_max_gpus_counts_every_learner_of_a_trial(tmp_path):
+    from sweeper.errors import ConfigError
+
+    spec = make_spec(
+        "record", {"method": "grid"}, {"x": 1}, resources={"gpus": 1, "learners": 2}
+    )
+    with pytest.raises(ConfigError) as info:
+        run(spec, gpu_settings(tmp_path, SWEEPER_LIMITS_MAX_GPUS="1"), echo=None)
+    assert str(info.value) == (
+        "limits.max_gpus must be at least the GPUs one trial holds (2, resources.gpus x "
+        "resources.learners (1 x 2) of lifecycle), got 1 (sweeper.toml: limits.max_gpus)"
+    )
+    assert not (tmp_path / "results").exists()  # nothing started
+
+
 # --- budgets, halting and resuming in-process ----------------------------------------------------
 
 

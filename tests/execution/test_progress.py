@@ -20,6 +20,7 @@ from sweeper._journal import TrialRecord
 from sweeper.execution._placement import (
     PlacementWatch,
     cluster_totals,
+    gangs_that_fit,
     waiting_warning,
     why_unplaceable,
 )
@@ -272,3 +273,22 @@ def test_the_watch_is_asked_every_interval_with_the_trials_waiting(
     assert "warning: 1 waiting" in lines
     status = [line for line in lines if line.startswith("[progress] ")]
     assert bool(status) == (interval > 0)
+
+
+def test_a_packed_gang_needs_one_node_that_holds_every_learner():
+    # Two 1-GPU nodes: a trial of 2 one-GPU learners fits spread, never packed.
+    nodes = [ONE_GPU, ONE_GPU]
+    assert why_unplaceable(nodes, 1, 1, None, learners=2, pack=True) == (
+        "resources.gpus for the trial's 2 learners on one node: the largest of 2 node(s) has 1"
+    )
+    assert why_unplaceable(nodes, 1, 1, None, learners=2, pack=False) is None
+    assert why_unplaceable(nodes, 1, 1, None, learners=3, pack=False) == (
+        "resources.learners: the 2 node(s) hold 2 of the trial's 3 learners"
+    )
+
+
+def test_gangs_that_fit_counts_whole_trials_of_learners():
+    nodes = [NO_GPU, ONE_GPU]  # 2 + 2 CPUs, 1 GPU
+    assert gangs_that_fit(nodes, cpus=1, gpus=0, memory=None, learners=2) == 2
+    assert gangs_that_fit(nodes, cpus=1, gpus=1, memory=None, learners=2) == 0
+    assert gangs_that_fit(nodes, cpus=2, gpus=0, memory=None, learners=2) == 1

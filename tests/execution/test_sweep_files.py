@@ -130,6 +130,23 @@ def test_more_cpus_or_gpus_than_the_local_ray_has_is_refused_before_anything(
     assert not (project / "results").exists() and not (project / "mlflow.db").exists()
 
 
+def test_a_local_ray_must_hold_every_learner_of_a_trial(project: Path) -> None:
+    (project / "experiment.yml").write_text(
+        SPEC + "resources: {cpus: 1, learners: 3}\n", encoding="utf-8"
+    )
+    environ = {"SWEEPER_RESULTS_DIR": str(project / "results"), "SWEEPER_RAY_NUM_CPUS": "2"}
+    done = subprocess.run(
+        [sys.executable, "-m", "sweeper", "run", "experiment.yml"],
+        cwd=project, env={**os.environ, **environ}, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith(
+        "error: resources.cpus must fit on this machine's local Ray, got 3 for 3 learners x 1 "
+        "(it has 2 CPUs: environment: SWEEPER_RAY_NUM_CPUS) (experiment.yml: resources.cpus); "
+    )
+    assert not (project / "results").exists()
+
+
 def test_a_manifest_asking_for_a_gpu_the_machine_lacks_is_refused_in_its_own_terms(
     project: Path,
 ) -> None:

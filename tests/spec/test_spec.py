@@ -1299,3 +1299,57 @@ def test_a_mount_path_is_kept_without_its_trailing_slash(project: Path, write_sp
     spec = load_spec(write_spec(OPTUNA + "mounts: {/mnt/results/out/: results}\n"))
     assert spec.mounts == {"/mnt/results/out": "results"}
     assert spec.notes == []  # named nowhere in the code folder: nothing to say
+
+
+# --- Learners (resources.learners) -------------------------------------------------------------
+
+
+def test_learners_and_placement_default_to_one_learner_packed(project: Path, write_spec) -> None:
+    spec = load_spec(write_spec(OPTUNA + "resources: {gpus: 1, cpus: 2, learners: 3}\n"))
+    res = spec.resources
+    assert (res.learners, res.placement) == (3, "pack")
+    assert (res.trial_gpus, res.trial_cpus) == (3, 6)  # every learner's
+    assert load_spec(write_spec(OPTUNA)).resources.learners == 1
+
+
+def test_learners_must_be_a_positive_whole_number(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA + "resources: {learners: 0}\n")
+    assert str(error) == (
+        f"resources.learners must be >= 1, got 0 ({file}: resources.learners)"
+    )
+
+
+def test_placement_must_be_pack_or_spread(project: Path, write_spec) -> None:
+    error, file = spec_error(write_spec, OPTUNA + "resources: {learners: 2, placement: ring}\n")
+    assert str(error) == (
+        f"resources.placement must be one of pack, spread, got 'ring' ({file}: "
+        "resources.placement)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("framework", "hint"),
+    [
+        (
+            "caffe",
+            "Caffe 1.0 trains on one machine only (it has no multi-node training); use "
+            "resources.gpus for several GPUs of one machine",
+        ),
+        (
+            "tensorflow",
+            "run a tf.distribute program as framework: command (each learner gets RANK, "
+            "WORLD_SIZE, MASTER_ADDR...), or use framework pytorch",
+        ),
+    ],
+)
+def test_frameworks_of_one_learner_refuse_several(
+    project: Path, write_spec, framework: str, hint: str
+) -> None:
+    text = OPTUNA.replace("framework: python", f"framework: {framework}")
+    if framework == "caffe":
+        text = text.replace("entrypoint: train.py:train\n", "caffe: {solver: solver.prototxt}\n")
+    error, file = spec_error(write_spec, text + "resources: {learners: 2}\n")
+    assert str(error) == (
+        f"resources.learners must be 1 for framework {framework}, got 2 ({file}: "
+        f"resources.learners); {hint}"
+    )
