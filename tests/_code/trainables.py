@@ -122,3 +122,22 @@ def broken(params, ctx):
     """Always fail, after one report."""
     ctx.report(step=1, score=float(params.get("x", 0)))
     raise RuntimeError("this trial always fails")
+
+
+def learners(params, ctx):
+    """Every learner of a trial: ``epochs`` steps of ``sleep`` seconds from rank 0's checkpoint.
+
+    Each appends ``<attempt> <rank> <step> <pid>`` to ``output/learners.log``; rank 0 saves the
+    step; every rank reports (only rank 0's reach the sweep).
+    """
+    checkpoint = ctx.checkpoint_dir / "step.json"
+    start = json.loads(checkpoint.read_text())["step"] if checkpoint.exists() else 0
+    for step in range(start + 1, int(params.get("epochs", 5)) + 1):
+        time.sleep(float(params.get("sleep", 0.1)))
+        with open(ctx.output_dir / "learners.log", "a") as log:
+            log.write(f"{ctx.attempt} {ctx.rank} {step} {os.getpid()}\n")
+        if ctx.rank == 0:
+            partial = checkpoint.with_suffix(".partial")
+            partial.write_text(json.dumps({"step": step}))
+            partial.replace(checkpoint)
+        ctx.report(step=step, score=float(step + ctx.rank * 100))

@@ -179,3 +179,51 @@ def test_a_killed_learner_fails_the_trial_which_retries_as_a_gang(ray_session, t
         assert resumed[0] > 1 and resumed == list(range(resumed[0], 7))
         # No learner of either attempt is left behind.
         assert not [pid for pid in pids if _alive(pid)]
+
+
+def test_a_halted_gang_stops_every_learner_and_resumes_from_its_checkpoint(ray_session, tmp_path):
+    from sweeper._layout import STOP_FILE
+    from sweeper.execution._sweep import resume
+
+    spec = parse_spec(
+        {
+            "name": "gang-halt",
+            "framework": "python",
+            "entrypoint": f"{ROOT / 'tests' / '_code' / 'trainables.py'}:learners",
+            "parameters": {"epochs": 8, "sleep": 0.5},
+            "search": {"method": "grid", "metric": "score", "mode": "max"},
+            "resources": {"cpus": 1, "learners": 2},
+        }
+    )
+    settings = _settings(tmp_path)
+    results = tmp_path / "results"
+
+    def stop_after_step_3() -> None:  # `sweeper stop`, in-process
+        deadline = time.time() + 180
+        while time.time() < deadline:
+            for log in results.glob("*/trials/trial-0001/output/learners.log"):
+                if any(line.split()[1:3] == ["0", "3"] for line in log.read_text().splitlines()):
+                    (log.parents[3] / STOP_FILE).write_text("now\n")
+                    return
+            time.sleep(0.1)
+
+    watcher = threading.Thread(target=stop_after_step_3, daemon=True)
+    watcher.start()
+    first = run(spec, settings, echo=None)
+    watcher.join(5)
+    assert first.status == "halted" and first.results["state"].tolist() == ["halted"]
+    log = first.sweep_dir / "trials" / "trial-0001" / "output" / "learners.log"
+    lines = [line.split() for line in log.read_text().splitlines()]
+    pids = {int(pid) for *_, pid in lines}
+    assert len(pids) == 2 and not [pid for pid in pids if _alive(pid)]  # both learners ended
+    halted_at = max(int(step) for _, rank, step, _ in lines if rank == "0")
+    assert halted_at < 8
+
+    second = resume(first.sweep_dir, settings, echo=None)
+    assert second.status == "completed"
+    row = second.results.iloc[0]
+    assert (row.state, row.score) == ("completed", 8.0)  # rank 0's, never rank 1's 108
+    again = [line.split() for line in log.read_text().splitlines()][len(lines) :]
+    for rank in ("0", "1"):
+        steps = [int(step) for attempt, r, step, _ in again if r == rank and attempt == "2"]
+        assert steps == list(range(steps[0], 9)) and steps[0] <= halted_at + 1
