@@ -268,9 +268,7 @@ def test_max_gpus_below_one_trials_gpus_is_a_config_error(tmp_path):
 def test_max_gpus_counts_every_learner_of_a_trial(tmp_path):
     from sweeper.errors import ConfigError
 
-    spec = make_spec(
-        "record", {"method": "grid"}, {"x": 1}, resources={"gpus": 1, "learners": 2}
-    )
+    spec = make_spec("record", {"method": "grid"}, {"x": 1}, resources={"gpus": 1, "learners": 2})
     with pytest.raises(ConfigError) as info:
         run(spec, gpu_settings(tmp_path, SWEEPER_LIMITS_MAX_GPUS="1"), echo=None)
     assert str(info.value) == (

@@ -1314,16 +1314,13 @@ def test_learners_and_placement_default_to_one_learner_packed(project: Path, wri
 
 def test_learners_must_be_a_positive_whole_number(project: Path, write_spec) -> None:
     error, file = spec_error(write_spec, OPTUNA + "resources: {learners: 0}\n")
-    assert str(error) == (
-        f"resources.learners must be >= 1, got 0 ({file}: resources.learners)"
-    )
+    assert str(error) == (f"resources.learners must be >= 1, got 0 ({file}: resources.learners)")
 
 
 def test_placement_must_be_pack_or_spread(project: Path, write_spec) -> None:
     error, file = spec_error(write_spec, OPTUNA + "resources: {learners: 2, placement: ring}\n")
     assert str(error) == (
-        f"resources.placement must be one of pack, spread, got 'ring' ({file}: "
-        "resources.placement)"
+        f"resources.placement must be one of pack, spread, got 'ring' ({file}: resources.placement)"
     )
 
 
