@@ -1,4 +1,6 @@
-"""Training functions for ``makespan.py``: sleep a fixed time, note when, report one metric.
+"""Training functions for the benchmarks.
+
+``makespan.py``: sleep a fixed time, note when, report one metric.
 
 Each trial writes its own sleep window -- ``{"trial", "pid", "start", "end"}``, wall-clock
 seconds from ``time.time()`` -- as one JSON file in the folder named by the ``windows``
@@ -38,3 +40,26 @@ def sleep_tune(config: dict[str, Any]) -> None:
     name = f"{tune.get_context().get_trial_id()}-{config['i']:04d}"
     slept = _sleep(config, name)
     tune.report({"slept": slept})
+
+
+class Timed:
+    """``gang.py``'s ``ctx``: adds ``t`` (when rank 0 reported) to each report."""
+
+    def __init__(self, ctx: Any) -> None:
+        self._ctx = ctx
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._ctx, name)
+
+    def report(self, step: int | None = None, **metrics: Any) -> None:
+        self._ctx.report(step=step, t=time.time(), **metrics)
+
+
+def timed_ddp(params: dict[str, Any], ctx: Any) -> None:
+    """``gang.py``'s entry point: ``examples/digits/torch_ddp.py:train``, timed."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "digits"))
+    from torch_ddp import train
+
+    train(params, Timed(ctx))

@@ -615,3 +615,50 @@ def test_an_unknown_placeholder_in_a_manifest_command_is_an_error(tmp_path):
         f"framework.command placeholders must name a parameter, got '${{rate}}' "
         f"({tmp_path / 'manifest.yml'}: framework.command); or write ${{args}}"
     )
+
+
+def test_learners_become_the_specs_learners():
+    spec, _, _ = convert(MANIFEST.replace("learners: 1", "learners: 2"))
+    assert spec["resources"]["learners"] == 2
+    assert "learners" not in convert(MANIFEST)[0]["resources"]  # 1, the default
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        ("name: tensorflow", "name: horovod"),
+        ("python3 convolutional_network.py", "horovodrun -np 2 python3 convolutional_network.py"),
+        ("python3 convolutional_network.py", "mpirun -np 2 python3 convolutional_network.py"),
+    ],
+)
+def test_horovod_is_refused_naming_torch_distributed(change):
+    with pytest.raises(SpecError) as caught:
+        convert(MANIFEST.replace("learners: 1", "learners: 2").replace(*change))
+    message = str(caught.value)
+    assert message.startswith("framework.command must not need Horovod or MPI, got ")
+    assert message.endswith(
+        "(manifest.yml: framework.command); Horovod (horovodrun, mpirun) is not supported; "
+        "torch.distributed is: each learner gets NUM_LEARNERS, LEARNER_ID, MASTER_ADDR, "
+        "MASTER_PORT, RANK and WORLD_SIZE (init_process_group('gloo' or 'nccl', "
+        "init_method='env://'))"
+    )
+
+
+def test_a_caffe_manifest_of_several_learners_is_refused_in_its_own_terms(tmp_path):
+    (tmp_path / "lenet_solver.prototxt").write_text('net: "lenet.prototxt"\nmax_iter: 10\n')
+    text = (
+        MANIFEST.replace("learners: 1", "learners: 2")
+        .replace(
+            "python3 convolutional_network.py --trainImagesFile ${DATA_DIR}/train-images-idx3-ubyte.gz",
+            "caffe train -solver lenet_solver.prototxt",
+        )
+        .replace("      --learningRate 0.001 --trainingIters 2000\n", "")
+    )
+    (tmp_path / "manifest.yml").write_text(text)
+    with pytest.raises(SpecError) as caught:
+        load_spec(tmp_path / "manifest.yml")
+    assert str(caught.value) == (
+        f"learners must be 1 for framework caffe, got 2 ({tmp_path / 'manifest.yml'}: "
+        "learners); Caffe 1.0 trains on one machine only (it has no multi-node training); use "
+        "resources.gpus for several GPUs of one machine"
+    )

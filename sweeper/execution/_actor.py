@@ -289,7 +289,7 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> Non
     (trial_dir / PARAMS_FILE).write_text(json.dumps(params, indent=2, default=str) + "\n")
     log_path = trial_dir / LOG_FILE
     outcome = "failed"
-    stored_elsewhere = False
+    stored_elsewhere: list[str] | None = None  # learner 1 stored the folder on its node
     try:
         with log_to(log_path):
             try:
@@ -357,7 +357,10 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> Non
         # unreachable the upload stays pending (sync-pending.json) for `sweeper sync`. (A
         # trial's first learner that ran on another node stored it from there.)
         mark_phase(board, name, "storing")
-        if plan.store is not None and plan.store.results_uri and not stored_elsewhere:
+        if plan.store is not None and plan.store.results_uri and stored_elsewhere is not None:
+            with contextlib.suppress(Exception):  # logs; the outcome is the trial's own
+                plan.store.upload_trial_files(plan.sweep_dir, plan.sweep, name, stored_elsewhere)
+        elif plan.store is not None and plan.store.results_uri:
             report = plan.store.sync_trial(plan.sweep_dir, plan.sweep, name)
             if plan.scratch and report.ok:
                 # A node's scratch copy, now safely in the store (a retry fetches it again).

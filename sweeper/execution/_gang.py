@@ -119,11 +119,13 @@ def run_gang(
     seed: int | None,
     board: Any,
     reporter: Callable[[dict[str, Any]], None],
-) -> bool:
+) -> list[str] | None:
     """Train one trial attempt on its learners; on the trial's Ray actor.
 
     ``reporter`` is Tune's report (it raises ``SystemExit`` when Tune stops the trial).
-    Returns whether learner 1 ran on another node and stored the trial's folder itself.
+    Returns ``None`` when the trial's folder is to be stored from here as usual; else learner
+    1 ran on another node and stored it from there, and the list names the files of this
+    node's learners still to upload (their logs).
 
     Raises:
         TrialError: When a learner failed, with its error.
@@ -179,7 +181,10 @@ def run_gang(
     if failure:
         raise TrialError(_failure_text(failure[0])) from None
     first = learners.get(0)
-    return bool(first and first[0] != node and plan.store and plan.store.results_uri)
+    if not (first and first[0] != node and plan.store and plan.store.results_uri):
+        return None
+    # Learner 1 stored the trial's folder from its node; the learners here left their logs.
+    return [learner_log(rank + 1) for rank, where in learners.items() if where[0] == node]
 
 
 # Read by Ray Train where the trainer is built, and passed on to its controller and workers.
@@ -385,9 +390,11 @@ def _learner(config: dict[str, Any]) -> None:
         shutil.rmtree(Path(tempfile.gettempdir(), "sweeper-data", plan.sweep, view), True)
         if remote and plan.store is not None and plan.store.results_uri:
             # This node's part of the trial's folder goes to the store from here.
-            if rank == 0:
-                plan.store.sync_trial(plan.sweep_dir, plan.sweep, name)
-            else:
-                plan.store.upload_trial_files(
-                    plan.sweep_dir, plan.sweep, name, [learner_log(learner)]
-                )
+            try:
+                if rank == 0:
+                    plan.store.sync_trial(plan.sweep_dir, plan.sweep, name)
+                else:
+                    files = [learner_log(learner)]
+                    plan.store.upload_trial_files(plan.sweep_dir, plan.sweep, name, files)
+            except Exception as exc:  # the learner's own end decides the trial's
+                print(f"sweeper: {name} learner {learner}: not uploaded: {exc}", flush=True)

@@ -37,3 +37,15 @@ def train(params, ctx):
         ctx.report(step=step, score=float(params["x"]) * step)
     note["ended"] = time.time()
     (ctx.output_dir / f"attempt-{ctx.attempt}.json").write_text(json.dumps(note))
+
+
+def learners(params, ctx):
+    """A learner of a trial of several: say in its log which node and GPU it has, report."""
+    import ray
+
+    node = ray.get_runtime_context().get_node_id()
+    cuda = os.environ.get("CUDA_VISIBLE_DEVICES")
+    print(f"learner {ctx.rank} of {ctx.world_size} on node {node} cuda {cuda}", flush=True)
+    for step in range(1, int(params.get("steps", 2)) + 1):
+        time.sleep(float(params.get("sleep", 0.3)))
+        ctx.report(step=step, score=float(step))

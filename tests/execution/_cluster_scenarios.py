@@ -368,6 +368,39 @@ def test_sweep_on_two_nodes_with_remote_mlflow_and_s3(cluster: Cluster, tmp_path
         )
 
 
+@pytest.mark.slow
+def test_a_trial_of_two_learners_spread_has_one_on_each_node(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    name = f"gang-{uuid.uuid4().hex[:6]}"
+    folder = tmp_path / "project"
+    (folder / "code").mkdir(parents=True)
+    shutil.copy(ROOT / "tests" / "_code" / "cluster_trainer.py", folder / "code" / "trainer.py")
+    # One fake GPU a node, one a learner: the trial's 2 learners can only be on both nodes.
+    (folder / "experiment.yml").write_text(
+        f"name: {name}\n"
+        "framework: python\n"
+        "entrypoint: code/trainer.py:learners\n"
+        f"results: s3://{cluster.bucket}/results\n"
+        f"storage: {{endpoint_url: '{cluster.s3_endpoint}', region: us-east-1, "
+        "addressing_style: path}\n"
+        "resources: {gpus: 1, cpus: 1, learners: 2, placement: spread}\n"
+        "search: {method: grid, metric: score, mode: max}\n"
+        "parameters: {x: 1, steps: 2, sleep: 0.3}\n",
+        encoding="utf-8",
+    )
+    _finish(_sweeper(cluster, folder))
+    sweep = _sweep_of(folder).name
+    stored = _objects(cluster, f"results/{sweep}/trial-0001/")
+    said = {}
+    for log, rank in (("trial.log", "0"), ("learner-2.log", "1")):
+        text = stored[f"results/{sweep}/trial-0001/{log}"].decode()
+        (line,) = re.findall(rf"learner {rank} of 2 on node (\w+) cuda (\S+)", text)
+        said[rank] = line
+    assert {node for node, _ in said.values()} == {n["node_id"] for n in cluster.nodes()}
+    assert {cuda for _, cuda in said.values()} == {"0"}  # each learner its node's one GPU
+
+
 # How the driver holds Ray's token: none at all (HOME without ray start's token file), a wrong
 # one, or the right one in RAY_AUTH_TOKEN without RAY_AUTH_MODE (Ray itself would send none).
 TOKENS = {

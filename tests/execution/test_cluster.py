@@ -137,7 +137,8 @@ def test_cluster_sweeps_in_a_network_of_their_own(
             rf"^PASSED .*test_joining_with_no_or_a_wrong_token.*{held}", done.stdout, re.M
         ), output
     assert re.search(r"^PASSED .*test_trials_no_node_can_hold_warn", done.stdout, re.M), output
-    assert re.search(r"\b6 passed\b", done.stdout), output
+    assert re.search(r"^PASSED .*test_a_trial_of_two_learners_spread", done.stdout, re.M), output
+    assert re.search(r"\b7 passed\b", done.stdout), output
 
 
 def test_the_cluster_example_loads_and_ships_the_repository(monkeypatch: pytest.MonkeyPatch):
