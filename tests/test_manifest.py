@@ -649,7 +649,8 @@ def test_a_caffe_manifest_of_several_learners_is_refused_in_its_own_terms(tmp_pa
     text = (
         MANIFEST.replace("learners: 1", "learners: 2")
         .replace(
-            "python3 convolutional_network.py --trainImagesFile ${DATA_DIR}/train-images-idx3-ubyte.gz",
+            "python3 convolutional_network.py --trainImagesFile "
+            "${DATA_DIR}/train-images-idx3-ubyte.gz",
             "caffe train -solver lenet_solver.prototxt",
         )
         .replace("      --learningRate 0.001 --trainingIters 2000\n", "")

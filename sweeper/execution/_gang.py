@@ -192,6 +192,11 @@ _TRAIN_ENVIRONMENT = {
     # Train would send the learners' print() to its own logger; sweeper sends their output,
     # at file-descriptor level, to each learner's log.
     "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",
+    # Two helper actors (processes) a trial would start for nothing here: Train's metrics for
+    # Prometheus (sweeper records the trial's own), and a watcher of spot-instance reclaim
+    # notices (a trial whose node is lost fails, and limits.max_failures retries it).
+    "RAY_TRAIN_METRICS_ENABLED": "0",
+    "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0",
 }
 
 
@@ -289,7 +294,8 @@ def _learner(config: dict[str, Any]) -> None:
     import ray.train
     from ray.train.collective import broadcast_from_rank_zero
 
-    from sweeper.execution._actor import (
+    from sweeper.execution._phases import mark_phase
+    from sweeper.execution._trial import (
         CheckpointSync,
         data_dir_for,
         localize,
@@ -297,7 +303,6 @@ def _learner(config: dict[str, Any]) -> None:
         restore,
         restored_process,
     )
-    from sweeper.execution._phases import mark_phase
     from sweeper.frameworks.context import TrialContext
 
     job: _Job = config["job"]

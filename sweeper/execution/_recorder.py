@@ -266,7 +266,7 @@ class SweepRecorder(Callback):
         if not _written_since(error_file, since) and error_file.parent.is_dir():
             # The trial's process died (SIGKILL, out of memory) before it could write its
             # error: the driver writes it, with the log's last lines, as the trial would have.
-            from sweeper.execution._actor import tail
+            from sweeper.execution._trial import tail
 
             log = error_file.with_name(LOG_FILE)
             text = f"{text}\n--- last lines of {log} ---\n{tail(log)}"

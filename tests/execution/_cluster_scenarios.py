@@ -218,7 +218,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         shutil.rmtree(temp_dir, ignore_errors=True)
         for node in (
             node_ids
-        ):  # the nodes' scratch copies of trials (see sweeper.execution._actor.localize)
+        ):  # the nodes' scratch copies of trials (see sweeper.execution._trial.localize)
             shutil.rmtree(Path(tempfile.gettempdir(), "sweeper-trials", node[:16]), True)
 
 
