@@ -35,6 +35,7 @@ from sweeper._layout import (
 from sweeper.errors import TrialError
 from sweeper.execution._trial import (
     CheckpointSync,
+    context_for,
     data_dir_for,
     localize,
     log_to,
@@ -114,7 +115,6 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> Non
     from ray import tune
 
     from sweeper.execution._phases import mark_phase
-    from sweeper.frameworks.context import TrialContext
 
     runtime = ray.get_runtime_context()
     plan = localize(plan, runtime.get_node_id())
@@ -156,18 +156,13 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> Non
                     data_dir = data_dir_for(plan, name)
                     node = runtime.get_node_id()
                     mark_phase(board, name, "running", node=node, pid=os.getpid())
-                    ctx = TrialContext(
-                        params=params,
-                        trial=name,
-                        sweep=plan.sweep,
-                        trial_dir=trial_dir,
+                    ctx = context_for(
+                        plan,
+                        name,
+                        params,
                         log_path=log_path,
-                        output_dir=output_dir,
-                        checkpoint_dir=checkpoint_dir,
                         data_dir=data_dir,
-                        gpu_ids=[str(g) for g in ray.get_gpu_ids()],
                         seed=_seed(spec, name),
-                        metric=spec.search.metric,
                         reporter=reporter,
                         attempt=attempt,
                     )

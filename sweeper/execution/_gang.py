@@ -297,13 +297,13 @@ def _learner(config: dict[str, Any]) -> None:
     from sweeper.execution._phases import mark_phase
     from sweeper.execution._trial import (
         CheckpointSync,
+        context_for,
         data_dir_for,
         localize,
         log_to,
         restore,
         restored_process,
     )
-    from sweeper.frameworks.context import TrialContext
 
     job: _Job = config["job"]
     context = ray.train.get_context()
@@ -360,18 +360,13 @@ def _learner(config: dict[str, Any]) -> None:
                 data_dir = data_dir_for(plan, name, view)
                 if rank == 0:
                     mark_phase(job.board, name, "running", node=node, pid=os.getpid(), gang=size)
-                ctx = TrialContext(
-                    params=job.params,
-                    trial=name,
-                    sweep=plan.sweep,
-                    trial_dir=trial_dir,
+                ctx = context_for(
+                    plan,
+                    name,
+                    job.params,
                     log_path=log_path,
-                    output_dir=output_dir,
-                    checkpoint_dir=checkpoint_dir,
                     data_dir=data_dir,
-                    gpu_ids=[str(g) for g in ray.get_gpu_ids()],
                     seed=job.seed,
-                    metric=spec.search.metric,
                     reporter=CheckpointSync(plan, name, push) if rank == 0 else check,
                     attempt=job.attempt,
                     rank=rank,

@@ -17,12 +17,14 @@ from typing import TYPE_CHECKING, Any
 from sweeper._layout import ATTEMPT_FILE, CHECKPOINT_DIR
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from sweeper.execution._plan import TrialPlan
+    from sweeper.frameworks.context import TrialContext
 
 __all__ = [
     "CheckpointSync",
+    "context_for",
     "data_dir_for",
     "localize",
     "log_to",
@@ -225,3 +227,40 @@ def _private_view(cached: Path, plan: TrialPlan, name: str) -> Path:
             target.symlink_to(path)
     view.mkdir(parents=True, exist_ok=True)
     return view
+
+
+def context_for(
+    plan: TrialPlan,
+    name: str,
+    params: dict[str, Any],
+    *,
+    log_path: Path,
+    data_dir: Path | None,
+    seed: int | None,
+    reporter: Callable[[dict[str, Any]], None],
+    attempt: int,
+    **learner: int,
+) -> TrialContext:
+    """The ``ctx`` of trial ``name`` in this process (``learner``: its rank and world size)."""
+    import ray
+
+    from sweeper._layout import OUTPUT_DIR
+    from sweeper.frameworks.context import TrialContext
+
+    trial_dir = plan.trial_dir(name)
+    return TrialContext(
+        params=params,
+        trial=name,
+        sweep=plan.sweep,
+        trial_dir=trial_dir,
+        log_path=log_path,
+        output_dir=trial_dir / OUTPUT_DIR,
+        checkpoint_dir=trial_dir / CHECKPOINT_DIR,
+        data_dir=data_dir,
+        gpu_ids=[str(g) for g in ray.get_gpu_ids()],
+        seed=seed,
+        metric=plan.spec.search.metric,
+        reporter=reporter,
+        attempt=attempt,
+        **learner,
+    )
