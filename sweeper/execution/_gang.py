@@ -192,6 +192,9 @@ _TRAIN_ENVIRONMENT = {
     # Train would send the learners' print() to its own logger; sweeper sends their output,
     # at file-descriptor level, to each learner's log.
     "RAY_TRAIN_ENABLE_PRINT_PATCH": "0",
+    # Learners keep their process's working directory, where Ray put the spec's code on a
+    # cluster (runtime_env working_dir), instead of Train's run folder.
+    "RAY_CHDIR_TO_TRIAL_DIR": "0",
     # Two helper actors (processes) a trial would start for nothing here: Train's metrics for
     # Prometheus (sweeper records the trial's own), and a watcher of spot-instance reclaim
     # notices (a trial whose node is lost fails, and limits.max_failures retries it).

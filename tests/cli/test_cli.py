@@ -143,7 +143,7 @@ def test_ui_serves_the_configured_store_on_localhost(tmp_path: Path):
                 time.sleep(1)
         with urllib.request.urlopen(
             f"http://127.0.0.1:{port}/ajax-api/2.0/mlflow/experiments/search?max_results=10",
-            timeout=5,
+            timeout=60,  # its first query may set the store up, slowly on a loaded machine
         ) as page:
             assert b"Default" in page.read()
     finally:

@@ -309,7 +309,8 @@ def test_early_stopping_acts_on_event_files_during_the_trial(settings, tmp_path)
     code.mkdir()
     spec = tensorboard_spec(
         code,
-        {"x": {"choice": [6, 5, 4, 3, 2, 1]}, "epochs": 9, "sleep": 0.2},
+        # Epochs long enough that a stop lands mid-trial on a loaded machine too.
+        {"x": {"choice": [6, 5, 4, 3, 2, 1]}, "epochs": 9, "sleep": 0.5},
         early_stopping={"method": "asha", "max_steps": 9, "reduction_factor": 3},
     )
     result = run(spec, settings, echo=None)
