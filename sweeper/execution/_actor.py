@@ -137,7 +137,6 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> Non
             try:
                 if attempt > 1:
                     print(f"sweeper: {name} attempt {attempt} starts", flush=True)
-                reporter = CheckpointSync(plan, name, tune.report)
                 if spec.resources.learners > 1:
                     from sweeper.execution._gang import run_gang
 
@@ -163,7 +162,7 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> Non
                         log_path=log_path,
                         data_dir=data_dir,
                         seed=_seed(spec, name),
-                        reporter=reporter,
+                        reporter=CheckpointSync(plan, name, tune.report),
                         attempt=attempt,
                     )
                     assert plan.adapter is not None  # resolved when the plan was made

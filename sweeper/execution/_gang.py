@@ -155,26 +155,24 @@ def run_gang(
             done.set()
 
     thread = threading.Thread(target=fit, name=f"sweeper-gang-{name}", daemon=True)
-    saved = {key: os.environ.get(key) for key in _TRAIN_ENVIRONMENT}
-    os.environ.update(_TRAIN_ENVIRONMENT)  # Train hands these to its controller and workers
-    try:
-        thread.start()
-        while True:
-            finished = done.is_set()
-            for result in ray.get(gang.take.remote(0 if finished else _TAKE_S)):
-                reporter(result)
-            if finished:
-                break
-    except BaseException:
-        _stop(gang, thread)
-        raise
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        shutil.rmtree(storage / _run_name(plan, name, attempt), ignore_errors=True)
+    from sweeper.execution._trial import restored_process
+
+    # Train hands these to its controller and workers; the actor's own are put back after.
+    with restored_process():
+        os.environ.update(_TRAIN_ENVIRONMENT)
+        try:
+            thread.start()
+            while True:
+                finished = done.is_set()
+                for result in ray.get(gang.take.remote(0 if finished else _TAKE_S)):
+                    reporter(result)
+                if finished:
+                    break
+        except BaseException:
+            _stop(gang, thread)
+            raise
+        finally:
+            shutil.rmtree(storage / _run_name(plan, name, attempt), ignore_errors=True)
     learners = _learners(gang)
     with contextlib.suppress(Exception):
         ray.kill(gang)
@@ -306,6 +304,7 @@ def _learner(config: dict[str, Any]) -> None:
         log_to,
         restore,
         restored_process,
+        view_dir,
     )
 
     job: _Job = config["job"]
@@ -390,7 +389,7 @@ def _learner(config: dict[str, Any]) -> None:
                 traceback.print_exc()
                 raise
     finally:
-        shutil.rmtree(Path(tempfile.gettempdir(), "sweeper-data", plan.sweep, view), True)
+        shutil.rmtree(view_dir(plan, view), ignore_errors=True)
         if remote and plan.store is not None and plan.store.results_uri:
             # This node's part of the trial's folder goes to the store from here.
             try:
