@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ class TrialContext:
         data_dir: Path | None,
         gpu_ids: list[str],
         seed: int | None,
-        metric: str,
+        metric: str | Sequence[str],
         reporter: Callable[[dict[str, Any]], None],
         attempt: int = 1,
         rank: int = 0,
@@ -79,15 +79,23 @@ class TrialContext:
         self.world_size = world_size
         self.local_rank = local_rank
         self.local_world_size = local_world_size
-        self._metric = metric
+        # The metrics Tune's schedulers and searchers read from every result (the objectives,
+        # and what the constraints name): carried forward from the last report that had them.
+        self._carried = (metric,) if isinstance(metric, str) else tuple(metric)
         self._reporter = reporter
         self._step = 0
-        self._objective: float | None = None
+        self._last: dict[str, float] = {}
 
     @property
     def step(self) -> int:
         """The step of the last report (0 before the first)."""
         return self._step
+
+    @property
+    def carried(self) -> dict[str, float]:
+        """The last reported value of each metric the sweep reads (its objectives and the
+        constraints' metrics) that the trial reported so far."""
+        return dict(self._last)
 
     def report(self, step: int | None = None, **metrics: Any) -> None:
         """Record metrics for one step (an epoch, an iteration).
@@ -108,12 +116,13 @@ class TrialContext:
             result[name] = self._number(name, value)
         self._step = int(step)
         result[REPORTED_KEY] = list(result)
-        if self._metric in result:
-            self._objective = result[self._metric]
-        elif self._objective is not None:
-            # Tune's schedulers and searchers read the sweep's metric from every result; carry
-            # the last value forward rather than dropping reports that only hold other metrics.
-            result[self._metric] = self._objective
+        for name in self._carried:
+            if name in result:
+                self._last[name] = result[name]
+            elif name in self._last:
+                # Tune's schedulers and searchers read the sweep's metrics from every result;
+                # carry the last value forward rather than drop reports that hold other ones.
+                result[name] = self._last[name]
         result["step"] = self._step
         self._reporter(result)
 

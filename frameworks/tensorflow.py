@@ -138,7 +138,7 @@ class TensorFlowAdapter(FrameworkAdapter):
             "data_dir": None if ctx.data_dir is None else str(ctx.data_dir),
             "gpu_ids": ctx.gpu_ids,
             "seed": ctx.seed,
-            "metric": self.spec.search.metric,
+            "metric": list(self.spec.search.watched_metrics),
             "cpus": self._cpus(),
         }
 

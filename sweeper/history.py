@@ -39,7 +39,7 @@ from sweeper._layout import (
 )
 from sweeper.errors import NotFoundError, SpecError, SweeperError, UsageError
 from sweeper.results import best_rows, best_trials, result_rows, rows_frame
-from sweeper.spec import Search, Spec
+from sweeper.spec import Objective, Search, Spec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -148,8 +148,27 @@ class Sweep:
     def _ranking(self) -> Spec:
         # All that results_frame and best_trials read of a spec; there even when .spec is None.
         # Partial on purpose: model_construct validates nothing, but mypy wants every field.
-        search = Search.model_construct(metric=self.metric, mode=self.mode)  # type: ignore[call-arg]
+        search = Search.model_construct(  # type: ignore[call-arg]
+            metric=self.metric,
+            mode=self.mode,
+            metrics=self.objectives if len(self.objectives) > 1 else None,
+            constraints=[str(c) for c in self._search.get("constraints") or []],
+        )
         return Spec.model_construct(search=search)  # type: ignore[call-arg]
+
+    @property
+    def objectives(self) -> list[Objective]:
+        """What the search optimizes: one objective, or several (a Pareto front)."""
+        raw = self._search.get("metrics")
+        if isinstance(raw, list) and raw:
+            found = []
+            for entry in raw:
+                if isinstance(entry, dict) and entry.get("name"):
+                    mode: Literal["min", "max"] = "min" if entry.get("mode") == "min" else "max"
+                    found.append(Objective.model_construct(name=str(entry["name"]), mode=mode))
+            if found:
+                return found
+        return [Objective.model_construct(name=self.metric, mode=self.mode)]
 
     @property
     def elapsed(self) -> float:

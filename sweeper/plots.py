@@ -37,12 +37,14 @@ if TYPE_CHECKING:
     from sweeper._journal import SweepState
     from sweeper.settings import Settings
 
-__all__ = ["ARTIFACT_PATH", "PLOTS", "plot_sweep"]
+__all__ = ["ARTIFACT_PATH", "PARETO_PLOT", "PLOTS", "plot_sweep"]
 
 # Where the plots go in the sweep's folder (by default) and in its parent run's artifacts.
 PLOTS_DIR = "plots"
 ARTIFACT_PATH = "plots"
 PLOTS = ("optimization_history", "parallel_coordinate", "param_importances", "learning_curves")
+# Drawn besides PLOTS for a search with several objectives.
+PARETO_PLOT = "pareto_front"
 # Line styles of the learning curves, by the trial's state (completed trials: solid).
 _DASH = {"stopped": ("dash", "--"), "failed": ("dot", ":"), "halted": ("dot", ":")}
 
@@ -81,8 +83,10 @@ def plot_sweep(
     """Write the sweep's plots, each as ``<name>.png`` and ``<name>.html``, and log them.
 
     The plots are ``optimization_history``, ``parallel_coordinate``, ``param_importances`` and
-    ``learning_curves``. One that cannot be drawn (too few completed trials, no parameter that
-    varies, no metric history in MLflow) is skipped with a one-line note to ``echo``.
+    ``learning_curves`` (of the first objective), and with several objectives
+    ``pareto_front`` (Optuna's; infeasible trials greyed, the front highlighted). One that
+    cannot be drawn (too few completed trials, no parameter that varies, no metric history in
+    MLflow) is skipped with a one-line note to ``echo``.
 
     Args:
         sweep_dir: The sweep's folder (with ``state.json``, ``spec.yml`` and its journal).
@@ -112,7 +116,8 @@ def plot_sweep(
             raise SweepError(
                 f"plots folder must be writable, got {str(out_dir)!r} ({exc.strerror or exc})"
             ) from None
-        for name in PLOTS:
+        names = [*PLOTS, PARETO_PLOT] if data.spec.search.multi_objective else list(PLOTS)
+        for name in names:
             try:
                 plotly_fig, mpl_fig = _DRAW[name](data)
             except _Skip as skip:
@@ -352,7 +357,57 @@ def _learning_curves(data: _SweepData) -> tuple[Any, Any]:
     return figure, mpl_fig
 
 
+def _pareto_study(data: _SweepData) -> optuna.Study:
+    """The completed trials with every objective's value, in a study with their directions;
+    each trial's constraint values as a user attribute (for ``constraints_func``)."""
+    import optuna
+
+    from sweeper.search._optuna import CONSTRAINTS_ATTR
+
+    objectives = data.spec.search.objectives
+    constraints = data.spec.search.parsed_constraints
+    study = optuna.create_study(
+        directions=["maximize" if o.mode == "max" else "minimize" for o in objectives],
+        study_name=data.state.sweep,
+    )
+    for row in data.frame.to_dict("records"):
+        numbers = [_number(row.get(o.name)) for o in objectives]
+        values = [v for v in numbers if v is not None]
+        if row["state"] != "completed" or len(values) < len(objectives):
+            continue
+        attrs: dict[str, Any] = {"trial": row["trial"]}
+        if constraints:
+            reported = {c.metric: _number(row.get(f"metrics.{c.metric}")) for c in constraints}
+            attrs[CONSTRAINTS_ATTR] = [c.violation(reported[c.metric]) for c in constraints]
+        study.add_trial(optuna.trial.create_trial(values=values, user_attrs=attrs))
+    return study
+
+
+def _pareto(data: _SweepData) -> tuple[Any, Any]:
+    from optuna import visualization
+    from optuna.visualization import matplotlib as mpl
+
+    from sweeper.search._optuna import constraint_values
+
+    study = _pareto_study(data)
+    objectives = data.spec.search.objectives
+    if len(study.trials) < 1:
+        names = ", ".join(o.name for o in objectives)
+        raise _Skip(f"needs a completed trial with a value for every objective ({names})")
+    options: dict[str, Any] = {"target_names": [o.name for o in objectives]}
+    if data.spec.search.constraints:
+        options["constraints_func"] = constraint_values
+    if len(objectives) > 3:
+        options["targets"] = lambda trial: tuple(trial.values[:3])
+        options["target_names"] = options["target_names"][:3]
+        data.notes.append("pareto_front shows the first 3 objectives")
+    figure = visualization.plot_pareto_front(study, **options)
+    axes = mpl.plot_pareto_front(study, **options)
+    return figure, axes.figure
+
+
 _DRAW = dict(zip(PLOTS, (_history, _parallel, _importance, _learning_curves), strict=True))
+_DRAW[PARETO_PLOT] = _pareto
 
 
 @contextmanager

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sweeper._format import is_missing
 from sweeper._layout import RESULTS_FILE
+from sweeper.spec._objectives import metric_value, pareto_front
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "best_rows",
     "best_trials",
+    "feasible",
     "result_rows",
     "results_frame",
     "rows_frame",
@@ -46,9 +48,39 @@ _TIMES = {
 }
 
 
-def result_rows(spec: Spec, records: Iterable[TrialRecord]) -> list[dict[str, Any]]:
-    """One row (a dict) per trial, by name: the rows of :func:`results_frame`'s table."""
+def feasible(spec: Spec, metrics: dict[str, Any]) -> bool | None:
+    """Whether a trial's last metrics meet every ``search.constraints`` (``None``: one is not
+    reported yet)."""
+    verdict: bool | None = True
+    for constraint in spec.search.parsed_constraints:
+        value = metric_value(metrics, constraint.metric)
+        if value is None:
+            verdict = None
+        elif not constraint.holds(value):
+            return False
+    return verdict
+
+
+def _objective_columns(spec: Spec) -> list[str]:
     metric = spec.search.metric
+    names = [o.name for o in spec.search.objectives]
+    columns = [metric, f"best_{metric}", *names[1:]]
+    if spec.search.multi_objective:
+        columns.append("pareto")
+    if spec.search.constraints:
+        columns.append("feasible")
+    return columns
+
+
+def result_rows(spec: Spec, records: Iterable[TrialRecord]) -> list[dict[str, Any]]:
+    """One row (a dict) per trial, by name: the rows of :func:`results_frame`'s table.
+
+    Each objective has a column of its final value. With several objectives, ``pareto`` says
+    whether the trial is on the Pareto front; with constraints, ``feasible`` whether its
+    metrics meet them (an infeasible trial is never best nor on the front).
+    """
+    metric = spec.search.metric
+    objectives = spec.search.objectives
     rows = []
     for record in sorted(records, key=lambda r: r.name):
         row = {
@@ -56,12 +88,17 @@ def result_rows(spec: Spec, records: Iterable[TrialRecord]) -> list[dict[str, An
             "state": record.state,
             metric: record.metrics.get(metric),
             f"best_{metric}": record.best,
+            **{o.name: record.metrics.get(o.name) for o in objectives[1:]},
             "steps": record.steps,
             "attempts": record.attempts,
             "duration_s": round(record.duration, 3),
             "gpus": record.gpus,
             "gpu_seconds": round(record.gpu_seconds, 3),
         }
+        if spec.search.multi_objective:
+            row["pareto"] = False  # set below, once every row is known
+        if spec.search.constraints:
+            row["feasible"] = feasible(spec, record.metrics)
         row.update({f"params.{k}": v for k, v in record.params.items()})
         row.update({f"metrics.{k}": v for k, v in record.metrics.items()})
         row.update({column: _iso(record.times.get(state)) for column, state in _TIMES.items()})
@@ -74,6 +111,9 @@ def result_rows(spec: Spec, records: Iterable[TrialRecord]) -> list[dict[str, An
             mlflow_run_id=record.run_id,
         )
         rows.append(row)
+    if spec.search.multi_objective:
+        for i in _front(spec, rows):
+            rows[i]["pareto"] = True
     return rows
 
 
@@ -94,33 +134,58 @@ def rows_frame(spec: Spec, rows: Sequence[dict[str, Any]]) -> pd.DataFrame:
 
     if not rows:
         # No trial ran (a sweep halted at once): the table still has its columns.
-        metric = spec.search.metric
-        base = ["trial", "state", metric, f"best_{metric}", "steps", "attempts", "duration_s"]
+        base = ["trial", "state", *_objective_columns(spec), "steps", "attempts", "duration_s"]
         columns = [*base, "gpus", "gpu_seconds", *_TIMES, "ended_at", "node", "actor_id", "pid"]
         columns.append("error")
         return pd.DataFrame(columns=[*columns, "mlflow_run_id"])
     return pd.DataFrame(list(rows))
 
 
-def _ranking(spec: Spec, rows: Sequence[dict[str, Any]]) -> list[int]:
-    # Completed trials with a value, best first; a stable sort keeps ties in trial order.
-    metric = spec.search.metric
-    done = [
+def _candidates(spec: Spec, rows: Sequence[dict[str, Any]]) -> list[int]:
+    # Completed, feasible trials with a value for every objective.
+    names = [o.name for o in spec.search.objectives]
+    constrained = bool(spec.search.constraints)
+    return [
         i
         for i, row in enumerate(rows)
-        if row.get("state") == "completed" and not is_missing(row.get(metric))
+        if row.get("state") == "completed"
+        and not any(is_missing(row.get(name)) for name in names)
+        and (not constrained or _is_true(row.get("feasible")))
     ]
-    return sorted(done, key=lambda i: rows[i][metric], reverse=spec.search.mode != "min")
 
 
-def best_rows(spec: Spec, rows: Sequence[dict[str, Any]], count: int = 5) -> list[dict[str, Any]]:
-    """The rows of the ``count`` best trials by their final metric (completed trials only)."""
+def _is_true(value: Any) -> bool:
+    # results.csv read back by pandas gives numpy booleans, or "True" in an object column.
+    return str(value) == "True"
+
+
+def _front(spec: Spec, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """The rows on the Pareto front, by index."""
+    objectives = spec.search.objectives
+    candidates = _candidates(spec, rows)
+    points = [[float(rows[i][o.name]) for o in objectives] for i in candidates]
+    return [candidates[j] for j in pareto_front(points, objectives)]
+
+
+def _ranking(spec: Spec, rows: Sequence[dict[str, Any]]) -> list[int]:
+    """The best trials first. One objective: completed, feasible trials by their value (a
+    stable sort keeps ties in trial order). Several: the Pareto front, by the first
+    objective."""
+    first = spec.search.objectives[0]
+    chosen = _front(spec, rows) if spec.search.multi_objective else _candidates(spec, rows)
+    return sorted(chosen, key=lambda i: rows[i][first.name], reverse=first.mode == "max")
+
+
+def best_rows(
+    spec: Spec, rows: Sequence[dict[str, Any]], count: int | None = 5
+) -> list[dict[str, Any]]:
+    """The rows of the ``count`` best trials by their final metric (completed, feasible
+    trials only); with several objectives, the Pareto front's (``None``: all of them)."""
     return [rows[i] for i in _ranking(spec, rows)[:count]]
 
 
-def best_trials(spec: Spec, frame: pd.DataFrame, count: int = 5) -> pd.DataFrame:
-    """The ``count`` best trials by their final metric (completed trials only), in the order
-    of :func:`best_rows`."""
+def best_trials(spec: Spec, frame: pd.DataFrame, count: int | None = 5) -> pd.DataFrame:
+    """The ``count`` best trials, in the order of :func:`best_rows`."""
     if frame.empty or spec.search.metric not in frame:
         return frame.head(0)
     return frame.iloc[_ranking(spec, frame.to_dict("records"))[:count]]

@@ -269,7 +269,11 @@ def validate(spec: Path, model_dir: Path | None) -> None:
     loaded = load_spec(spec, model_dir=model_dir)
     for note in loaded.notes:
         click.echo(f"note: {note}", err=True)
+    from sweeper.cli._plan import search_lines
+
     click.echo(f"{spec}: valid ({loaded.trial_count()} trials, {loaded.framework})")
+    for line in search_lines(loaded):
+        click.echo(f"  {line}")
 
 
 @main.command()

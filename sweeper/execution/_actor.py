@@ -45,6 +45,7 @@ from sweeper.execution._trial import (
     view_dir,
 )
 from sweeper.frameworks.base import STOP_GRACE_S
+from sweeper.frameworks.context import REPORTED_KEY
 
 if TYPE_CHECKING:
     from sweeper.execution._plan import TrialPlan
@@ -84,6 +85,30 @@ def trainable_class(plan: TrialPlan, board: Any) -> type:
                     thread.join(timeout=STOP_GRACE_S)
 
     return SweeperTrainable
+
+
+class _Seen:
+    """Wraps ``tune.report``: which metrics the trial reported (the constraints need them)."""
+
+    def __init__(self, report: Any) -> None:
+        self.report = report
+        self.names: set[str] = set()
+
+    def __call__(self, result: dict[str, Any], **kwargs: Any) -> None:
+        self.names.update(result.get(REPORTED_KEY) or ())
+        self.report(result, **kwargs)
+
+
+def _check_constraints(spec: Spec, name: str, seen: set[str]) -> None:
+    """A trial that returned without reporting a metric a constraint names is an error: it
+    could be neither feasible nor infeasible."""
+    for constraint in spec.search.parsed_constraints:
+        if constraint.metric not in seen:
+            raise TrialError(
+                f"search.constraints needs metric {constraint.metric!r} "
+                f"({constraint.text!r}), which {name} never reported; report it with "
+                f"ctx.report({constraint.metric}=...) or fix the constraint"
+            )
 
 
 def _seed(spec: Spec, name: str) -> int | None:
@@ -132,6 +157,7 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> Non
     log_path = trial_dir / LOG_FILE
     outcome = "failed"
     stored_elsewhere: list[str] | None = None  # learner 1 stored the folder on its node
+    seen = _Seen(tune.report)
     try:
         with log_to(log_path):
             try:
@@ -147,7 +173,7 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> Non
                         attempt=attempt,
                         seed=_seed(spec, name),
                         board=board,
-                        reporter=tune.report,  # rank 0 syncs the checkpoints it writes
+                        reporter=seen,  # rank 0 syncs the checkpoints it writes
                     )
                 else:
                     if spec.data:
@@ -162,12 +188,13 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> Non
                         log_path=log_path,
                         data_dir=data_dir,
                         seed=_seed(spec, name),
-                        reporter=CheckpointSync(plan, name, tune.report),
+                        reporter=CheckpointSync(plan, name, seen),
                         attempt=attempt,
                     )
                     assert plan.adapter is not None  # resolved when the plan was made
                     with restored_process():
                         plan.adapter(spec).run(params, ctx)
+                _check_constraints(spec, name, seen.names)
                 outcome = "returned"
             except SystemExit:
                 # Tune ends a trial it stops (early stopping, a halted sweep) with SystemExit

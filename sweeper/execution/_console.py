@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from sweeper._format import first_line, format_value
 from sweeper._format import format_params as _params
+from sweeper.results import feasible
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,22 +42,38 @@ class TrialPrinter:
         if kind != "end":
             return
         self.done += 1
-        metric = self.spec.search.metric
+        search = self.spec.search
+        metric = search.metric
         value = record.metrics.get(metric)
-        if (
-            record.state == "completed"
-            and value is not None
-            and (
-                self.best is None
-                or (value > self.best if self.spec.search.mode == "max" else value < self.best)
+        ok = feasible(self.spec, record.metrics) is not False
+        if search.multi_objective:
+            # No single best: each objective's value, and the front once the sweep ends.
+            shown = " ".join(
+                f"{o.name}={format_value(record.metrics.get(o.name))}"
+                if record.metrics.get(o.name) is not None
+                else f"{o.name}=-"
+                for o in search.objectives
             )
-        ):
-            self.best = value
-        shown = f"{metric}={format_value(value)}" if value is not None else f"{metric}=-"
-        best = f"best={format_value(self.best)}" if self.best is not None else "best=-"
+            best = "" if ok else "infeasible"
+        else:
+            if (
+                record.state == "completed"
+                and value is not None
+                and ok
+                and (
+                    self.best is None
+                    or (value > self.best if search.mode == "max" else value < self.best)
+                )
+            ):
+                self.best = value
+            shown = f"{metric}={format_value(value)}" if value is not None else f"{metric}=-"
+            best = f"best={format_value(self.best)}" if self.best is not None else "best=-"
+            if not ok:
+                best += " infeasible"
         line = (
-            f"[{self.done}/{self.total}] {record.name} {record.state:<9} {shown} {best} "
-            f"({_params(record.params, self._names)}) {record.duration:.1f}s"
+            f"[{self.done}/{self.total}] {record.name} {record.state:<9} {shown}"
+            + (f" {best} " if best else " ")
+            + f"({_params(record.params, self._names)}) {record.duration:.1f}s"
         )
         if record.error:
             line += f"\n    {first_line(record.error)}"
@@ -64,11 +81,14 @@ class TrialPrinter:
 
 
 def best_table(spec: Spec, best: pd.DataFrame) -> str:
-    """The best trials as an aligned text table: trial, metric, params, duration."""
-    metric = spec.search.metric
+    """The best trials (with several objectives, the Pareto front) as an aligned text table:
+    trial, the objectives, params, duration."""
+    names = [o.name for o in spec.search.objectives]
     if best.empty:
-        return "no trial completed with a value for " + metric
-    columns = ["trial", metric, *[f"params.{n}" for n in spec.dimensions], "duration_s"]
+        what = "every objective (" + ", ".join(names) + ")" if len(names) > 1 else names[0]
+        feasibly = " that meets the constraints" if spec.search.constraints else ""
+        return f"no trial completed{feasibly} with a value for {what}"
+    columns = ["trial", *names, *[f"params.{n}" for n in spec.dimensions], "duration_s"]
     table = best[[c for c in columns if c in best]].copy()
     table.columns = [c.removeprefix("params.") for c in table.columns]
     return table.to_string(index=False, float_format=lambda v: f"{v:.4g}")

@@ -22,6 +22,7 @@ from sweeper._journal import FINAL_STATES, TrialRecord
 from sweeper._layout import ATTEMPT_FILE, ERROR_FILE, LOG_FILE, OUTPUT_DIR
 from sweeper.errors import TrialError
 from sweeper.frameworks.context import REPORTED_KEY
+from sweeper.results import feasible
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
@@ -331,6 +332,9 @@ class SweepRecorder(Callback):
             tags = {"sweeper.state": state, "sweeper.attempts": str(record.attempts)}
             if record.error:
                 tags["sweeper.error"] = record.error[-5000:]
+            if self.spec.search.constraints:
+                verdict = feasible(self.spec, record.metrics)
+                tags["sweeper.feasible"] = "unknown" if verdict is None else str(verdict).lower()
             if self.log_artifacts:
                 self.tracker.log_trial_artifacts(record.name, self._gatherer(record))
             self.tracker.end_trial(

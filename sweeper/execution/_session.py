@@ -285,8 +285,9 @@ class Session:
             trainable,
             param_space=space,
             tune_config=tune.TuneConfig(
-                metric=spec.search.metric,
-                mode=spec.search.mode,
+                # What the scheduler judges trials by (the searcher has its own objectives).
+                metric=spec.stopping_objective.name,
+                mode=spec.stopping_objective.mode,
                 search_alg=searcher,
                 scheduler=scheduler_for(spec, control.early_stopped),
                 num_samples=samples,

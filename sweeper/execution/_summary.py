@@ -18,17 +18,26 @@ __all__ = ["best_tags", "sweep_metrics", "sweep_params"]
 
 def sweep_params(spec: Spec) -> dict[str, Any]:
     """The parent run's params: the search, the framework, resources and the space."""
-    search = spec.search.model_dump(exclude_none=True)
+    search = spec.search.model_dump(exclude_none=True, exclude={"metrics", "constraints"})
     params = {f"search.{k}": v for k, v in search.items()}
+    if spec.search.multi_objective:
+        params["search.metrics"] = ", ".join(f"{o.name} ({o.mode})" for o in spec.search.objectives)
+    for i, constraint in enumerate(spec.search.parsed_constraints):
+        params[f"search.constraints.{i}"] = constraint.text
     params.update(
         framework=spec.framework,
         entrypoint=spec.entrypoint,
         **{f"resources.{k}": v for k, v in spec.resources.model_dump(exclude_none=True).items()},
-        **{f"space.{k}": p.describe() for k, p in spec.space.items()},
+        **{f"space.{k}": _described(spec, k) for k in spec.space},
     )
     if spec.search.method == "optuna":
         params["search.sampler"] = spec.sampler
     return params
+
+
+def _described(spec: Spec, name: str) -> str:
+    condition = spec.conditional_space.describe(name)
+    return spec.space[name].describe() + (f" {condition}" if condition else "")
 
 
 def sweep_metrics(spec: Spec, frame: pd.DataFrame, wall: float) -> dict[str, float]:
@@ -41,13 +50,29 @@ def sweep_metrics(spec: Spec, frame: pd.DataFrame, wall: float) -> dict[str, flo
         "gpu_seconds": gpu_seconds,
         "gpu_hours": gpu_seconds / 3600,
     }
+    if spec.search.multi_objective:
+        metrics["pareto_trials"] = float(len(best_trials(spec, frame, None)))
+        return metrics
     best = best_trials(spec, frame, 1)
     if not best.empty:
         metrics[f"best_{spec.search.metric}"] = float(best.iloc[0][spec.search.metric])
     return metrics
 
 
+# MLflow keeps at most 5,000 characters of a tag's value (8,000 since 2.x; the smaller is safe).
+_TAG_LIMIT = 5000
+
+
 def best_tags(spec: Spec, frame: pd.DataFrame) -> dict[str, str]:
-    """The parent run's tag naming the best trial so far."""
+    """The parent run's tags naming the best trial so far, or with several objectives the
+    Pareto front's trials (``trial-0003,trial-0007``; ``results.csv``'s ``pareto`` column has
+    them all when a front outgrows a tag)."""
+    if spec.search.multi_objective:
+        names = [str(n) for n in best_trials(spec, frame, None)["trial"]]
+        text = ",".join(sorted(names))
+        if len(text) > _TAG_LIMIT:
+            text = text[: text.rfind(",", 0, _TAG_LIMIT - 4)] + ",..."
+        objectives = ",".join(f"{o.name}:{o.mode}" for o in spec.search.objectives)
+        return {"sweeper.pareto_trials": text, "sweeper.objectives": objectives}
     best = best_trials(spec, frame, 1)
     return {} if best.empty else {"sweeper.best_trial": str(best.iloc[0]["trial"])}

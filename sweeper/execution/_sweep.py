@@ -72,6 +72,12 @@ class SweepResult:
         return None if ranked.empty else ranked.iloc[0]
 
     @property
+    def pareto(self) -> pd.DataFrame:
+        """With several objectives, the Pareto front's rows (feasible, completed trials), by
+        the first objective; with one, the best trial's."""
+        return best_trials(self.spec, self.results, None if self.spec.search.multi_objective else 1)
+
+    @property
     def failed(self) -> int:
         """How many trials failed."""
         return int((self.results["state"] == "failed").sum()) if not self.results.empty else 0
@@ -405,7 +411,9 @@ def resume(
     if spec.search.method == "optuna":
         from sweeper.search import adopt_finished
 
-        settled += adopt_finished(sweep_dir, state.sweep, records, spec.search.metric)
+        settled += adopt_finished(
+            sweep_dir, state.sweep, records, [o.name for o in spec.search.objectives]
+        )
     settled += close_interrupted(records, tracker)
     journal = Journal(sweep_dir)
     for name in settled:  # the journal must say what resume decided about them
@@ -513,8 +521,14 @@ def _drive(
         signal=outcome.signal if outcome is not None else None,
     )
     say("")
-    say("best trials:")
-    say(best_table(spec, best_trials(spec, frame)))
+    if spec.search.multi_objective:
+        front = best_trials(spec, frame, None)
+        objectives = ", ".join(f"{o.mode} {o.name}" for o in spec.search.objectives)
+        say(f"Pareto front ({len(front)} trials; {objectives}):")
+        say(best_table(spec, front))
+    else:
+        say("best trials:")
+        say(best_table(spec, best_trials(spec, frame)))
     say(f"GPU time: {result.gpu_hours:.4g} GPU-hours")
     say(f"results table: {sweep_dir / RESULTS_FILE}")
     if status == "halted":

@@ -259,7 +259,7 @@ def context_for(
         data_dir=data_dir,
         gpu_ids=[str(g) for g in ray.get_gpu_ids()],
         seed=seed,
-        metric=plan.spec.search.metric,
+        metric=plan.spec.search.watched_metrics,
         reporter=reporter,
         attempt=attempt,
         **learner,

@@ -27,9 +27,12 @@ if TYPE_CHECKING:
     from sweeper.spec import Spec
 
 __all__ = [
+    "CONSTRAINTS_ATTR",
     "ORPHAN_ATTR",
     "TRIAL_ATTR",
+    "DefineByRun",
     "adopt_finished",
+    "constraint_values",
     "open_study",
     "optuna_distribution",
     "optuna_sampler",
@@ -40,6 +43,10 @@ __all__ = [
 TRIAL_ATTR = "sweeper_trial"
 # Marks a trial Optuna created that never got a sweeper name (see open_study).
 ORPHAN_ATTR = "sweeper_orphan"
+# A finished trial's constraint values, read by the sampler's constraints_func.
+CONSTRAINTS_ATTR = "sweeper_constraints"
+# Optuna's samplers that take a constraints_func.
+CONSTRAINED_SAMPLERS = ("tpe", "gp", "nsgaii", "nsgaiii")
 
 
 def _storage(sweep_dir: Path) -> optuna.storages.BaseStorage:
@@ -102,13 +109,19 @@ def open_study(
 
 
 def adopt_finished(
-    sweep_dir: Path, sweep: str, records: dict[str, TrialRecord], metric: str
+    sweep_dir: Path, sweep: str, records: dict[str, TrialRecord], metrics: list[str]
 ) -> list[str]:
     """Take what the study knows of trials the journal does not show ended.
 
     Tune tells the searcher a trial ended just before it tells sweeper's callbacks, so a driver
     killed in between leaves a trial finished in the study but running in the journal. Running
     it again would give the study two results for one trial; its result is taken instead.
+
+    Args:
+        sweep_dir: The sweep's folder.
+        sweep: The study's name.
+        records: The journal's trials, updated in place.
+        metrics: The objectives' names, in the study's order.
 
     Returns:
         The names of the trials taken from the study.
@@ -132,12 +145,12 @@ def adopt_finished(
             continue
         ended = trial.datetime_complete.timestamp() if trial.datetime_complete else None
         at = ended or max(record.times.values(), default=0.0)
-        if trial.intermediate_values:
+        if trial.intermediate_values:  # single-objective only (Optuna's rule)
             step = max(trial.intermediate_values)
             record.steps = max(record.steps, step)
-            record.metrics.setdefault(metric, trial.intermediate_values[step])
-        if trial.state == TrialState.COMPLETE and trial.value is not None:
-            record.metrics[metric] = trial.value
+            record.metrics.setdefault(metrics[0], trial.intermediate_values[step])
+        if trial.state == TrialState.COMPLETE and trial.values:
+            record.metrics.update(zip(metrics, trial.values, strict=False))
         record.end_attempt(at)
         record.enter("completed" if trial.state == TrialState.COMPLETE else "stopped", at)
         adopted.append(name)
@@ -163,18 +176,72 @@ def optuna_distribution(param: Parameter) -> optuna.distributions.BaseDistributi
     raise TypeError(param)
 
 
-def optuna_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
-    """The Optuna sampler a spec's ``search.sampler`` names, seeded with ``seed``."""
+def constraint_values(trial: optuna.trial.FrozenTrial) -> list[float]:
+    """Optuna's ``constraints_func``: the values the searcher stored on the trial before
+    telling it (at most 0 where a constraint holds; see ``Constraint.violation``)."""
+    return list(trial.user_attrs.get(CONSTRAINTS_ATTR) or [])
+
+
+def optuna_sampler(
+    name: str, seed: int | None, *, constrained: bool = False
+) -> optuna.samplers.BaseSampler:
+    """The Optuna sampler a spec's ``search.sampler`` names, seeded with ``seed``.
+
+    With ``constrained``, samplers that can steer away from infeasible trials get
+    :func:`constraint_values` as their ``constraints_func`` (a module function: Tune pickles
+    the searcher).
+    """
     import optuna
 
-    samplers = {
+    samplers: dict[str, Any] = {
         "tpe": optuna.samplers.TPESampler,
         "cmaes": optuna.samplers.CmaEsSampler,
         "random": optuna.samplers.RandomSampler,
         "gp": optuna.samplers.GPSampler,
         "qmc": optuna.samplers.QMCSampler,
+        "nsgaii": optuna.samplers.NSGAIISampler,
+        "nsgaiii": optuna.samplers.NSGAIIISampler,
     }
-    return samplers[name](seed=seed)
+    extra: dict[str, Any] = {}
+    if constrained and name in CONSTRAINED_SAMPLERS:
+        extra["constraints_func"] = constraint_values
+    return samplers[name](seed=seed, **extra)
+
+
+class DefineByRun:
+    """The spec's space as an Optuna define-by-run function (Ray's ``OptunaSearch`` takes a
+    callable ``space``): parents are suggested before children, and a parameter its
+    condition leaves inactive is never suggested, so Optuna's samplers see the conditional
+    space itself (what ``trial.suggest_*`` inside an ``if`` gives a plain Optuna user).
+
+    A class rather than a closure: Tune pickles the searcher with its space.
+    """
+
+    def __init__(self, spec: Spec) -> None:
+        self.dimensions = spec.dimensions
+        self.constants = spec.constants
+        self.conditional = spec.conditional_space
+
+    def __call__(self, trial: optuna.Trial) -> None:
+        values: dict[str, Any] = dict(self.constants)
+        for name in self.conditional.order:
+            param = self.dimensions.get(name)
+            if param is None or not self.conditional.is_active(name, values):
+                continue
+            values[name] = _suggest(trial, name, param)
+
+
+def _suggest(trial: optuna.Trial, name: str, param: Parameter) -> Any:
+    # The public suggest_* calls: Ray's OptunaSearch captures the values through them.
+    if isinstance(param, Choice):
+        return trial.suggest_categorical(name, list(param.values))
+    if isinstance(param, Uniform):
+        return trial.suggest_float(name, param.low, param.high, step=param.step)
+    if isinstance(param, LogUniform):
+        return trial.suggest_float(name, param.low, param.high, log=True)
+    if isinstance(param, IntRange):
+        return trial.suggest_int(name, param.low, param.high, step=param.step, log=param.log)
+    raise TypeError(param)
 
 
 def optuna_space(spec: Spec) -> dict[str, optuna.distributions.BaseDistribution]:

@@ -10,19 +10,21 @@ Tune; the rest of ``sweeper.search`` does not.
 from __future__ import annotations
 
 import logging
+import warnings
 from typing import TYPE_CHECKING, Any
 
 from ray.tune.search.optuna import OptunaSearch
 
 from sweeper import _compat
 from sweeper._layout import NAME_KEY, trial_name
-from sweeper.search._optuna import TRIAL_ATTR, optuna_sampler, optuna_space
+from sweeper.search._optuna import CONSTRAINTS_ATTR, TRIAL_ATTR, DefineByRun, optuna_sampler
 
 if TYPE_CHECKING:
     import optuna
     from ray.tune.search import BasicVariantGenerator, Searcher
 
     from sweeper.spec import Spec
+    from sweeper.spec._objectives import Constraint
 
 __all__ = ["SweepOptunaSearch", "searcher_for"]
 
@@ -32,21 +34,37 @@ logger = logging.getLogger(__name__)
 class SweepOptunaSearch(OptunaSearch):
     """Ray's Optuna searcher, with sweeper's trial names and outcomes.
 
+    With several objectives (``metric`` and ``mode`` lists), Optuna takes no intermediate
+    values (its rule): a trial is told its final values only. With ``constraints``, each
+    finished trial's constraint values are stored on it before it is told, where the
+    sampler's ``constraints_func`` reads them (:func:`~sweeper.search._optuna.constraint_values`).
+
     Args:
         first_number: The number of the next new trial (``trial-0001`` in a new sweep).
         early_stopped: Tune trial ids the scheduler stopped; told to Optuna as pruned.
+        constraints: The spec's constraints on reported metrics.
         **kwargs: ``OptunaSearch``'s arguments.
     """
 
     def __init__(
-        self, *, first_number: int = 1, early_stopped: set[str] | None = None, **kwargs: Any
+        self,
+        *,
+        first_number: int = 1,
+        early_stopped: set[str] | None = None,
+        constraints: list[Constraint] | None = None,
+        **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._next_number = first_number
         self._early_stopped = early_stopped if early_stopped is not None else set()
+        self._constraints = list(constraints or [])
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
-        config = super().suggest(trial_id)
+        with warnings.catch_warnings():
+            # Ray times the define-by-run space and warns past 1 s, meaning training placed
+            # there; here the time is the sampler's own (GP takes seconds), nothing to fix.
+            warnings.filterwarnings("ignore", message="Define-by-run function passed")
+            config = super().suggest(trial_id)
         if config is None:
             return None
         ot_trial = _compat.searcher_trials(self)[trial_id]
@@ -59,6 +77,8 @@ class SweepOptunaSearch(OptunaSearch):
 
     def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
         # Reports before the sweep's metric first appears hold other metrics only.
+        if isinstance(self.metric, list):
+            return  # Optuna has no intermediate values for several objectives
         if self.metric in result and trial_id in _compat.searcher_trials(self):
             super().on_trial_result(trial_id, result)
 
@@ -71,17 +91,24 @@ class SweepOptunaSearch(OptunaSearch):
         completed = _compat.searcher_completed(self)
         if ot_trial is None or trial_id in completed:
             return
-        value = (result or {}).get(self.metric)
+        result = result or {}
+        names = self.metric if isinstance(self.metric, list) else [self.metric]
+        values = [result.get(name) for name in names]
+        value: Any = values if isinstance(self.metric, list) else values[0]
         if error:
             state, value = TrialState.FAIL, None
         elif trial_id in self._early_stopped:
             # Optuna's samplers judge a pruned trial by its last intermediate value, reported
             # step by step in on_trial_result: what a stopped trial is worth.
             state, value = TrialState.PRUNED, None
-        elif value is None:
-            state = TrialState.FAIL
+        elif any(v is None for v in values):
+            state, value = TrialState.FAIL, None
         else:
             state = TrialState.COMPLETE
+        if self._constraints and state != TrialState.FAIL:
+            ot_trial.set_user_attr(
+                CONSTRAINTS_ATTR, [c.violation(result.get(c.metric)) for c in self._constraints]
+            )
         try:
             _compat.searcher_study(self).tell(ot_trial, value, state=state)
         except Exception as exc:  # e.g. a NaN value: the trial counts as failed
@@ -120,13 +147,21 @@ def searcher_for(
 
         return BasicVariantGenerator(max_concurrent=concurrency or 0)
     seed = spec.search.seed
+    objectives = spec.search.objectives
+    constraints = spec.search.parsed_constraints
+    several = len(objectives) > 1
     return SweepOptunaSearch(
-        space=optuna_space(spec),
-        metric=spec.search.metric,
-        mode=spec.search.mode,
-        sampler=optuna_sampler(spec.sampler or "tpe", None if seed is None else seed + told),
+        space=DefineByRun(spec),
+        metric=[o.name for o in objectives] if several else objectives[0].name,
+        mode=[o.mode for o in objectives] if several else objectives[0].mode,
+        sampler=optuna_sampler(
+            spec.sampler or "tpe",
+            None if seed is None else seed + told,
+            constrained=bool(constraints),
+        ),
         storage=storage,
         study_name=study_name,
         first_number=first_number,
         early_stopped=early_stopped,
+        constraints=constraints,
     )

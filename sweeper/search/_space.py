@@ -56,8 +56,14 @@ def tune_space(spec: Spec, indexes: list[int] | None = None) -> dict[str, Any]:
 
 def grid_points(spec: Spec) -> list[dict[str, Any]]:
     """Every point of a grid search in the order trials run: like nested loops over the
-    parameters in the order the spec declares them (the last one varies fastest)."""
+    parameters in the order the spec declares them (the last one varies fastest). With
+    conditions, only the valid combinations, each without its inactive parameters."""
     dims = spec.dimensions
+    conditional = spec.conditional_space
+    if conditional.conditions:
+        return [
+            {k: v for k, v in point.items() if k in dims} for point in conditional.grid_points()
+        ]
     values = [grid_values(param) or [] for param in dims.values()]
     return [dict(zip(dims, combo, strict=True)) for combo in itertools.product(*values)]
 
@@ -70,10 +76,21 @@ def random_points(spec: Spec) -> list[dict[str, Any]]:
     """
     rng = np.random.default_rng(spec.search.seed)
     dimensions = spec.dimensions
-    return [
-        {name: _plain(_draw(param, rng)) for name, param in dimensions.items()}
-        for _ in range(spec.trial_count())
-    ]
+    conditional = spec.conditional_space
+    if not conditional.conditions:
+        return [
+            {name: _plain(_draw(param, rng)) for name, param in dimensions.items()}
+            for _ in range(spec.trial_count())
+        ]
+    # Parents are drawn before their children, and an inactive parameter draws nothing.
+    points = []
+    for _ in range(spec.trial_count()):
+        values: dict[str, Any] = dict(spec.constants)
+        for name in conditional.order:
+            if name in dimensions and conditional.is_active(name, values):
+                values[name] = _plain(_draw(dimensions[name], rng))
+        points.append({name: values[name] for name in dimensions if name in values})
+    return points
 
 
 def _draw(param: Parameter, rng: np.random.Generator) -> Any:
@@ -129,8 +146,9 @@ def trial_params(
     """A trial's parameters from Tune's config: constants, then its point or Optuna's values."""
     values = points[config[POINT_KEY]] if points is not None and POINT_KEY in config else config
     merged = {**spec.constants, **values}
-    # In the order the spec declares them: flags, config.json and MLflow show them that way.
-    return {name: merged[name] for name in spec.space if name in merged}
+    # In the order the spec declares them: flags, config.json and MLflow show them that way;
+    # without the ones a condition leaves inactive.
+    return spec.conditional_space.active(merged)
 
 
 def write_points(sweep_dir: Path, points: list[dict[str, Any]] | None) -> None:

@@ -83,6 +83,8 @@ class EarlyStopping(Block):
     """
 
     method: Literal["asha", "hyperband", "median"]
+    # Which of the search's objectives the rule judges (required with several; the spec checks).
+    metric: str | None = Field(None, min_length=1)
     max_steps: int | None = Field(None, ge=1)
     grace_period: int = Field(1, ge=1)
     reduction_factor: float | None = Field(None, gt=1)

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from sweeper._validation import Block, invalid
 from sweeper.spec._blocks import EarlyStopping, Limits
+from sweeper.spec._conditions import ConditionalSpace, parse_condition
+from sweeper.spec._objectives import Constraint, Objective, parse_constraint
 from sweeper.spec._parameters import (
     Constant,
     Parameter,
@@ -24,6 +26,7 @@ __all__ = [
     "EarlyStopping",
     "Limits",
     "MetricsSpec",
+    "Objective",
     "Resources",
     "Search",
     "Spec",
@@ -34,7 +37,7 @@ __all__ = [
 # An adapter's own block (``caffe:``) is not a field of Spec: see ``FrameworkAdapter.options``.
 FRAMEWORK_KEYS = ("entrypoint", "command", "metrics")
 
-SAMPLERS = ("tpe", "cmaes", "random", "gp", "qmc")
+SAMPLERS = ("tpe", "cmaes", "random", "gp", "qmc", "nsgaii", "nsgaiii")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # The most trials a sweep may have: each is a Tune trial, a journal entry and an MLflow run.
@@ -145,13 +148,51 @@ class Search(Block):
     """How trials are chosen and judged."""
 
     method: Literal["grid", "random", "optuna"]
-    sampler: Literal["tpe", "cmaes", "random", "gp", "qmc"] | None = None
+    sampler: Literal["tpe", "cmaes", "random", "gp", "qmc", "nsgaii", "nsgaiii"] | None = None
+    # Several objectives; validated before metric and mode, which _first_objective fills from
+    # the first of them (every single-metric reader keeps working).
+    metrics: list[Objective] | None = Field(None, min_length=1)
     metric: str = Field(min_length=1)
     mode: Literal["min", "max"]
+    constraints: list[str] = Field(default_factory=list)
     trials: int | None = Field(None, ge=1, le=MAX_TRIALS)
     concurrency: int | None = Field(None, ge=1)
     # Optuna's samplers (numpy's RandomState) take seeds in [0, 2**32 - 1].
     seed: int | None = Field(None, ge=0, le=2**32 - 1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _first_objective(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("metrics"), list):
+            return data
+        first = data["metrics"][0] if data["metrics"] else None
+        if not isinstance(first, dict):
+            return data  # the field's own error
+        # A sweep's saved spec.yml holds both forms, consistent; a user's spec holds one.
+        for key, field_name in (("metric", "name"), ("mode", "mode")):
+            if key in data and data[key] != first.get(field_name):
+                raise invalid(
+                    f"search.{key} must not be set with search.metrics, got {data[key]!r}",
+                    f"search.{key}",
+                    "list every objective under metrics, or use metric and mode alone",
+                )
+        return {**data, "metric": first.get("name"), "mode": first.get("mode")}
+
+    @field_validator("constraints", mode="before")
+    @classmethod
+    def _constraint_list(cls, value: Any) -> Any:
+        if value is None:
+            return []
+        if isinstance(value, str):
+            return [value]  # one constraint written without a list
+        return value
+
+    @field_validator("constraints")
+    @classmethod
+    def _constraint_syntax(cls, value: list[str]) -> list[str]:
+        for i, text in enumerate(value):
+            parse_constraint(i, text)
+        return value
 
     @field_validator("metric")
     @classmethod
@@ -163,6 +204,51 @@ class Search(Block):
                 hint="it is the key training code reports: ctx.report(loss=...)",
             )
         return value
+
+    @property
+    def objectives(self) -> list[Objective]:
+        """What the search optimizes: ``metrics``, or the one ``metric`` and ``mode``."""
+        if self.metrics:
+            return list(self.metrics)
+        return [Objective(name=self.metric, mode=self.mode)]
+
+    @property
+    def multi_objective(self) -> bool:
+        """Whether the search has several objectives (a Pareto front, not one best)."""
+        return len(self.objectives) > 1
+
+    @property
+    def watched_metrics(self) -> tuple[str, ...]:
+        """The metrics the sweep reads from every result: the objectives, then those the
+        constraints name."""
+        names = [o.name for o in self.objectives]
+        names += [c.metric for c in self.parsed_constraints]
+        return tuple(dict.fromkeys(names))
+
+    @property
+    def parsed_constraints(self) -> list[Constraint]:
+        """``constraints``, parsed."""
+        return [parse_constraint(i, text) for i, text in enumerate(self.constraints)]
+
+    @model_validator(mode="after")
+    def _objectives_and_constraints(self) -> Search:
+        names = [o.name for o in self.objectives]
+        for i, name in enumerate(names):
+            if name in names[:i]:
+                raise invalid(
+                    f"search.metrics names must be distinct, got {name!r} twice",
+                    f"search.metrics.{i}.name",
+                    "each objective is one reported metric",
+                )
+        sampler = self.sampler or "tpe"
+        if self.multi_objective and self.method == "optuna" and sampler == "cmaes":
+            raise invalid(
+                f"search.sampler must support several objectives, got cmaes for "
+                f"{len(names)} metrics",
+                "search.sampler",
+                "use nsgaii, nsgaiii, tpe, gp, qmc or random, or a single metric",
+            )
+        return self
 
     @model_validator(mode="after")
     def _sampler_only_for_optuna(self) -> Search:
@@ -273,6 +359,7 @@ class Spec(Block):
     results_layout: Literal["sweeper", "ffdl"] = "sweeper"
 
     _space: dict[str, Parameter] = PrivateAttr(default_factory=dict)
+    _conditional: ConditionalSpace = PrivateAttr(default_factory=lambda: ConditionalSpace({}))
     _source: Path | None = PrivateAttr(default=None)
     _label: str | None = PrivateAttr(default=None)
     _manifest: Any = PrivateAttr(default=None)
@@ -395,6 +482,7 @@ class Spec(Block):
     @model_validator(mode="after")
     def _parse_space(self) -> Spec:
         space: dict[str, Parameter] = {}
+        conditions: dict[str, dict[str, tuple[Any, ...]]] = {}
         for name, raw in self.parameters.items():
             if not isinstance(name, str) or not _PARAM_NAME.fullmatch(name):
                 raise invalid(
@@ -404,22 +492,28 @@ class Spec(Block):
                 )
             try:
                 space[name] = parse_parameter(name, raw)
+                if isinstance(raw, dict) and "when" in raw:
+                    conditions[name] = parse_condition(name, raw["when"])
             except ParameterError as exc:
                 raise invalid(exc.message, exc.field, exc.hint) from None
+        try:
+            conditional = ConditionalSpace(space, conditions)
+        except ParameterError as exc:
+            raise invalid(exc.message, exc.field, exc.hint) from None
         if self.search.method == "grid":
-            size = 1
             for name, param in space.items():
-                count = grid_count(param)
-                if count is None:
+                if grid_count(param) is None:
                     raise invalid(
                         f"parameters.{name} must have grid values for method grid, "
                         f"got {param.describe()}",
                         f"parameters.{name}",
                         "list them with {choice: [...]} or add a step",
                     )
-                size *= count
+            size = conditional.grid_count()
             if size > MAX_TRIALS:  # counted, never listed: a grid of 10**9 points is a typo
                 counts = " x ".join(str(grid_count(p)) for p in self.dimensions_of(space).values())
+                if conditions:
+                    counts = "valid combinations of " + counts
                 raise invalid(
                     f"the grid must have at most {MAX_TRIALS} points for method grid, "
                     f"got {size} ({counts})",
@@ -439,8 +533,55 @@ class Spec(Block):
                 "parameters",
                 "add e.g. lr: {loguniform: [1.0e-4, 1.0e-1]}",
             )
+        for i, constraint in enumerate(self.search.parsed_constraints):
+            if constraint.metric in space:
+                raise invalid(
+                    f"search.constraints[{i}] must name a reported metric, got parameter "
+                    f"{constraint.metric!r} ({constraint.text!r})",
+                    f"search.constraints.{i}",
+                    f"constraints judge what trials report; narrow {constraint.metric}'s range "
+                    "under parameters instead",
+                )
         self._space = space
+        self._conditional = conditional
         return self
+
+    @model_validator(mode="after")
+    def _early_stopping_objective(self) -> Spec:
+        rule = self.early_stopping
+        names = [o.name for o in self.search.objectives]
+        if rule is None:
+            return self
+        if rule.metric is None and self.search.multi_objective:
+            raise invalid(
+                f"early_stopping.metric must be set with several objectives, got nothing "
+                f"(search.metrics: {', '.join(names)})",
+                "early_stopping.metric",
+                f"name the objective trials are stopped on, e.g. metric: {names[0]}",
+            )
+        if rule.metric is not None and rule.metric not in names:
+            raise invalid(
+                f"early_stopping.metric must be one of the search's objectives "
+                f"({', '.join(names)}), got {rule.metric!r}",
+                "early_stopping.metric",
+                "trials are stopped on an objective's value, in its mode",
+            )
+        return self
+
+    @property
+    def stopping_objective(self) -> Objective:
+        """The objective early stopping judges trials by: ``early_stopping.metric``'s, else the
+        first (the only one, for a single objective)."""
+        rule = self.early_stopping
+        for objective in self.search.objectives:
+            if rule is not None and objective.name == rule.metric:
+                return objective
+        return self.search.objectives[0]
+
+    @property
+    def conditional_space(self) -> ConditionalSpace:
+        """Every parameter with its ``when`` condition: which are active for given values."""
+        return self._conditional
 
     @staticmethod
     def dimensions_of(space: dict[str, Parameter]) -> dict[str, Parameter]:
@@ -532,10 +673,7 @@ class Spec(Block):
         """How many trials a grid search runs, or ``None`` for other methods."""
         if self.search.method != "grid":
             return None
-        size = 1
-        for param in self._space.values():
-            size *= grid_count(param) or 0
-        return size
+        return self._conditional.grid_count()
 
     def trial_count(self) -> int:
         """How many trials the sweep runs."""

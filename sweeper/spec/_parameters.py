@@ -33,6 +33,8 @@ __all__ = [
 
 _KINDS = ("choice", "uniform", "loguniform", "int", "value")
 _MODIFIERS = ("step", "log")
+# A parameter's condition (see sweeper.spec._conditions): read there, allowed on any dimension.
+_CONDITION = "when"
 
 
 class ParameterError(ValueError):
@@ -140,16 +142,17 @@ def parse_parameter(name: str, raw: Any) -> Parameter:
     if not isinstance(raw, dict):
         return Constant(raw)
     field = f"parameters.{name}"
+    keys = (*_KINDS, *_MODIFIERS, _CONDITION)
     for key in raw:
-        if key not in _KINDS + _MODIFIERS:
-            close = difflib.get_close_matches(str(key), _KINDS + _MODIFIERS, n=1)
+        if key not in keys:
+            close = difflib.get_close_matches(str(key), keys, n=1)
             hint: str | None = (
                 f"did you mean {close[0]!r}?"
                 if close
                 else ("for a constant mapping write {value: {...}}")
             )
             raise ParameterError(
-                f"{field} key must be one of {', '.join(_KINDS + _MODIFIERS)}, got {key!r}",
+                f"{field} key must be one of {', '.join(keys)}, got {key!r}",
                 f"{field}.{key}",
                 hint,
             )
@@ -183,6 +186,13 @@ def parse_parameter(name: str, raw: Any) -> Parameter:
                 hint,
             )
     if kind == "value":
+        if _CONDITION in raw:
+            raise ParameterError(
+                f"{field}.when must not be used with value, got {raw[_CONDITION]!r}",
+                f"{field}.when",
+                f"a constant is in every trial; for a conditional one write "
+                f"{{choice: [{value!r}], when: ...}}",
+            )
         return Constant(value)
     if kind == "choice":
         if not isinstance(value, (list, tuple)) or not value:

@@ -22,6 +22,7 @@ KEYS = [
     "method", "metric", "mode", "trials", "seed", "concurrency", "sampler", "cpus", "gpus",
     "memory", "choice", "uniform", "loguniform", "int", "step", "log", "value", "max_steps",
     "reduction_factor", "grace_period", "max_failures", "max_duration", "lr", "x",
+    "metrics", "constraints", "when", "name",
 ]  # fmt: skip
 SCALARS = st.one_of(
     st.none(),

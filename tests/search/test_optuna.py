@@ -42,7 +42,7 @@ def running(name):
 def test_a_trial_the_study_finished_but_the_journal_did_not_is_taken_from_the_study(tmp_path):
     make_study(tmp_path, ["complete", "pruned", "running"])
     records = {name: running(name) for name in ("trial-0001", "trial-0002", "trial-0003")}
-    adopted = adopt_finished(tmp_path, "s", records, "score")
+    adopted = adopt_finished(tmp_path, "s", records, ["score"])
     assert adopted == ["trial-0001", "trial-0002"]
     assert records["trial-0001"].state == "completed"
     assert records["trial-0001"].metrics["score"] == 1.0

@@ -330,8 +330,17 @@ def test_optuna_searcher(optuna_search: OptunaSearch) -> None:
     assert optuna_search._mode == "min"
 
 
+def _suggested_distributions(searcher: OptunaSearch) -> dict[str, Any]:
+    # The space is define-by-run: the distributions are those of a suggested trial.
+    from sweeper import _compat
+
+    trial_id = f"probe-{len(_compat.searcher_trials(searcher))}"
+    searcher.suggest(trial_id)
+    return dict(_compat.searcher_trials(searcher)[trial_id].distributions)
+
+
 def test_optuna_distributions(optuna_search: OptunaSearch) -> None:
-    assert optuna_search._space == {
+    assert _suggested_distributions(optuna_search) == {
         "lr": FloatDistribution(1.0e-4, 1.0e-1, log=True),
         "hidden": CategoricalDistribution([32, 64, 128]),
         "dropout": FloatDistribution(0.0, 0.5),
@@ -343,7 +352,7 @@ def test_optuna_distributions(optuna_search: OptunaSearch) -> None:
 
 
 def test_optuna_int_bounds_are_inclusive(optuna_search: OptunaSearch) -> None:
-    layers = optuna_search._space["layers"]
+    layers = _suggested_distributions(optuna_search)["layers"]
     assert (layers.low, layers.high, layers.step, layers.log) == (1, 4, 1, False)
 
 

@@ -19,7 +19,7 @@ from sweeper.spec._parameters import (
     parse_parameter,
 )
 
-KEYS = "choice, uniform, loguniform, int, value, step, log"
+KEYS = "choice, uniform, loguniform, int, value, step, log, when"
 KINDS = "choice, uniform, loguniform, int, value"
 
 

@@ -275,7 +275,7 @@ def test_misspelt_search_suggests_search(project: Path, write_spec) -> None:
 def test_unknown_key_inside_search(project: Path, write_spec) -> None:
     error, file = spec_error(write_spec, OPTUNA.replace("trials: 5", "trials: 5, trails: 3"))
     assert str(error) == (
-        "search keys must be one of method, sampler, metric, mode, trials, concurrency, seed, "
+        "search keys must be one of method, sampler, metrics, metric, mode, constraints, trials, concurrency, seed, "
         f"got 'trails' ({file}: search.trails); did you mean 'trials'?"
     )
     assert error.field == "search.trails"
@@ -375,7 +375,7 @@ def test_bad_sampler(project: Path, write_spec) -> None:
         write_spec, OPTUNA.replace("method: optuna", "method: optuna, sampler: tps")
     )
     assert str(error) == (
-        f"search.sampler must be one of tpe, cmaes, random, gp, qmc, got 'tps' "
+        f"search.sampler must be one of tpe, cmaes, random, gp, qmc, nsgaii, nsgaiii, got 'tps' "
         f"({file}: search.sampler); did you mean 'tpe'?"
     )
 
@@ -530,7 +530,7 @@ def test_misspelt_dimension_kind(project: Path, write_spec) -> None:
     error, file = spec_error(write_spec, text)
     assert str(error) == (
         "parameters.lr key must be one of choice, uniform, loguniform, int, value, step, log, "
-        f"got 'loguniformm' ({file}: parameters.lr.loguniformm); did you mean 'loguniform'?"
+        f"when, got 'loguniformm' ({file}: parameters.lr.loguniformm); did you mean 'loguniform'?"
     )
 
 
