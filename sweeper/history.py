@@ -136,13 +136,20 @@ class Sweep:
 
     @property
     def metric(self) -> str:
-        """The metric the search optimizes."""
-        return str(self._search.get("metric") or "")
+        """The metric the search optimizes (the first of several objectives)."""
+        return str(self._search.get("metric") or self._first_objective.get("name") or "")
 
     @property
     def mode(self) -> Literal["min", "max"]:
-        """``min`` or ``max``."""
-        return "min" if self._search.get("mode") == "min" else "max"
+        """``min`` or ``max`` (the first objective's)."""
+        mode = self._search.get("mode") or self._first_objective.get("mode")
+        return "min" if mode == "min" else "max"
+
+    @property
+    def _first_objective(self) -> dict[str, Any]:
+        raw = self._search.get("metrics")
+        first = raw[0] if isinstance(raw, list) and raw else None
+        return first if isinstance(first, dict) else {}
 
     @property
     def _ranking(self) -> Spec:
@@ -152,9 +159,14 @@ class Sweep:
             metric=self.metric,
             mode=self.mode,
             metrics=self.objectives if len(self.objectives) > 1 else None,
-            constraints=[str(c) for c in self._search.get("constraints") or []],
+            constraints=self.constraints,
         )
         return Spec.model_construct(search=search)  # type: ignore[call-arg]
+
+    @property
+    def constraints(self) -> list[str]:
+        """The search's constraints on reported metrics, as written."""
+        return [str(c) for c in self._search.get("constraints") or []]
 
     @property
     def objectives(self) -> list[Objective]:
@@ -248,7 +260,7 @@ class Sweep:
         """The ``count`` best completed trials, best first."""
         return best_trials(self._ranking, self.results, count)
 
-    def top_rows(self, count: int = 5) -> list[dict[str, Any]]:
+    def top_rows(self, count: int | None = 5) -> list[dict[str, Any]]:
         """:meth:`top` as rows of :attr:`rows`, without pandas."""
         return best_rows(self._ranking, self.rows, count)
 

@@ -358,11 +358,9 @@ def _learning_curves(data: _SweepData) -> tuple[Any, Any]:
 
 
 def _pareto_study(data: _SweepData) -> optuna.Study:
-    """The completed trials with every objective's value, in a study with their directions;
-    each trial's constraint values as a user attribute (for ``constraints_func``)."""
+    """The completed trials with every objective's value, in a study with their directions,
+    and their constraint values (Optuna's plot shows infeasible trials apart)."""
     import optuna
-
-    from sweeper.search._optuna import CONSTRAINTS_ATTR
 
     objectives = data.spec.search.objectives
     constraints = data.spec.search.parsed_constraints
@@ -375,11 +373,14 @@ def _pareto_study(data: _SweepData) -> optuna.Study:
         values = [v for v in numbers if v is not None]
         if row["state"] != "completed" or len(values) < len(objectives):
             continue
-        attrs: dict[str, Any] = {"trial": row["trial"]}
-        if constraints:
-            reported = {c.metric: _number(row.get(f"metrics.{c.metric}")) for c in constraints}
-            attrs[CONSTRAINTS_ATTR] = [c.violation(reported[c.metric]) for c in constraints]
-        study.add_trial(optuna.trial.create_trial(values=values, user_attrs=attrs))
+        reported = {c.metric: _number(row.get(f"metrics.{c.metric}")) for c in constraints}
+        study.add_trial(
+            optuna.trial.create_trial(
+                values=values,
+                user_attrs={"trial": row["trial"]},
+                constraints={c.text: c.violation(reported[c.metric]) for c in constraints},
+            )
+        )
     return study
 
 
@@ -387,16 +388,12 @@ def _pareto(data: _SweepData) -> tuple[Any, Any]:
     from optuna import visualization
     from optuna.visualization import matplotlib as mpl
 
-    from sweeper.search._optuna import constraint_values
-
     study = _pareto_study(data)
     objectives = data.spec.search.objectives
     if len(study.trials) < 1:
         names = ", ".join(o.name for o in objectives)
         raise _Skip(f"needs a completed trial with a value for every objective ({names})")
     options: dict[str, Any] = {"target_names": [o.name for o in objectives]}
-    if data.spec.search.constraints:
-        options["constraints_func"] = constraint_values
     if len(objectives) > 3:
         options["targets"] = lambda trial: tuple(trial.values[:3])
         options["target_names"] = options["target_names"][:3]

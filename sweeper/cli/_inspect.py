@@ -117,7 +117,10 @@ def status(sweep: str, config: Path | None) -> None:
         return
     metric = found.metric
     names = found.dimensions or None
-    rows = [["trial", "state", "step", metric, "best", "attempts", "duration", "gpu_s", "params"]]
+    others = [o.name for o in found.objectives[1:]]
+    marks = (["pareto"] if others else []) + (["feasible"] if found.constraints else [])
+    head = ["trial", "state", "step", metric, "best", *others, *marks]
+    rows = [[*head, "attempts", "duration", "gpu_s", "params"]]
     for row in found.rows:
         rows.append(
             [
@@ -126,6 +129,8 @@ def status(sweep: str, config: Path | None) -> None:
                 str(row["steps"]),
                 short(row.get(metric)),
                 short(row.get(f"best_{metric}")),
+                *[short(row.get(name)) for name in others],
+                *[_mark(row.get(mark)) for mark in marks],
                 str(row["attempts"]),
                 duration(float(row["duration_s"])),
                 f"{float(row['gpu_seconds']):.1f}",
@@ -135,6 +140,13 @@ def status(sweep: str, config: Path | None) -> None:
     click.echo("")
     for line in _table(rows):
         click.echo(line)
+
+
+def _mark(value: Any) -> str:
+    """A ``pareto`` or ``feasible`` cell: yes, no, or - while it is not known."""
+    if value is None or is_missing(value):
+        return "-"
+    return "yes" if str(value) == "True" else "no"
 
 
 def _rank(state: str) -> int:
@@ -150,17 +162,21 @@ def _rank(state: str) -> int:
     default=5,
     show_default=True,
     type=click.IntRange(min=1),
-    help="How many of the best trials.",
+    help="How many of the best trials (with several objectives: of the Pareto front).",
 )
 def show(sweep: str, config: Path | None, top: int) -> None:
-    """Show SWEEP's best trials: parameters, metric, GPU time and where their results are."""
+    """Show SWEEP's best trials (with several objectives, its Pareto front): parameters,
+    metrics, GPU time and where their results are."""
     found = _load(sweep, config)
     state = found.state
-    metric = found.metric
-    best = found.top_rows(top)
+    objectives = found.objectives
+    several = len(objectives) > 1
+    front = found.top_rows(None) if several else []
+    best = front[:top] if several else found.top_rows(top)
+    aims = ", ".join(f"{o.mode} {o.name}" for o in objectives)
     click.echo(
         f"sweep {found.sweep}: {found.status}, {found.trials_done}/{found.trials_total} trials, "
-        f"{found.mode} {metric}"
+        f"{aims}"
     )
     click.echo(f"folder:  {found.sweep_dir}")
     store = found.results_uri
@@ -173,14 +189,24 @@ def show(sweep: str, config: Path | None, top: int) -> None:
         )
     click.echo("")
     if not best:
-        click.echo(f"no trial completed with a value for {metric}")
+        what = ", ".join(o.name for o in objectives)
+        feasibly = " that meets the constraints" if found.constraints else ""
+        click.echo(f"no trial completed{feasibly} with a value for {what}")
         return
     names = found.dimensions or None
-    click.echo(f"best {len(best)} of {len(found.rows)} trials:")
+    if several:
+        shown = "" if len(best) == len(front) else f" (the first {len(best)}; --top for more)"
+        click.echo(
+            f"Pareto front: {len(front)} of {len(found.rows)} trials, by {objectives[0].name}"
+            f"{shown}:"
+        )
+    else:
+        click.echo(f"best {len(best)} of {len(found.rows)} trials:")
     for rank, row in enumerate(best, start=1):
         name = str(row["trial"])
+        values = "  ".join(f"{o.name}={short(row[o.name])}" for o in objectives)
         click.echo(
-            f"{rank}. {name}  {metric}={short(row[metric])}  ({_params(row, names)})  "
+            f"{rank}. {name}  {values}  ({_params(row, names)})  "
             f"GPU {float(row['gpu_seconds']):.1f}s, {duration(float(row['duration_s']))}"
         )
         click.echo(f"   folder: {trial_dir(found.sweep_dir, name)}")

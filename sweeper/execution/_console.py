@@ -91,4 +91,4 @@ def best_table(spec: Spec, best: pd.DataFrame) -> str:
     columns = ["trial", *names, *[f"params.{n}" for n in spec.dimensions], "duration_s"]
     table = best[[c for c in columns if c in best]].copy()
     table.columns = [c.removeprefix("params.") for c in table.columns]
-    return table.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+    return table.to_string(index=False, float_format=lambda v: f"{v:.4g}", na_rep="-")

@@ -27,12 +27,11 @@ if TYPE_CHECKING:
     from sweeper.spec import Spec
 
 __all__ = [
-    "CONSTRAINTS_ATTR",
+    "CONSTRAINED_SAMPLERS",
     "ORPHAN_ATTR",
     "TRIAL_ATTR",
     "DefineByRun",
     "adopt_finished",
-    "constraint_values",
     "open_study",
     "optuna_distribution",
     "optuna_sampler",
@@ -43,9 +42,8 @@ __all__ = [
 TRIAL_ATTR = "sweeper_trial"
 # Marks a trial Optuna created that never got a sweeper name (see open_study).
 ORPHAN_ATTR = "sweeper_orphan"
-# A finished trial's constraint values, read by the sampler's constraints_func.
-CONSTRAINTS_ATTR = "sweeper_constraints"
-# Optuna's samplers that take a constraints_func.
+# Optuna's samplers that read a trial's constraints (Trial.set_constraint) and steer away
+# from infeasible regions; the others ignore them.
 CONSTRAINED_SAMPLERS = ("tpe", "gp", "nsgaii", "nsgaiii")
 
 
@@ -176,22 +174,16 @@ def optuna_distribution(param: Parameter) -> optuna.distributions.BaseDistributi
     raise TypeError(param)
 
 
-def constraint_values(trial: optuna.trial.FrozenTrial) -> list[float]:
-    """Optuna's ``constraints_func``: the values the searcher stored on the trial before
-    telling it (at most 0 where a constraint holds; see ``Constraint.violation``)."""
-    return list(trial.user_attrs.get(CONSTRAINTS_ATTR) or [])
-
-
-def optuna_sampler(
-    name: str, seed: int | None, *, constrained: bool = False
-) -> optuna.samplers.BaseSampler:
+def optuna_sampler(name: str, seed: int | None) -> optuna.samplers.BaseSampler:
     """The Optuna sampler a spec's ``search.sampler`` names, seeded with ``seed``.
 
-    With ``constrained``, samplers that can steer away from infeasible trials get
-    :func:`constraint_values` as their ``constraints_func`` (a module function: Tune pickles
-    the searcher).
+    Constraints need no argument here: the searcher sets each finished trial's constraint
+    values (``Trial.set_constraint``, Optuna 5's way), which the samplers of
+    :data:`CONSTRAINED_SAMPLERS` read.
     """
     import optuna
+
+    from sweeper.search import _samplers
 
     samplers: dict[str, Any] = {
         "tpe": optuna.samplers.TPESampler,
@@ -199,13 +191,10 @@ def optuna_sampler(
         "random": optuna.samplers.RandomSampler,
         "gp": optuna.samplers.GPSampler,
         "qmc": optuna.samplers.QMCSampler,
-        "nsgaii": optuna.samplers.NSGAIISampler,
-        "nsgaiii": optuna.samplers.NSGAIIISampler,
+        "nsgaii": _samplers.NSGAIISampler,
+        "nsgaiii": _samplers.NSGAIIISampler,
     }
-    extra: dict[str, Any] = {}
-    if constrained and name in CONSTRAINED_SAMPLERS:
-        extra["constraints_func"] = constraint_values
-    return samplers[name](seed=seed, **extra)
+    return samplers[name](seed=seed)
 
 
 class DefineByRun:

@@ -17,7 +17,7 @@ from ray.tune.search.optuna import OptunaSearch
 
 from sweeper import _compat
 from sweeper._layout import NAME_KEY, trial_name
-from sweeper.search._optuna import CONSTRAINTS_ATTR, TRIAL_ATTR, DefineByRun, optuna_sampler
+from sweeper.search._optuna import TRIAL_ATTR, DefineByRun, optuna_sampler
 
 if TYPE_CHECKING:
     import optuna
@@ -36,8 +36,8 @@ class SweepOptunaSearch(OptunaSearch):
 
     With several objectives (``metric`` and ``mode`` lists), Optuna takes no intermediate
     values (its rule): a trial is told its final values only. With ``constraints``, each
-    finished trial's constraint values are stored on it before it is told, where the
-    sampler's ``constraints_func`` reads them (:func:`~sweeper.search._optuna.constraint_values`).
+    finished trial's constraint values are set on it before it is told
+    (``Trial.set_constraint``), where Optuna's samplers read them.
 
     Args:
         first_number: The number of the next new trial (``trial-0001`` in a new sweep).
@@ -105,10 +105,12 @@ class SweepOptunaSearch(OptunaSearch):
             state, value = TrialState.FAIL, None
         else:
             state = TrialState.COMPLETE
-        if self._constraints and state != TrialState.FAIL:
-            ot_trial.set_user_attr(
-                CONSTRAINTS_ATTR, [c.violation(result.get(c.metric)) for c in self._constraints]
-            )
+        if state != TrialState.FAIL:
+            for constraint in self._constraints:
+                # Optuna 5's constraints: at most 0 is feasible; its samplers read them.
+                ot_trial.set_constraint(
+                    constraint.text, constraint.violation(result.get(constraint.metric))
+                )
         try:
             _compat.searcher_study(self).tell(ot_trial, value, state=state)
         except Exception as exc:  # e.g. a NaN value: the trial counts as failed
@@ -154,11 +156,7 @@ def searcher_for(
         space=DefineByRun(spec),
         metric=[o.name for o in objectives] if several else objectives[0].name,
         mode=[o.mode for o in objectives] if several else objectives[0].mode,
-        sampler=optuna_sampler(
-            spec.sampler or "tpe",
-            None if seed is None else seed + told,
-            constrained=bool(constraints),
-        ),
+        sampler=optuna_sampler(spec.sampler or "tpe", None if seed is None else seed + told),
         storage=storage,
         study_name=study_name,
         first_number=first_number,

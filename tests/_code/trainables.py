@@ -141,3 +141,27 @@ def learners(params, ctx):
             partial.write_text(json.dumps({"step": step}))
             partial.replace(checkpoint)
         ctx.report(step=step, score=float(step + ctx.rank * 100))
+
+
+def conditional(params, ctx):
+    """Write the params the trial got; the score rewards sgd with high momentum and nesterov."""
+    (ctx.output_dir / "seen.json").write_text(json.dumps(sorted(params)))
+    score = 0.5 if params["optimizer"] == "adam" else params["momentum"]
+    score += 0.25 if params.get("nesterov") else 0.0
+    ctx.report(step=1, score=score - abs(params["lr"] - 0.01))
+
+
+def two_objectives(params, ctx):
+    """Accuracy rises with width, size too: a trade-off along x in [0, 1].
+
+    ``accuracy`` is reported at the first step and ``size_m`` at the last, so the sweep must
+    carry each forward; ``latency`` grows with ``y``, for constraints.
+    """
+    x, y = params["x"], params["y"]
+    ctx.report(step=1, accuracy=1.0 - (1.0 - x) ** 2 - 0.3 * y)
+    ctx.report(step=2, size_m=10.0 * x + y, latency=20.0 * y)
+
+
+def forgets_a_metric(params, ctx):
+    """Reports the objective but never the metric the constraint names."""
+    ctx.report(step=1, score=params["x"])

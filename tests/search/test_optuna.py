@@ -82,3 +82,18 @@ def test_a_trial_asked_but_never_named_is_settled_as_an_orphan(tmp_path):
     assert orphan.state == TrialState.FAIL and orphan.user_attrs == {ORPHAN_ATTR: True}
     (queued,) = trials[3:]  # only trial-0002, interrupted, runs again
     assert queued.user_attrs == {TRIAL_ATTR: "trial-0002"}
+
+
+def test_a_two_objective_trial_the_study_finished_is_taken_with_both_values(tmp_path):
+    from sweeper.search._optuna import _storage
+
+    study = optuna.create_study(
+        study_name="s", storage=_storage(tmp_path), directions=["maximize", "minimize"]
+    )
+    trial = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+    trial.set_user_attr(TRIAL_ATTR, "trial-0001")
+    study.tell(trial, [0.9, 3.0])
+    records = {"trial-0001": running("trial-0001")}
+    assert adopt_finished(tmp_path, "s", records, ["acc", "size"]) == ["trial-0001"]
+    assert records["trial-0001"].metrics == {"acc": 0.9, "size": 3.0}
+    assert records["trial-0001"].state == "completed"
