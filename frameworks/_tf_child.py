@@ -85,6 +85,7 @@ def _train(job: dict[str, Any]) -> int:
         output_dir=Path(job["output_dir"]),
         checkpoint_dir=Path(job["checkpoint_dir"]),
         data_dir=Path(job["data_dir"]) if job.get("data_dir") else None,
+        dataset=job.get("dataset"),
         gpu_ids=job.get("gpu_ids") or [],
         seed=job.get("seed"),
         metric=job["metric"],

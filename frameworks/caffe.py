@@ -364,9 +364,12 @@ class CaffeAdapter(FrameworkAdapter):
             mapped = mount_path(value, self.spec.mounts)
             if mapped is not None:
                 target_of, rest = mapped
-                if target_of != "data" or is_s3_uri(self.spec.data or ""):
-                    continue  # the trial's results, or data staged only when it starts
-                value = str(self.spec.resolve(self.spec.data or ".") / rest)
+                data = self.spec.data if isinstance(self.spec.data, str) else None
+                if target_of != "data" or data is None or is_s3_uri(data):
+                    # The trial's results, data staged only when it starts, or a data choice
+                    # (each trial's own).
+                    continue
+                value = str(self.spec.resolve(data) / rest)
             target = path.parent / value  # an absolute value stays as it is
             if not target.exists():
                 raise self._error(

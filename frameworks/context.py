@@ -26,6 +26,8 @@ class TrialContext:
         log_path: The trial's log (``trial.log``). The trial's stdout and stderr already go
             there; a child program's output belongs there too.
         data_dir: Where the trial's input data is, or ``None`` when the spec names none.
+        dataset: The spec's name for that data (its folder or ``s3://`` URI); with
+            ``data: {choice: [...]}``, the one this trial uses. ``None`` without data.
         output_dir: Where to write models, logs and anything else worth keeping.
         checkpoint_dir: Where to write checkpoints.
         gpu_ids: The GPUs Ray assigned to this trial (also in ``CUDA_VISIBLE_DEVICES``).
@@ -63,6 +65,7 @@ class TrialContext:
         world_size: int = 1,
         local_rank: int = 0,
         local_world_size: int = 1,
+        dataset: str | None = None,
     ) -> None:
         self.params = dict(params)
         self.trial = trial
@@ -72,6 +75,7 @@ class TrialContext:
         self.output_dir = output_dir
         self.checkpoint_dir = checkpoint_dir
         self.data_dir = data_dir
+        self.dataset = dataset
         self.gpu_ids = list(gpu_ids)
         self.seed = seed
         self.attempt = attempt

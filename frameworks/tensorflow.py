@@ -136,6 +136,7 @@ class TensorFlowAdapter(FrameworkAdapter):
             "output_dir": str(ctx.output_dir),
             "checkpoint_dir": str(ctx.checkpoint_dir),
             "data_dir": None if ctx.data_dir is None else str(ctx.data_dir),
+            "dataset": ctx.dataset,
             "gpu_ids": ctx.gpu_ids,
             "seed": ctx.seed,
             "metric": list(self.spec.search.watched_metrics),

@@ -178,7 +178,7 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> Non
                 else:
                     if spec.data:
                         mark_phase(board, name, "staging")
-                    data_dir = data_dir_for(plan, name)
+                    data_dir = data_dir_for(plan, name, params)
                     node = runtime.get_node_id()
                     mark_phase(board, name, "running", node=node, pid=os.getpid())
                     ctx = context_for(
@@ -193,7 +193,7 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> Non
                     )
                     assert plan.adapter is not None  # resolved when the plan was made
                     with restored_process():
-                        plan.adapter(spec).run(params, ctx)
+                        plan.adapter(spec).run(ctx.params, ctx)
                 _check_constraints(spec, name, seen.names)
                 outcome = "returned"
             except SystemExit:

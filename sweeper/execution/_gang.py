@@ -359,7 +359,7 @@ def _learner(config: dict[str, Any]) -> None:
                 # held from now (the trial's actor waited for its learners until then).
                 if rank == 0 and spec.data:
                     mark_phase(job.board, name, "staging", gang=size)
-                data_dir = data_dir_for(plan, name, view)
+                data_dir = data_dir_for(plan, name, job.params, view)
                 if rank == 0:
                     mark_phase(job.board, name, "running", node=node, pid=os.getpid(), gang=size)
                 ctx = context_for(
@@ -378,7 +378,7 @@ def _learner(config: dict[str, Any]) -> None:
                 )
                 assert plan.adapter is not None
                 with restored_process():
-                    plan.adapter(spec).run(job.params, ctx)
+                    plan.adapter(spec).run(ctx.params, ctx)
             except SystemExit:
                 if not stopped:
                     raise

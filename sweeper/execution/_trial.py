@@ -188,18 +188,22 @@ class CheckpointSync:
         self.report(result)
 
 
-def data_dir_for(plan: TrialPlan, name: str, view: str | None = None) -> Path | None:
-    """The trial's data: staged from the store (once per machine and version), or local.
+def data_dir_for(
+    plan: TrialPlan, name: str, params: dict[str, Any], view: str | None = None
+) -> Path | None:
+    """The trial's data (its own choice of a data choice): staged from the store, once per
+    machine and version, when the trial is about to run; or local.
 
     ``view`` names the trial's own view of staged data (a learner's own, beside the trial's).
     """
     spec = plan.spec
-    if not spec.data:
+    dataset = spec.dataset_for(params)
+    if not dataset:
         return None
-    if plan.store is not None and plan.store.data_uri:
-        print(f"sweeper: staging {plan.store.data_uri}", flush=True)
-        return _private_view(plan.store.stage_data(), plan, view or name)
-    return spec.resolve(spec.data)
+    if plan.store is not None and dataset in (*plan.store.datasets, plan.store.data_uri):
+        print(f"sweeper: staging {dataset}", flush=True)
+        return _private_view(plan.store.stage_data(dataset), plan, view or name)
+    return spec.resolve(dataset)
 
 
 def view_dir(plan: TrialPlan, view: str) -> Path:
@@ -241,15 +245,21 @@ def context_for(
     attempt: int,
     **learner: int,
 ) -> TrialContext:
-    """The ``ctx`` of trial ``name`` in this process (``learner``: its rank and world size)."""
+    """The ``ctx`` of trial ``name`` in this process (``learner``: its rank and world size).
+
+    Its ``params`` are what the training code gets: a data choice is not among them (it is
+    ``ctx.dataset``, staged at ``ctx.data_dir``), though the trial's record shows it.
+    """
     import ray
 
     from sweeper._layout import OUTPUT_DIR
     from sweeper.frameworks.context import TrialContext
 
     trial_dir = plan.trial_dir(name)
+    spec = plan.spec
     return TrialContext(
-        params=params,
+        params=spec.training_params(params),
+        dataset=spec.dataset_for(params),
         trial=name,
         sweep=plan.sweep,
         trial_dir=trial_dir,

@@ -125,26 +125,31 @@ def parse_spec(
     adapter(spec).validate()
     from sweeper.storage import is_s3_uri, parse_s3_uri
 
-    for key in ("data", "results"):
-        value = getattr(spec, key)
+    # (what the message calls it, its field, the location)
+    located = [
+        (f"data.choice[{i}]", f"data.choice.{i}", v) if spec.data_choice else ("data", "data", v)
+        for i, v in enumerate(spec.datasets)
+    ]
+    for label, key, value in [*located, ("results", "results", spec.results)]:
         if value and is_s3_uri(value):
             parse_s3_uri(value, file=file, field=key)
         elif value and "://" in value:
             raise SpecError(
-                f"{key} must be a local path or an s3:// URI, got {value!r}",
+                f"{label} must be a local path or an s3:// URI, got {value!r}",
                 file=file,
                 field=key,
                 hint="S3-compatible stores (MinIO, IBM COS) use s3:// with storage.endpoint_url",
             )
     if isinstance(spec.requirements, str):
         _check_requirements_file(spec, file)
-    if spec.data and not is_s3_uri(spec.data) and not _exists(spec, spec.data):
-        raise SpecError(
-            f"data must be an existing path, got {spec.data!r}",
-            file=file,
-            field="data",
-            hint=f"relative paths are relative to {spec.base_dir}",
-        )
+    for label, key, value in located:
+        if not is_s3_uri(value) and not _exists(spec, value):
+            raise SpecError(
+                f"{label} must be an existing path, got {value!r}",
+                file=file,
+                field=key,
+                hint=f"relative paths are relative to {spec.base_dir}",
+            )
     if spec.mounts:
         note = _scan_mounts(spec)
         if note:

@@ -15,6 +15,7 @@ from sweeper.spec._blocks import EarlyStopping, Limits
 from sweeper.spec._conditions import ConditionalSpace, parse_condition
 from sweeper.spec._objectives import Constraint, Objective, parse_constraint
 from sweeper.spec._parameters import (
+    Choice,
     Constant,
     Parameter,
     ParameterError,
@@ -42,6 +43,8 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # The most trials a sweep may have: each is a Tune trial, a journal entry and an MLflow run.
 MAX_TRIALS = 100_000
+# The search dimension a data choice makes (``data: {choice: [...]}``).
+DATA_PARAM = "data"
 MAX_CPUS = 100_000
 MAX_GPUS = 10_000
 MAX_LEARNERS = 1_000
@@ -345,7 +348,8 @@ class Spec(Block):
     parameters: dict[str, Any] = Field(default_factory=dict)
     search: Search
     resources: Resources = Field(default_factory=Resources)
-    data: str | None = None
+    # A folder or s3:// URI, or {choice: [...]} of them: then a search dimension named data.
+    data: str | dict[str, Any] | None = None
     results: str | None = None
     storage: StorageSpec | None = None
     early_stopping: EarlyStopping | None = None
@@ -472,6 +476,38 @@ class Spec(Block):
             )
         return self
 
+    @field_validator("data")
+    @classmethod
+    def _data_choice(cls, value: str | dict[str, Any] | None) -> str | dict[str, Any] | None:
+        if not isinstance(value, dict):
+            return value
+        if set(value) != {"choice"}:
+            extra = sorted(str(k) for k in value if k != "choice")
+            raise invalid(
+                f"data must be a folder, an s3:// URI or {{choice: [...]}} of them, got "
+                f"{'keys ' + ', '.join(extra) if extra else 'no choice'}",
+                "data",
+                "write e.g. data: {choice: [s3://bucket/v1/, s3://bucket/v2/]}",
+            )
+        options = value["choice"]
+        if not isinstance(options, list) or not options:
+            raise invalid(
+                f"data.choice must be a non-empty list of folders or s3:// URIs, got {options!r}",
+                "data.choice",
+            )
+        for i, option in enumerate(options):
+            if not isinstance(option, str) or not option.strip():
+                raise invalid(
+                    f"data.choice[{i}] must be a folder or an s3:// URI, got {option!r}",
+                    f"data.choice.{i}",
+                )
+            if option in options[:i]:
+                raise invalid(
+                    f"data.choice must list each dataset once, got {option!r} twice",
+                    f"data.choice.{i}",
+                )
+        return value
+
     @field_validator("parameters", mode="before")
     @classmethod
     def _mapping(cls, value: Any) -> Any:
@@ -483,6 +519,16 @@ class Spec(Block):
     def _parse_space(self) -> Spec:
         space: dict[str, Parameter] = {}
         conditions: dict[str, dict[str, tuple[Any, ...]]] = {}
+        if isinstance(self.data, dict):
+            if DATA_PARAM in self.parameters:
+                raise invalid(
+                    f"parameters.{DATA_PARAM} must not be set when data is a choice, got "
+                    f"{self.parameters[DATA_PARAM]!r}",
+                    f"parameters.{DATA_PARAM}",
+                    "the data choice is the data dimension; rename the parameter",
+                )
+            # First, so a grid runs one dataset's trials before the next one's.
+            space[DATA_PARAM] = Choice(tuple(self.data["choice"]))
         for name, raw in self.parameters.items():
             if not isinstance(name, str) or not _PARAM_NAME.fullmatch(name):
                 raise invalid(
@@ -583,6 +629,31 @@ class Spec(Block):
         """Every parameter with its ``when`` condition: which are active for given values."""
         return self._conditional
 
+    @property
+    def datasets(self) -> list[str]:
+        """Every data location the spec names: ``data``, or each of its choices."""
+        if isinstance(self.data, dict):
+            return list(self.data["choice"])
+        return [self.data] if self.data else []
+
+    @property
+    def data_choice(self) -> bool:
+        """Whether ``data`` is a search dimension (``{choice: [...]}``, named ``data``)."""
+        return isinstance(self.data, dict)
+
+    def dataset_for(self, params: dict[str, Any]) -> str | None:
+        """The data location of a trial with ``params`` (``None``: the spec names none)."""
+        if isinstance(self.data, dict):
+            return str(params[DATA_PARAM]) if DATA_PARAM in params else None
+        return self.data
+
+    def training_params(self, params: dict[str, Any]) -> dict[str, Any]:
+        """``params`` as training code gets them: without a data choice's value (training
+        code reads its data from ``ctx.data_dir``; flags and config files stay as before)."""
+        if not self.data_choice:
+            return dict(params)
+        return {k: v for k, v in params.items() if k != DATA_PARAM}
+
     @staticmethod
     def dimensions_of(space: dict[str, Parameter]) -> dict[str, Parameter]:
         return {k: v for k, v in space.items() if not isinstance(v, Constant)}
@@ -644,7 +715,7 @@ class Spec(Block):
         """The legacy-named buckets of ``data`` and ``results``, each once."""
         from sweeper.storage import is_s3_uri, parse_s3_uri
 
-        uris = [parse_s3_uri(v) for v in (self.data, self.results) if v and is_s3_uri(v)]
+        uris = [parse_s3_uri(v) for v in (*self.datasets, self.results) if v and is_s3_uri(v)]
         return list(dict.fromkeys(uri.bucket for uri in uris if uri.legacy))
 
     @property

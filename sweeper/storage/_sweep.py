@@ -91,19 +91,30 @@ class SweepStore:
     # The spec's results_layout, and its trial count (which names FfDL's training folders).
     layout: str = "sweeper"
     trials: int = 1
+    # Every s3:// dataset the trials may stage: data_uri's, or a data choice's.
+    datasets: tuple[str, ...] = ()
 
     @classmethod
     def for_sweep(cls, spec: Spec, settings: Settings) -> SweepStore | None:
         """The sweep's store, or ``None`` when neither data nor results are ``s3://``."""
-        data = spec.data if spec.data and is_s3_uri(spec.data) else None
+        datasets = tuple(d for d in spec.datasets if is_s3_uri(d))
+        data = None if spec.data_choice or not datasets else datasets[0]
         results = spec.results if spec.results and is_s3_uri(spec.results) else None
-        if data is None and results is None:
+        if not datasets and results is None:
             return None
         config = _store_config(spec, settings)
         register_secrets(config.secrets)
         cache = str(Path(settings.s3.cache_dir).expanduser())
         layout = spec.results_layout if results else "sweeper"
-        return cls(config, cache, data, results, layout=layout, trials=spec.trial_count())
+        return cls(
+            config,
+            cache,
+            data,
+            results,
+            layout=layout,
+            trials=spec.trial_count(),
+            datasets=datasets,
+        )
 
     def share_secrets(self) -> None:
         """Put the explicit credentials in Ray's object store for the trials (Ray is up)."""
@@ -131,10 +142,12 @@ class SweepStore:
         register_secrets(self.config.secrets)  # in the trial's process too
         return self.config
 
-    def stage_data(self) -> Path:
-        """The staged data folder on this machine (downloaded once per node and version)."""
-        assert self.data_uri is not None
-        return stage(self.data_uri, self.cache_dir, self._config())
+    def stage_data(self, uri: str | None = None) -> Path:
+        """The staged folder of ``uri`` (default ``data_uri``) on this machine, downloaded
+        once per node and version."""
+        uri = uri or self.data_uri
+        assert uri is not None and uri in (*self.datasets, self.data_uri)
+        return stage(uri, self.cache_dir, self._config())
 
     def target(self, sweep: str, *parts: str) -> str:
         """``s3://bucket/<prefix>/<sweep>/<parts>``; user input cannot leave the prefix."""
@@ -253,7 +266,7 @@ class SweepStore:
             "endpoint_url": self.config.endpoint_url,
             "region": self.config.region,
             "addressing_style": self.config.addressing_style,
-            "data": self.data_uri,
+            "data": self.data_uri if self.data_uri or not self.datasets else list(self.datasets),
             "results": self.results_uri,
         }
         (sweep_dir / STORE_FILE).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")

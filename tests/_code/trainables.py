@@ -165,3 +165,13 @@ def two_objectives(params, ctx):
 def forgets_a_metric(params, ctx):
     """Reports the objective but never the metric the constraint names."""
     ctx.report(step=1, score=params["x"])
+
+
+def which_data(params, ctx):
+    """Note the dataset the trial got and what its data folder holds; score by the version."""
+    data = ctx.data_dir
+    files = sorted(p.relative_to(data).as_posix() for p in data.rglob("*") if p.is_file())
+    version = (data / "version.txt").read_text().strip()
+    note = {"params": sorted(params), "dataset": ctx.dataset, "files": files, "version": version}
+    (ctx.output_dir / "seen.json").write_text(json.dumps(note))
+    ctx.report(step=1, score=float(version) + params["x"] / 10)

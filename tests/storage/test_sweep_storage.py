@@ -356,3 +356,65 @@ def test_legacy_bucket_names_are_reached_path_style_with_one_note(
     stored = objects(s3_server.endpoint, results, "")
     assert f"training-{result.sweep}/files.json" in stored
     assert f"{result.sweep}/trial-0001/trial.log" in stored
+
+
+def test_a_data_choice_stages_each_dataset_once_and_records_which_one(
+    s3_server, s3_proxy, bucket, put_objects, settings, tmp_path
+):
+    for version in ("1", "2"):
+        put_objects(
+            bucket,
+            {
+                f"digits-v{version}/version.txt": version.encode(),
+                f"digits-v{version}/train.csv": b"1,2\n" * (1000 * int(version)),
+            },
+        )
+    local = tmp_path / "local-v3"
+    local.mkdir()
+    (local / "version.txt").write_text("3")
+    from sweeper.settings import load_settings
+
+    settings = load_settings(
+        environ={
+            "SWEEPER_MLFLOW_TRACKING_URI": settings.mlflow.tracking_uri,
+            "SWEEPER_RESULTS_DIR": settings.results.dir,
+            "SWEEPER_S3_CACHE_DIR": str(tmp_path / "cache"),
+        }
+    )
+    datasets = [f"s3://{bucket}/digits-v1/", f"s3://{bucket}/digits-v2/", str(local)]
+    spec = parse_spec(
+        {
+            "name": "storage-test",
+            "framework": "python",
+            "entrypoint": f"{CODE}:which_data",
+            "search": {"method": "grid", "metric": "score", "mode": "max", "concurrency": 3},
+            "parameters": {"x": {"choice": [1, 2, 3]}},
+            "data": {"choice": datasets},
+            "storage": {"endpoint_url": s3_proxy.endpoint, "addressing_style": "path"},
+        },
+        base_dir=ROOT,
+    )
+    assert spec.trial_count() == 9
+    s3_proxy.clear()
+    result = run(spec, settings, echo=None)
+    frame = result.results
+    assert set(frame["state"]) == {"completed"}, frame["error"].tolist()
+    # Each s3:// dataset was downloaded once, though three trials of it ran at once.
+    for version in ("1", "2"):
+        for key in ("version.txt", "train.csv"):
+            assert len(s3_proxy.gets(f"digits-v{version}/{key}")) == 1, (version, key)
+    # The grid runs one dataset's trials before the next one's; each trial got its own.
+    assert list(frame["params.data"]) == [d for d in datasets for _ in range(3)]
+    for row in frame.to_dict("records"):
+        note = json.loads(
+            (result.sweep_dir / "trials" / row["trial"] / "output" / "seen.json").read_text()
+        )
+        assert note["dataset"] == row["params.data"]
+        assert note["version"] == str(datasets.index(row["params.data"]) + 1)
+        assert note["params"] == ["x"]  # training code reads ctx.data_dir, not a data param
+    assert result.best["params.data"] == str(local)
+    # MLflow's child runs say which dataset each trial used.
+    mlflow.set_tracking_uri(result.tracking_uri)
+    runs = mlflow.search_runs(experiment_names=["storage-test"])
+    children = runs[runs["tags.mlflow.parentRunId"] == result.parent_run_id]
+    assert sorted(children["params.data"]) == sorted(frame["params.data"])
