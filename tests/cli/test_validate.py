@@ -96,8 +96,8 @@ def test_validate_unknown_key(project: Path, write_spec) -> None:
     result = invoke("validate", "experiment.yml")
     assert_one_line_error(
         result,
-        "search keys must be one of method, sampler, metrics, metric, mode, constraints, trials, concurrency, seed, "
-        "got 'trails' (experiment.yml: search.trails); did you mean 'trials'?",
+        "search keys must be one of method, sampler, metrics, metric, mode, constraints, trials, "
+        "concurrency, seed, got 'trails' (experiment.yml: search.trails); did you mean 'trials'?",
     )
 
 

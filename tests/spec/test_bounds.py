@@ -241,6 +241,6 @@ def test_an_optional_blocks_keys_are_listed(project: Path) -> None:
     text = HEAD + RANDOM + PARAMS + "early_stopping: {method: asha, max_steps: 9, patience: 3}\n"
     assert error_of(project, text) == (
         "early_stopping keys must be one of method, metric, max_steps, grace_period, "
-        "reduction_factor, brackets, min_trials, got 'patience' (experiment.yml: early_stopping.patience); "
-        "remove it"
+        "reduction_factor, brackets, min_trials, got 'patience' (experiment.yml: "
+        "early_stopping.patience); remove it"
     )

@@ -275,8 +275,8 @@ def test_misspelt_search_suggests_search(project: Path, write_spec) -> None:
 def test_unknown_key_inside_search(project: Path, write_spec) -> None:
     error, file = spec_error(write_spec, OPTUNA.replace("trials: 5", "trials: 5, trails: 3"))
     assert str(error) == (
-        "search keys must be one of method, sampler, metrics, metric, mode, constraints, trials, concurrency, seed, "
-        f"got 'trails' ({file}: search.trails); did you mean 'trials'?"
+        "search keys must be one of method, sampler, metrics, metric, mode, constraints, trials, "
+        f"concurrency, seed, got 'trails' ({file}: search.trails); did you mean 'trials'?"
     )
     assert error.field == "search.trails"
 
