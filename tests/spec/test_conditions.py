@@ -132,7 +132,8 @@ def brute_force(spec) -> list[dict[str, Any]]:
     ]
     seen = {}
     for combo in itertools.product(*values):
-        point = spec.conditional_space.active({**spec.constants, **dict(zip(dims, combo, strict=True))})
+        values_of = dict(zip(dims, combo, strict=True))
+        point = spec.conditional_space.active({**spec.constants, **values_of})
         point = {k: v for k, v in point.items() if k in dims}
         seen[repr(sorted(point.items()))] = point
     return list(seen.values())
