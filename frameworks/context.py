@@ -12,6 +12,9 @@ __all__ = ["TrialContext"]
 # Result key listing the metrics this report really holds: Tune adds keys of its own, and the
 # objective may be carried forward from an earlier report.
 REPORTED_KEY = "_sweeper_reported"
+# Result key naming the folder of a state ctx.save wrote since the last report: the trial's
+# actor reports it to Tune as the trial's checkpoint (see sweeper.execution._actor).
+CHECKPOINT_KEY = "_sweeper_checkpoint"
 
 
 class TrialContext:
@@ -89,6 +92,7 @@ class TrialContext:
         self._reporter = reporter
         self._step = 0
         self._last: dict[str, float] = {}
+        self._saved = False
 
     @property
     def step(self) -> int:
@@ -128,7 +132,61 @@ class TrialContext:
                 # carry the last value forward rather than drop reports that hold other ones.
                 result[name] = self._last[name]
         result["step"] = self._step
+        if self._saved:
+            # The state goes with this report: it is this step's (load continues after it).
+            (self._state_dir / "step.json").write_text(f"{self._step}\n", encoding="utf-8")
+            result[CHECKPOINT_KEY] = str(self._state_dir)
+            self._saved = False
         self._reporter(result)
+
+    @property
+    def _state_dir(self) -> Path:
+        from sweeper._layout import SAVED_DIR
+
+        return self.checkpoint_dir / SAVED_DIR
+
+    def save(self, state: Any) -> None:
+        """Save the trial's training state as its checkpoint; it goes with the next report.
+
+        ``state`` is any picklable object, e.g. ``{"model": model.state_dict(), "epoch": 7}``.
+        With a population-based ``schedule``, a trial that copies this one continues from it
+        (:meth:`load` returns it there); a retried or resumed trial continues from its own.
+        Call it before the :meth:`report` of the same step.
+        """
+        import pickle
+
+        from sweeper._layout import SAVED_FILE
+
+        folder = self._state_dir
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / (SAVED_FILE + ".partial")
+        with open(partial, "wb") as out:
+            pickle.dump(state, out)
+        partial.replace(folder / SAVED_FILE)  # a crash never leaves half a state
+        self._saved = True
+
+    def load(self) -> Any:
+        """The state the trial should continue from, or ``None`` to start afresh.
+
+        That is the last :meth:`save` of the trial it copied (after a population-based
+        exploit), or its own (a retry, a resumed sweep). The step moves on from the saved
+        one: a report without ``step`` continues the count.
+        """
+        import pickle
+
+        from sweeper._layout import SAVED_FILE
+
+        path = self._state_dir / SAVED_FILE
+        if not path.is_file():
+            return None
+        with open(path, "rb") as source:
+            state = pickle.load(source)  # the trial's own folder: written by ctx.save
+        try:
+            saved_at = int((path.parent / "step.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            saved_at = 0  # saved, never reported
+        self._step = max(self._step, saved_at)
+        return state
 
     @staticmethod
     def _number(name: str, value: Any) -> float:

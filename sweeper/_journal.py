@@ -62,6 +62,8 @@ class TrialRecord:
     node: str | None = None
     actor_id: str | None = None
     pid: int | None = None
+    # A population-based schedule's exploits of this trial: each {step, from, params}.
+    lineage: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def started(self) -> float | None:

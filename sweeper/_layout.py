@@ -58,6 +58,8 @@ __all__ = [
     "POINTS_FILE",
     "POINT_KEY",
     "RESULTS_FILE",
+    "SAVED_DIR",
+    "SAVED_FILE",
     "SPEC_FILE",
     "STATE_FILE",
     "STOP_FILE",
@@ -107,6 +109,10 @@ ERROR_FILE = "error.txt"
 ATTEMPT_FILE = "attempt"
 OUTPUT_DIR = "output"
 CHECKPOINT_DIR = "checkpoints"
+# Under a trial's checkpoints/: what ctx.save wrote (the checkpoint Tune copies between
+# trials of a population-based schedule), and its file.
+SAVED_DIR = "sweeper-state"
+SAVED_FILE = "state.pkl"
 # A command trial's: the original service's $LOG_DIR and $JOB_STATE_DIR, and its code view.
 LOGS_DIR = "logs"
 JOB_STATE_DIR = "job-state"

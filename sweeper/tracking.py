@@ -209,6 +209,10 @@ class Tracker:
         entries = [Metric(k, float(v), stamp, step) for k, v in metrics.items()]
         self._queue.put(("metrics", trial, entries))
 
+    def tag_trial(self, trial: str, tags: dict[str, str]) -> None:
+        """Queue setting tags of a trial's child run while it runs."""
+        self._put(self._tag_child, trial, tags)
+
     def reopen_trial(self, trial: str, tags: dict[str, str] | None = None) -> None:
         """Queue setting a trial's child run back to running (a retry or a resumed trial)."""
         self._put(self._reopen_child, trial, tags or {})
@@ -336,6 +340,13 @@ class Tracker:
         with tempfile.TemporaryDirectory(prefix="sweeper-artifacts-") as scratch:
             for path, folder in self._guard(gather, Path(scratch)) or []:
                 self._guard(self._client.log_artifact, run_id, str(path), folder)
+
+    def _tag_child(self, trial: str, tags: dict[str, str]) -> None:
+        run_id = self._runs.get(trial)
+        if run_id is not None:
+            self._guard(
+                self._client.log_batch, run_id, tags=[self._tag(k, v) for k, v in tags.items()]
+            )
 
     def _reopen_child(self, trial: str, tags: dict[str, str]) -> None:
         run_id = self._runs.get(trial)

@@ -183,6 +183,8 @@ def _namespace_problem() -> str | None:
 BACKENDS = {
     "tensorflow": Backend("pip install -e '.[tensorflow]'", ("tensorflow",)),
     "pytorch": Backend("pip install -e '.[pytorch]'", ("torch",)),
+    # Ray Tune's PB2 models the population with GPy's Gaussian processes.
+    "pbt": Backend("pip install -e '.[pbt]'", ("GPy", "sklearn")),
     "caffe": Backend("run bash .ci/install-caffe.sh as root", problem=_caffe_problem),
     # moto's server, and the aws CLI that some tests check sweeper's uploads with
     "s3": Backend(

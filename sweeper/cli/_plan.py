@@ -87,6 +87,13 @@ def plan(spec: Path) -> None:
         click.echo(f"per trial: {res.cpus:g} cpus, {res.gpus:g} gpus{memory}")
     if loaded.early_stopping is not None:
         click.echo(f"early stopping: {loaded.early_stopping.describe()}")
+    if loaded.schedule is not None:
+        ranked = loaded.stopping_objective
+        click.echo(
+            f"schedule: {loaded.schedule.describe()}, ranked by {ranked.mode} {ranked.name}"
+        )
+        for name, param in loaded.mutations.items():
+            click.echo(f"  mutates {name}: {param.describe()}")
     if loaded.limits.describe() != "none":
         click.echo(f"limits: {loaded.limits.describe()}")
     click.echo("parameters:")

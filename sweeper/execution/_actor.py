@@ -30,6 +30,7 @@ from sweeper._layout import (
     LOG_FILE,
     OUTPUT_DIR,
     PARAMS_FILE,
+    SAVED_DIR,
     trial_number,
 )
 from sweeper.errors import TrialError
@@ -45,7 +46,7 @@ from sweeper.execution._trial import (
     view_dir,
 )
 from sweeper.frameworks.base import STOP_GRACE_S
-from sweeper.frameworks.context import REPORTED_KEY
+from sweeper.frameworks.context import CHECKPOINT_KEY, REPORTED_KEY
 
 if TYPE_CHECKING:
     from sweeper.execution._plan import TrialPlan
@@ -96,7 +97,23 @@ class _Seen:
 
     def __call__(self, result: dict[str, Any], **kwargs: Any) -> None:
         self.names.update(result.get(REPORTED_KEY) or ())
+        saved = result.pop(CHECKPOINT_KEY, None)
+        if saved is not None and "checkpoint" not in kwargs:
+            from ray import tune
+
+            # Tune copies the folder into its storage now: the next save may overwrite it.
+            kwargs["checkpoint"] = tune.Checkpoint.from_directory(saved)
         self.report(result, **kwargs)
+
+
+def _take_checkpoint(checkpoint: Any, state_dir: Path) -> None:
+    """Put Tune's checkpoint for this run (another trial's, after a population-based exploit)
+    where ``ctx.load`` reads it."""
+    with checkpoint.as_directory() as folder:
+        if Path(folder).resolve() == state_dir.resolve():
+            return
+        shutil.rmtree(state_dir, ignore_errors=True)
+        shutil.copytree(folder, state_dir)
 
 
 def _check_constraints(spec: Spec, name: str, seen: set[str]) -> None:
@@ -151,6 +168,8 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> Non
     for directory in (output_dir, checkpoint_dir):
         directory.mkdir(parents=True, exist_ok=True)
     restore(plan, name)
+    if (checkpoint := tune.get_checkpoint()) is not None:
+        _take_checkpoint(checkpoint, checkpoint_dir / SAVED_DIR)
     attempt = _next_attempt(trial_dir)
     params = plan.params(config)
     (trial_dir / PARAMS_FILE).write_text(json.dumps(params, indent=2, default=str) + "\n")

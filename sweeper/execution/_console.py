@@ -39,6 +39,13 @@ class TrialPrinter:
                 + (f": {error[0]}" if error else "")
             )
             return
+        if kind == "exploit" and record.lineage:
+            last = record.lineage[-1]
+            self.echo(
+                f"    {record.name} copied {last['from']} at step {last['step']}: "
+                f"{_params(last['params'], list(last['params']))}"
+            )
+            return
         if kind != "end":
             return
         self.done += 1

@@ -7,6 +7,7 @@ as it happens, sent to MLflow and passed to the console.
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import time
 from collections.abc import Callable
@@ -44,6 +45,13 @@ MLFLOW_STATUS = {
 _NOT_ARTIFACTS = {ATTEMPT_FILE}
 _BOARD_EVERY = 0.5  # seconds between reads of the phase board
 _JOURNAL_RESULTS_EVERY = 5.0  # seconds between journal lines for a trial's latest metrics
+# A trial's states between its start and its end.
+_UNDER_WAY = ("starting", "staging", "running", "storing")
+_TAG_LIMIT = 5000  # MLflow keeps at most this many characters of a tag's value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _ray_error(trial: Trial) -> BaseException | None:
@@ -188,6 +196,13 @@ class SweepRecorder(Callback):
         self._seen.add(trial.trial_id)
         record = self._record(trial)
         now = time.time()
+        if record.state in _UNDER_WAY and record.attempt_started is not None:
+            # Paused and started again, never ended: a population-based schedule's pause at
+            # a perturbation (to continue from its own or another trial's checkpoint). The
+            # same attempt goes on.
+            record.enter("starting", now)
+            self._write(record, "start")
+            return
         record.attempts += 1
         record.attempt_started = now
         record.actor_id = _compat.actor_id(trial)
@@ -234,6 +249,46 @@ class SweepRecorder(Callback):
         if now - self._journaled.get(record.name, 0.0) >= _JOURNAL_RESULTS_EVERY:
             self._journaled[record.name] = now
             self._write(record, "result")
+
+    def on_exploit(self, trial: Trial, donor: Trial, config: dict[str, Any]) -> None:
+        """A population-based schedule made ``trial`` continue from ``donor``'s checkpoint
+        with ``config`` (on the driver, from the scheduler): journal the new parameters and
+        show the change in MLflow, as metrics ``pbt.<name>`` at this step (numbers) and the
+        tags ``sweeper.pbt.copied_from`` and ``sweeper.pbt.history``."""
+        record = self.records.get(str(trial))
+        if record is None:
+            return
+        params = self.plan.params(config)
+        changed = {k: v for k, v in params.items() if record.params.get(k) != v}
+        source = self.records.get(str(donor))
+        if source is not None:
+            # The trial now is the donor's state: its metrics and step, until it reports.
+            record.metrics.update(source.metrics)
+            record.steps = source.steps
+        step = record.steps
+        record.params = params
+        mutated = {k: params[k] for k in self.spec.mutations if k in params}
+        record.lineage.append({"step": step, "from": str(donor), "params": mutated})
+        if self.tracker:
+            numbers = {f"pbt.{k}": float(v) for k, v in changed.items() if _is_number(v)}
+            if numbers:
+                self.tracker.log_metrics(record.name, numbers, step)
+            self.tracker.tag_trial(record.name, self._lineage_tags(record))
+        self._write(record, "exploit")
+        self._emit("exploit", record)
+
+    def _lineage_tags(self, record: TrialRecord) -> dict[str, str]:
+        history = json.dumps(record.lineage, default=str)
+        if len(history) > _TAG_LIMIT:  # MLflow's limit: the latest exploits are kept
+            kept = list(record.lineage)
+            while kept and len(json.dumps(kept, default=str)) > _TAG_LIMIT:
+                kept.pop(0)
+            history = json.dumps(kept, default=str)
+        return {
+            "sweeper.pbt.copied_from": str(record.lineage[-1]["from"]),
+            "sweeper.pbt.exploits": str(len(record.lineage)),
+            "sweeper.pbt.history": history,
+        }
 
     def on_trial_recover(
         self, iteration: int, trials: list[Trial], trial: Trial, **info: Any

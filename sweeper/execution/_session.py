@@ -273,7 +273,7 @@ class Session:
             resources = {"cpu": 0, "memory": _GANG_ACTOR_MEMORY}
         trainable = tune.with_resources(trainable_class(plan, recorder.board), resources)
         if self.points is not None:
-            space = tune_space(spec, self.remaining_indexes())
+            space = tune_space(spec, self.remaining_indexes(), self._latest_points())
             searcher = searcher_for(spec, self.concurrency)
             samples = 1
         else:
@@ -289,7 +289,7 @@ class Session:
                 metric=spec.stopping_objective.name,
                 mode=spec.stopping_objective.mode,
                 search_alg=searcher,
-                scheduler=scheduler_for(spec, control.early_stopped),
+                scheduler=scheduler_for(spec, control.early_stopped, recorder.on_exploit),
                 num_samples=samples,
                 max_concurrent_trials=self.concurrency if self.points is None else None,
                 # A new actor per trial costs a process start; trials of a sweep share
@@ -307,6 +307,19 @@ class Session:
                 failure_config=tune.FailureConfig(max_failures=spec.limits.max_failures),
             ),
         )
+
+    def _latest_points(self) -> list[dict[str, Any]] | None:
+        """The points, each with its trial's latest values of what a population-based
+        schedule mutates (a trial resumed after exploits goes on with them)."""
+        if self.points is None or self.spec.schedule is None:
+            return self.points
+        mutated = self.spec.mutations
+        latest = []
+        for i, point in enumerate(self.points):
+            record = self.records.get(trial_name(i))
+            moved = {k: v for k, v in (record.params if record else {}).items() if k in mutated}
+            latest.append({**point, **moved})
+        return latest
 
     def _optuna_searcher(self, control: SweepControl) -> Any:
         from sweeper.search import open_study

@@ -31,6 +31,7 @@ from sweeper._layout import STOP_FILE
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
 
+    from sweeper.execution._pbt import Exploit
     from sweeper.spec import Spec
 
 __all__ = ["SweepControl", "SweepStopper", "on_interrupt", "scheduler_for"]
@@ -125,12 +126,19 @@ def _recording(base: type[_Scheduler], early_stopped: set[str]) -> type[_Schedul
     return Recording
 
 
-def scheduler_for(spec: Spec, early_stopped: set[str]) -> TrialScheduler | None:
-    """Tune's scheduler for the spec's ``early_stopping`` (``None``: every trial runs out).
+def scheduler_for(
+    spec: Spec, early_stopped: set[str], on_exploit: Exploit | None = None
+) -> TrialScheduler | None:
+    """Tune's scheduler for the spec's ``early_stopping`` or ``schedule`` (``None``: every
+    trial runs out; ``on_exploit``: told of a population-based schedule's exploits).
 
     Trials that reach ``max_steps`` are left to finish on their own (``stop_last_trials``
     off), so code after a training loop (saving the model) still runs.
     """
+    if spec.schedule is not None:
+        from sweeper.execution._pbt import pbt_scheduler
+
+        return pbt_scheduler(spec, on_exploit)
     rule = spec.early_stopping
     if rule is None:
         return None

@@ -38,12 +38,18 @@ __all__ = [
 ]
 
 
-def tune_space(spec: Spec, indexes: list[int] | None = None) -> dict[str, Any]:
+def tune_space(
+    spec: Spec, indexes: list[int] | None = None, points: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """Tune's ``param_space``: for grid and random search, one dimension over point indexes.
 
     sweeper, not Tune, decides which point is ``trial-0001``: ``sweeper plan`` and the sweep
     agree, and a resumed sweep runs exactly the points still missing (``indexes``). An Optuna
     search draws its configurations from the searcher instead.
+
+    With a population-based ``schedule``, the parameters it mutates are in the config too
+    (Tune's PBT changes config keys), each the value of the trial's point in ``points`` (a
+    resumed trial's: its latest, after the exploits of earlier sessions).
     """
     from ray import tune
 
@@ -51,7 +57,27 @@ def tune_space(spec: Spec, indexes: list[int] | None = None) -> dict[str, Any]:
         return {}
     if indexes is None:
         indexes = list(range(spec.trial_count()))
-    return {POINT_KEY: tune.grid_search(list(indexes))}
+    space: dict[str, Any] = {POINT_KEY: tune.grid_search(list(indexes))}
+    if spec.schedule is not None:
+        assert points is not None
+        values = {**spec.constants}
+        for name in spec.mutations:
+            space[name] = tune.sample_from(_PointValue(points, values, name))
+    return space
+
+
+class _PointValue:
+    """``tune.sample_from``'s function: the value of ``name`` at the config's point (a class:
+    Tune pickles its space)."""
+
+    def __init__(self, points: list[dict[str, Any]], constants: dict[str, Any], name: str):
+        self.points = points
+        self.constants = constants
+        self.name = name
+
+    def __call__(self, spec: Any) -> Any:
+        point = self.points[spec.config[POINT_KEY]]
+        return point.get(self.name, self.constants.get(self.name))
 
 
 def grid_points(spec: Spec) -> list[dict[str, Any]]:
@@ -145,7 +171,9 @@ def trial_params(
 ) -> dict[str, Any]:
     """A trial's parameters from Tune's config: constants, then its point or Optuna's values."""
     values = points[config[POINT_KEY]] if points is not None and POINT_KEY in config else config
-    merged = {**spec.constants, **values}
+    # A population-based schedule changes the values in the config (see tune_space).
+    moved = {k: config[k] for k in spec.mutations if k in config}
+    merged = {**spec.constants, **values, **moved}
     # In the order the spec declares them: flags, config.json and MLflow show them that way;
     # without the ones a condition leaves inactive.
     return spec.conditional_space.active(merged)

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator, model_validator
 
 from sweeper._validation import Block, invalid
 
-__all__ = ["EarlyStopping", "Limits", "parse_duration"]
+__all__ = ["EarlyStopping", "Limits", "Schedule", "parse_duration"]
 
 DEFAULT_REDUCTION_FACTOR = 3.0
 DEFAULT_MIN_TRIALS = 3
@@ -188,6 +188,52 @@ class EarlyStopping(Block):
             parts.append(f"reduction_factor {_number(self.effective_reduction_factor)}")
             if self.method == "hyperband" or self.effective_brackets > 1:
                 parts.append(f"brackets {self.effective_brackets}")
+        return f"{self.method} ({', '.join(parts)})"
+
+
+class Schedule(Block):
+    """``schedule``: population-based training (Ray Tune's ``PopulationBasedTraining`` or
+    ``PB2``). Every ``perturbation_interval`` steps, a trial in the bottom
+    ``quantile_fraction`` copies the checkpoint and parameters of one in the top, then
+    changes the ``mutations`` parameters (``pbt``: resampled or scaled by 0.8 / 1.2; ``pb2``:
+    chosen by a Gaussian-process bandit within their bounds).
+
+    ``mutations`` holds dimensions written as under ``parameters``; the spec checks them
+    against its space (:meth:`Spec._schedule_rules`).
+    """
+
+    method: Literal["pbt", "pb2"]
+    perturbation_interval: int = Field(ge=1)
+    mutations: dict[str, Any] = Field(min_length=1)
+    metric: str | None = Field(None, min_length=1)
+    quantile_fraction: float = Field(0.25, gt=0, le=0.5)
+    resample_probability: float | None = Field(None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _pbt_only_keys(self) -> Schedule:
+        if self.method == "pb2" and self.resample_probability is not None:
+            raise invalid(
+                f"schedule.resample_probability must not be set for method pb2, got "
+                f"{_number(self.resample_probability)}",
+                "schedule.resample_probability",
+                "pb2 picks new values with its Gaussian-process bandit; resampling is pbt's",
+            )
+        return self
+
+    @property
+    def effective_resample_probability(self) -> float:
+        """PBT's chance to resample a mutation rather than scale it (0.25 unless set)."""
+        return 0.25 if self.resample_probability is None else self.resample_probability
+
+    def describe(self) -> str:
+        """One line for the CLI: ``pbt (every 4 steps, mutating lr, momentum; ...)``."""
+        parts = [
+            f"every {self.perturbation_interval} steps",
+            f"mutating {', '.join(self.mutations)}",
+            f"bottom/top {_number(self.quantile_fraction * 100)}%",
+        ]
+        if self.method == "pbt":
+            parts.append(f"resample_probability {_number(self.effective_resample_probability)}")
         return f"{self.method} ({', '.join(parts)})"
 
 

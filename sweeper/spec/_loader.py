@@ -123,6 +123,8 @@ def parse_spec(
             hint=_SINGLE_LEARNER.get(spec.framework, _SEVERAL_LEARNERS),
         )
     adapter(spec).validate()
+    if spec.schedule is not None:
+        _check_schedule(spec, file)
     from sweeper.storage import is_s3_uri, parse_s3_uri
 
     # (what the message calls it, its field, the location)
@@ -155,6 +157,34 @@ def parse_spec(
         if note:
             spec._notes.append(note)
     return spec
+
+
+# The frameworks whose training code runs in the trial's process, where ctx.save and ctx.load
+# (the checkpoints a population-based schedule copies) reach Tune.
+_SAVING_FRAMEWORKS = ("python", "pytorch")
+
+
+def _check_schedule(spec: Spec, file: str | None) -> None:
+    import importlib.util
+
+    assert spec.schedule is not None
+    method = spec.schedule.method
+    if spec.framework not in _SAVING_FRAMEWORKS:
+        raise SpecError(
+            f"framework must be python or pytorch with schedule {method}, got {spec.framework}",
+            file=file,
+            field="schedule",
+            hint="population-based training copies checkpoints that training code saves with "
+            "ctx.save; a program run in its own process cannot",
+        )
+    missing = [m for m in ("GPy", "sklearn") if importlib.util.find_spec(m) is None]
+    if method == "pb2" and missing:
+        raise SpecError(
+            f"schedule pb2 needs {' and '.join(missing)} installed, got none",
+            file=file,
+            field="schedule.method",
+            hint="pip install 'sweeper[pbt]', or use method pbt",
+        )
 
 
 def _scan_mounts(spec: Spec) -> str | None:

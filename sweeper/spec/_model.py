@@ -11,7 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from sweeper._validation import Block, invalid
-from sweeper.spec._blocks import EarlyStopping, Limits
+from sweeper.spec._blocks import EarlyStopping, Limits, Schedule
 from sweeper.spec._conditions import ConditionalSpace, parse_condition
 from sweeper.spec._objectives import Constraint, Objective, parse_constraint
 from sweeper.spec._parameters import (
@@ -29,6 +29,7 @@ __all__ = [
     "MetricsSpec",
     "Objective",
     "Resources",
+    "Schedule",
     "Search",
     "Spec",
     "StorageSpec",
@@ -353,6 +354,7 @@ class Spec(Block):
     results: str | None = None
     storage: StorageSpec | None = None
     early_stopping: EarlyStopping | None = None
+    schedule: Schedule | None = None
     limits: Limits = Field(default_factory=Limits)
     requirements: list[str] | str | None = None
     # Absolute paths the program names that stand for the trial's data or results folder
@@ -364,6 +366,7 @@ class Spec(Block):
 
     _space: dict[str, Parameter] = PrivateAttr(default_factory=dict)
     _conditional: ConditionalSpace = PrivateAttr(default_factory=lambda: ConditionalSpace({}))
+    _mutations: dict[str, Parameter] = PrivateAttr(default_factory=dict)
     _source: Path | None = PrivateAttr(default=None)
     _label: str | None = PrivateAttr(default=None)
     _manifest: Any = PrivateAttr(default=None)
@@ -593,6 +596,92 @@ class Spec(Block):
         return self
 
     @model_validator(mode="after")
+    def _schedule_rules(self) -> Spec:
+        schedule = self.schedule
+        if schedule is None:
+            return self
+        method = schedule.method
+        if self.early_stopping is not None:
+            raise invalid(
+                f"schedule must not be set with early_stopping, got {method} and "
+                f"{self.early_stopping.method}",
+                "schedule",
+                f"{method} is itself Tune's scheduler: it stops nothing early; keep one",
+            )
+        if self.search.method == "optuna":
+            raise invalid(
+                f"search.method must be grid or random with schedule {method}, got optuna",
+                "search.method",
+                f"{method}'s population starts from grid or random points; it then moves them "
+                "itself",
+            )
+        if self.resources.learners > 1:
+            raise invalid(
+                f"resources.learners must be 1 with schedule {method}, got "
+                f"{self.resources.learners}",
+                "resources.learners",
+                "population-based training copies one process's checkpoint",
+            )
+        names = [o.name for o in self.search.objectives]
+        if schedule.metric is None and self.search.multi_objective:
+            raise invalid(
+                f"schedule.metric must be set with several objectives, got nothing "
+                f"(search.metrics: {', '.join(names)})",
+                "schedule.metric",
+                f"name the objective the population is ranked by, e.g. metric: {names[0]}",
+            )
+        if schedule.metric is not None and schedule.metric not in names:
+            raise invalid(
+                f"schedule.metric must be one of the search's objectives ({', '.join(names)}), "
+                f"got {schedule.metric!r}",
+                "schedule.metric",
+            )
+        mutations: dict[str, Parameter] = {}
+        for name, raw in schedule.mutations.items():
+            where = f"schedule.mutations.{name}"
+            if name not in self._space:
+                close = difflib.get_close_matches(str(name), list(self._space), n=1)
+                raise invalid(
+                    f"schedule.mutations must name parameters of the spec, got {name!r}",
+                    where,
+                    f"did you mean {close[0]!r}?" if close else "declare it under parameters",
+                )
+            if name in self._conditional.conditions or (name == DATA_PARAM and self.data_choice):
+                raise invalid(
+                    f"schedule.mutations.{name} must be a parameter every trial has, got "
+                    f"{'the data choice' if name == DATA_PARAM else 'a conditional one'}",
+                    where,
+                    "a mutated value must exist in the trial it is copied into",
+                )
+            try:
+                param = parse_parameter(name, raw)
+            except ParameterError as exc:
+                field = exc.field.replace("parameters.", "schedule.mutations.", 1)
+                message = exc.message.replace("parameters.", "schedule.mutations.", 1)
+                raise invalid(message, field, exc.hint) from None
+            if isinstance(param, Constant):
+                raise invalid(
+                    f"{where} must be a search dimension such as {{loguniform: [...]}}, got "
+                    f"{raw!r}",
+                    where,
+                    "it says which values the mutation may take",
+                )
+            if method == "pb2" and isinstance(param, Choice):
+                raise invalid(
+                    f"{where} must be a numeric range for method pb2, got {param.describe()}",
+                    where,
+                    "pb2 models continuous bounds; use method pbt for a choice",
+                )
+            mutations[name] = param
+        self._mutations = mutations
+        return self
+
+    @property
+    def mutations(self) -> dict[str, Parameter]:
+        """``schedule.mutations``, parsed (empty without a schedule)."""
+        return dict(self._mutations)
+
+    @model_validator(mode="after")
     def _early_stopping_objective(self) -> Spec:
         rule = self.early_stopping
         names = [o.name for o in self.search.objectives]
@@ -616,9 +705,10 @@ class Spec(Block):
 
     @property
     def stopping_objective(self) -> Objective:
-        """The objective early stopping judges trials by: ``early_stopping.metric``'s, else the
-        first (the only one, for a single objective)."""
-        rule = self.early_stopping
+        """The objective Tune's scheduler judges trials by (early stopping, or a schedule's
+        population): the one its ``metric`` names, else the first (the only one, for a
+        single objective)."""
+        rule = self.early_stopping or self.schedule
         for objective in self.search.objectives:
             if rule is not None and objective.name == rule.metric:
                 return objective

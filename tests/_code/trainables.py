@@ -175,3 +175,25 @@ def which_data(params, ctx):
     note = {"params": sorted(params), "dataset": ctx.dataset, "files": files, "version": version}
     (ctx.output_dir / "seen.json").write_text(json.dumps(note))
     ctx.report(step=1, score=float(version) + params["x"] / 10)
+
+
+def population(params, ctx):
+    """A trial whose score grows by ``lr`` each step from the state it continues: a high lr
+    wins, so PBT copies high-lr trials into low-lr ones. Notes every step it ran with its lr
+    and where the state came from."""
+    state = ctx.load() or {"total": 0.0, "history": []}
+    start = ctx.step
+    with open(ctx.output_dir / "starts.jsonl", "a") as starts:  # each run of the function
+        starts.write(json.dumps({"attempt": ctx.attempt, "step": start, "lr": params["lr"]}))
+        starts.write("\n")
+    for step in range(start + 1, params["steps"] + 1):
+        state["total"] += params["lr"]
+        state["history"].append([ctx.trial, step, params["lr"]])
+        ctx.save(state)
+        ctx.report(step=step, score=state["total"])
+        if step == params.get("halt_at") and ctx.trial == "trial-0001":
+            from sweeper._layout import STOP_FILE
+
+            (ctx.trial_dir.parent.parent / STOP_FILE).write_text("")  # as `sweeper stop`
+        time.sleep(params.get("sleep", 0.05))
+    (ctx.output_dir / "history.json").write_text(json.dumps(state["history"]))
