@@ -295,7 +295,7 @@ def run_example(tmp_path: Path):
 
     Checks what every example must show: exit 0 without a traceback, every trial completed,
     the best ``metric`` at least 0.95, and in MLflow one parent with one finished child per
-    trial and the parent's ``best_<metric>``.
+    trial and the parent's ``best_<metric>`` (with several objectives, its Pareto front).
     """
     import mlflow
     import pandas as pd
@@ -316,9 +316,10 @@ def run_example(tmp_path: Path):
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=240,
         )  # fmt: skip
         assert done.returncode == 0, done.stdout + done.stderr
-        assert "best trials:" in done.stdout
-        assert "Traceback" not in done.stderr
         spec = load_spec(ROOT / config)
+        several = spec.search.multi_objective
+        assert ("Pareto front (" if several else "best trials:") in done.stdout
+        assert "Traceback" not in done.stderr
         (sweep_dir,) = (tmp_path / "results").iterdir()
         results = pd.read_csv(sweep_dir / "results.csv")
         assert len(results) == spec.trial_count()
@@ -334,8 +335,12 @@ def run_example(tmp_path: Path):
         assert set(children["status"]) == {"FINISHED"}
         assert children[f"metrics.{metric}"].max() >= 0.95
         client = mlflow.MlflowClient(uri)
-        best = client.get_run(parent_id).data.metrics[f"best_{metric}"]
-        assert best == pytest.approx(results[metric].max())
+        parent = client.get_run(parent_id).data
+        if several:  # no single best: the parent names the Pareto front
+            front = set(results.loc[results["pareto"], "trial"])
+            assert set(parent.tags["sweeper.pareto_trials"].split(",")) == front
+        else:
+            assert parent.metrics[f"best_{metric}"] == pytest.approx(results[metric].max())
         return ExampleRun(spec, sweep_dir, results, children, parent_id, client, done.stdout)
 
     return run

@@ -54,6 +54,36 @@ def test_example_sweep_trains_real_models_and_mlflow_has_parent_and_children(run
     assert sorted(m.step for m in history) == list(range(1, epochs + 1))
 
 
+@pytest.mark.slow
+def test_the_pareto_example_has_a_conditional_optimizer_and_a_feasible_front(run_example):
+    example = run_example("configs/digits-pytorch-pareto.yml", "val_accuracy")
+    frame = example.results
+    sgd = frame["params.optimizer"] == "sgd"
+    assert sgd.any() and (~sgd).any()
+    assert frame.loc[sgd, "params.momentum"].notna().all()
+    assert frame.loc[~sgd, "params.momentum"].isna().all()  # never given to adam trials
+    front = frame[frame["pareto"]]
+    assert len(front) >= 1 and front["feasible"].all()
+    assert (front["metrics.latency_ms"] < 50).all()
+
+
+@pytest.mark.slow
+def test_the_pbt_example_copies_models_between_trials(run_example):
+    import json
+
+    example = run_example("configs/digits-pytorch-pbt.yml", "val_accuracy")
+    assert "copied trial-" in example.stdout
+    lines = (example.sweep_dir / "trials.jsonl").read_text().splitlines()
+    exploits = [json.loads(line) for line in lines if '"event": "exploit"' in line]
+    assert exploits
+    for entry in exploits:
+        run = example.client.get_run(
+            example.children.set_index("tags.sweeper.trial").loc[entry["name"], "run_id"]
+        )
+        assert run.data.tags["sweeper.pbt.copied_from"].startswith("trial-")
+    assert set(example.results["steps"]) == {example.spec.constants["epochs"]}
+
+
 def test_missing_torch_names_the_extra_to_install(tmp_path, monkeypatch, write_spec, in_tmp):
     (tmp_path / "train.py").write_text("def train(params, ctx):\n    pass\n")
     spec = load_spec(
