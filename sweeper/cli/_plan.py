@@ -89,9 +89,7 @@ def plan(spec: Path) -> None:
         click.echo(f"early stopping: {loaded.early_stopping.describe()}")
     if loaded.schedule is not None:
         ranked = loaded.stopping_objective
-        click.echo(
-            f"schedule: {loaded.schedule.describe()}, ranked by {ranked.mode} {ranked.name}"
-        )
+        click.echo(f"schedule: {loaded.schedule.describe()}, ranked by {ranked.mode} {ranked.name}")
         for name, param in loaded.mutations.items():
             click.echo(f"  mutates {name}: {param.describe()}")
     if loaded.limits.describe() != "none":

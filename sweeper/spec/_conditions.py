@@ -143,74 +143,90 @@ class ConditionalSpace:
         """Each conditional parameter must be active in some combination of its parents'
         values (``when: {a: 1, b: 2}`` where ``b`` exists only when ``a`` is 2 never is).
 
-        Walks the parents' values only (they are discrete), skipped past ``limit``
-        combinations: then a never-active parameter is simply absent from every trial.
+        One pass over :attr:`order` with the assignments trials can have of the parents still
+        to be read (they are discrete), each parameter checked when reached; skipped past
+        ``limit`` assignments: then a never-active parameter is simply absent from every
+        trial.
         """
         if not self.conditions:
             return
-        parents = [name for name in self.order if name in self._parents()]
-        combos = 1
-        for name in parents:
-            combos *= grid_count(self.space[name]) or 0
-        if combos > limit:
-            return
-        unseen = set(self.conditions)
-
-        def walk(i: int, assigned: dict[str, Any]) -> None:
-            for name in list(unseen):
-                if self._could_be_active(name, assigned, set(parents[i:])):
-                    unseen.discard(name)
-            if i == len(parents) or not unseen:
-                return
-            name = parents[i]
-            if not self.is_active(name, assigned):
-                walk(i + 1, assigned)
-                return
-            for value in grid_values(self.space[name]) or []:
-                walk(i + 1, {**assigned, name: value})
-
-        walk(0, {})
-        for name in self.space:  # the first in the spec's order
-            if name in unseen:
+        order = self.order
+        read_from = self._read_from()
+        states: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {(): {}}
+        for i, name in enumerate(order):  # iteratively: a spec may chain thousands
+            if name in self.conditions and not any(
+                self.is_active(name, assigned) for assigned in states.values()
+            ):
                 raise ParameterError(
                     f"parameters.{name}.when must be met by some combination of values, "
                     f"got {self.describe(name)}, which no trial can meet",
                     f"parameters.{name}.when",
                     "a parent it names is itself active only for other values",
                 )
+            grown: dict[tuple[tuple[str, str], ...], dict[str, Any]] = {}
+            for assigned in states.values():
+                options = [assigned]
+                if name in read_from and self.is_active(name, assigned):
+                    options = [{**assigned, name: v} for v in grid_values(self.space[name]) or []]
+                for values in options:
+                    kept = {k: v for k, v in values.items() if read_from[k] > i}
+                    grown[tuple(sorted((k, repr(v)) for k, v in kept.items()))] = kept
+            if len(grown) > limit:
+                return
+            states = grown
 
-    def _could_be_active(self, name: str, assigned: dict[str, Any], pending: set[str]) -> bool:
-        # Decided only once every parent it names is assigned or known inactive.
-        condition = self.conditions[name]
-        if any(parent in pending for parent in condition):
-            return False
-        return self.is_active(name, assigned)
+    def _read_from(self) -> dict[str, int]:
+        """Each parent's position in :attr:`order` of the last parameter that reads it."""
+        at = {name: i for i, name in enumerate(self.order)}
+        read_from: dict[str, int] = {}
+        for child, condition in self.conditions.items():
+            for parent in condition:
+                read_from[parent] = max(read_from.get(parent, -1), at[child])
+        return read_from
 
     @cached_property
     def order(self) -> list[str]:
         """Parents before children; the spec's order where conditions leave it free."""
+        # Kahn's algorithm, taking the first ready parameter in the spec's order each time
+        # (no recursion: a spec may chain thousands of parameters).
+        import heapq
+
+        names = list(self.space)
+        index = {name: i for i, name in enumerate(names)}
+        waiting = {name: len(self.conditions.get(name, {})) for name in names}
+        children: dict[str, list[str]] = {name: [] for name in names}
+        for child, condition in self.conditions.items():
+            for parent in condition:
+                children[parent].append(child)
+        ready = [index[name] for name in names if waiting[name] == 0]
+        heapq.heapify(ready)
         order: list[str] = []
-        state: dict[str, str] = {}
-
-        def visit(name: str, path: list[str]) -> None:
-            if state.get(name) == "done":
-                return
-            if state.get(name) == "visiting":
-                cycle = [*path[path.index(name) :], name]
-                raise ParameterError(
-                    "parameters' when conditions must not form a cycle, got " + " -> ".join(cycle),
-                    f"parameters.{cycle[0]}.when",
-                    "a parameter cannot depend, even through others, on itself",
-                )
-            state[name] = "visiting"
-            for parent in self.conditions.get(name, {}):
-                visit(parent, [*path, name])
-            state[name] = "done"
+        while ready:
+            name = names[heapq.heappop(ready)]
             order.append(name)
-
-        for name in self.space:
-            visit(name, [])
+            for child in children[name]:
+                waiting[child] -= 1
+                if waiting[child] == 0:
+                    heapq.heappush(ready, index[child])
+        if len(order) < len(names):
+            placed = set(order)
+            raise self._cycle_error([n for n in names if n not in placed])
         return order
+
+    def _cycle_error(self, left: list[str]) -> ParameterError:
+        # Every parameter left waits on another one left: walk parents until one repeats.
+        path = [left[0]]
+        while True:
+            parent = next(p for p in self.conditions[path[-1]] if p in left)
+            if parent in path:
+                cycle = [*path[path.index(parent) :], parent]
+                break
+            path.append(parent)
+        return ParameterError(
+            "parameters' when conditions must not form a cycle, got " + " -> ".join(cycle),
+            f"parameters.{cycle[0]}.when",
+            "a parameter cannot depend, even through others, on itself",
+        )
 
     def is_active(self, name: str, values: Mapping[str, Any]) -> bool:
         """Whether ``name`` is active given the (active) ``values`` of the others."""
@@ -236,9 +252,10 @@ class ConditionalSpace:
     def grid_count(self) -> int:
         """How many valid combinations a grid has, counted without listing them.
 
-        Unconditional spaces multiply. Otherwise a walk over the parameters in :attr:`order`
-        memoized on the values of the parents still to be consulted, which keeps it as cheap
-        as the conditions are shallow.
+        Unconditional spaces multiply. Otherwise one pass over the parameters in
+        :attr:`order`, keeping how many combinations share each assignment of the parents
+        still to be read (a parameter nobody reads multiplies them): as cheap as the
+        conditions are shallow, and without recursion.
         """
         if not self.conditions:
             size = 1
@@ -246,53 +263,48 @@ class ConditionalSpace:
                 size *= grid_count(param) or 0
             return size
         order = self.order
-        parents = self._parents()
-        # For each position, which parents are still read at or after it.
-        needed = [
-            {p for name in order[i:] for p in self.conditions.get(name, {})}
-            for i in range(len(order))
-        ]
-        memo: dict[tuple[int, tuple[tuple[str, str], ...]], int] = {}
-
-        def count(i: int, assigned: dict[str, Any]) -> int:
-            if i == len(order):
-                return 1
-            key = (i, tuple(sorted((p, repr(assigned[p])) for p in needed[i] if p in assigned)))
-            if key in memo:
-                return memo[key]
-            name = order[i]
+        read_from = self._read_from()
+        # assignment of the parents still needed -> how many combinations have it
+        states: dict[tuple[tuple[str, str], ...], tuple[dict[str, Any], int]] = {(): ({}, 1)}
+        for i, name in enumerate(order):
             param = self.space[name]
-            if not self.is_active(name, assigned):
-                total = count(i + 1, assigned)
-            elif name in parents:
-                total = sum(count(i + 1, {**assigned, name: v}) for v in grid_values(param) or [])
-            else:  # nobody reads it: its values multiply what follows
-                total = (grid_count(param) or 0) * count(i + 1, assigned)
-            memo[key] = total
-            return total
-
-        return count(0, {})
+            grown: dict[tuple[tuple[str, str], ...], tuple[dict[str, Any], int]] = {}
+            for assigned, count in states.values():
+                if not self.is_active(name, assigned):
+                    options = [(assigned, count)]
+                elif name in read_from:
+                    options = [({**assigned, name: v}, count) for v in grid_values(param) or []]
+                else:  # nobody reads it: its values multiply the combinations
+                    options = [(assigned, count * (grid_count(param) or 0))]
+                for values, number in options:
+                    kept = {k: v for k, v in values.items() if read_from[k] > i}
+                    key = tuple(sorted((k, repr(v)) for k, v in kept.items()))
+                    previous = grown.get(key, (kept, 0))[1]
+                    grown[key] = (kept, previous + number)
+            states = grown
+        return sum(count for _, count in states.values())
 
     def grid_points(self) -> Iterator[dict[str, Any]]:
         """Every valid combination, like nested loops over the parameters in the spec's order
-        (the last varies fastest); an inactive parameter is skipped, not looped over."""
-        names = list(self.space)
-        if self.order != names:
-            # A child declared before its parent: loop in dependency order instead.
-            names = self.order
+        (the last varies fastest); an inactive parameter is skipped, not looped over.
 
-        def walk(i: int, assigned: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        A child declared before its parent loops in dependency order instead.
+        """
+        names = self.order
+        # Depth-first with a stack of (next parameter, values so far), each parameter's
+        # values pushed last-first so the first comes out first.
+        stack: list[tuple[int, dict[str, Any]]] = [(0, {})]
+        while stack:
+            i, assigned = stack.pop()
             if i == len(names):
                 yield {name: assigned[name] for name in self.space if name in assigned}
-                return
+                continue
             name = names[i]
             if not self.is_active(name, assigned):
-                yield from walk(i + 1, assigned)
-                return
-            for value in grid_values(self.space[name]) or []:
-                yield from walk(i + 1, {**assigned, name: value})
-
-        yield from walk(0, {})
+                stack.append((i + 1, assigned))
+                continue
+            values = grid_values(self.space[name]) or []
+            stack.extend((i + 1, {**assigned, name: v}) for v in reversed(values))
 
     def describe(self, name: str) -> str:
         """``when optimizer = sgd, layers in (2, 3)``, or ``""`` for an unconditional one."""

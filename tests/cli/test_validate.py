@@ -91,6 +91,27 @@ def test_validate_bad_mode(project: Path, write_spec) -> None:
     )
 
 
+def test_validate_a_condition_on_an_unknown_parameter(project: Path, write_spec) -> None:
+    write_spec(GRID + "  width: {choice: [8, 16], when: {layer: 2}}\n")
+    result = invoke("validate", "experiment.yml")
+    assert_one_line_error(
+        result,
+        "parameters.width.when must name parameters of the spec, got 'layer' "
+        "(experiment.yml: parameters.width.when.layer); did you mean 'layers'?",
+    )
+
+
+def test_validate_a_constraint_without_an_operator(project: Path, write_spec) -> None:
+    write_spec(GRID.replace("mode: min", "mode: min, constraints: ['latency 20']"))
+    result = invoke("validate", "experiment.yml")
+    assert_one_line_error(
+        result,
+        "search.constraints[0] must be '<metric> <op> <number>' with op one of <=, <, >=, >, "
+        "got 'latency 20' (experiment.yml: search.constraints.0); write e.g. 'params_m <= 5' "
+        "or 'latency_ms < 20'",
+    )
+
+
 def test_validate_unknown_key(project: Path, write_spec) -> None:
     write_spec(GRID.replace("metric: loss", "metric: loss, trails: 3"))
     result = invoke("validate", "experiment.yml")

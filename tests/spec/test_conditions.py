@@ -197,3 +197,15 @@ def test_parameters_without_conditions_keep_their_draws(project: Path) -> None:
         k = ["a", "b"][int(rng.integers(0, 2, size=1)[0])]
         expected.append({"x": x, "k": k})
     assert sweep_points(spec) == expected
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_a_chain_of_thousands_of_conditions_loads(project: Path, reverse: bool) -> None:
+    # Each parameter exists only when the one before it is 1: 3,001 valid combinations.
+    lines = ["  a0: {choice: [1, 2]}"]
+    lines += [f"  a{i}: {{choice: [1, 2], when: {{a{i - 1}: 1}}}}" for i in range(1, 3000)]
+    if reverse:  # children declared before their parents
+        lines.reverse()
+    spec = load(project, HEAD + GRID + "parameters:\n" + "\n".join(lines) + "\n")
+    assert spec.trial_count() == 3001
+    assert spec.conditional_space.order[:3] == ["a0", "a1", "a2"]

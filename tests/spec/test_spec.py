@@ -245,7 +245,7 @@ def test_spec_error_format() -> None:
 
 TOP_KEYS = (
     "name, description, framework, entrypoint, command, metrics, caffe, parameters, search, "
-    "resources, data, results, storage, early_stopping, limits, requirements, mounts, "
+    "resources, data, results, storage, early_stopping, schedule, limits, requirements, mounts, "
     "results_layout"
 )
 
