@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from sweeper._validation import Block, invalid
 from sweeper.spec._blocks import EarlyStopping, Limits, Schedule
 from sweeper.spec._conditions import ConditionalSpace, parse_condition
-from sweeper.spec._objectives import Constraint, Objective, parse_constraint
+from sweeper.spec._objectives import Constraint, Objective, check_metric_name, parse_constraint
 from sweeper.spec._parameters import (
     Choice,
     Constant,
@@ -201,13 +201,12 @@ class Search(Block):
     @field_validator("metric")
     @classmethod
     def _metric_name(cls, value: str) -> str:
-        if value != value.strip() or "\n" in value:
-            raise invalid(
-                f"search.metric must be a metric name without surrounding blanks or line breaks, "
-                f"got {value!r}",
-                hint="it is the key training code reports: ctx.report(loss=...)",
-            )
-        return value
+        return check_metric_name(
+            "search.metric",
+            "a metric name",
+            value,
+            "it is the key training code reports: ctx.report(loss=...)",
+        )
 
     @property
     def objectives(self) -> list[Objective]:
@@ -622,20 +621,9 @@ class Spec(Block):
                 "resources.learners",
                 "population-based training copies one process's checkpoint",
             )
-        names = [o.name for o in self.search.objectives]
-        if schedule.metric is None and self.search.multi_objective:
-            raise invalid(
-                f"schedule.metric must be set with several objectives, got nothing "
-                f"(search.metrics: {', '.join(names)})",
-                "schedule.metric",
-                f"name the objective the population is ranked by, e.g. metric: {names[0]}",
-            )
-        if schedule.metric is not None and schedule.metric not in names:
-            raise invalid(
-                f"schedule.metric must be one of the search's objectives ({', '.join(names)}), "
-                f"got {schedule.metric!r}",
-                "schedule.metric",
-            )
+        self._check_ranking_objective(
+            "schedule", schedule.metric, "the objective the population is ranked by"
+        )
         mutations: dict[str, Parameter] = {}
         for name, raw in schedule.mutations.items():
             where = f"schedule.mutations.{name}"
@@ -683,25 +671,29 @@ class Spec(Block):
 
     @model_validator(mode="after")
     def _early_stopping_objective(self) -> Spec:
-        rule = self.early_stopping
-        names = [o.name for o in self.search.objectives]
-        if rule is None:
-            return self
-        if rule.metric is None and self.search.multi_objective:
-            raise invalid(
-                f"early_stopping.metric must be set with several objectives, got nothing "
-                f"(search.metrics: {', '.join(names)})",
-                "early_stopping.metric",
-                f"name the objective trials are stopped on, e.g. metric: {names[0]}",
-            )
-        if rule.metric is not None and rule.metric not in names:
-            raise invalid(
-                f"early_stopping.metric must be one of the search's objectives "
-                f"({', '.join(names)}), got {rule.metric!r}",
-                "early_stopping.metric",
-                "trials are stopped on an objective's value, in its mode",
+        if self.early_stopping is not None:
+            self._check_ranking_objective(
+                "early_stopping", self.early_stopping.metric, "the objective trials are stopped on"
             )
         return self
+
+    def _check_ranking_objective(self, block: str, metric: str | None, what: str) -> None:
+        """``<block>.metric``: required with several objectives, and one of them."""
+        names = [o.name for o in self.search.objectives]
+        if metric is None and self.search.multi_objective:
+            raise invalid(
+                f"{block}.metric must be set with several objectives, got nothing "
+                f"(search.metrics: {', '.join(names)})",
+                f"{block}.metric",
+                f"name {what}, e.g. metric: {names[0]}",
+            )
+        if metric is not None and metric not in names:
+            raise invalid(
+                f"{block}.metric must be one of the search's objectives ({', '.join(names)}), "
+                f"got {metric!r}",
+                f"{block}.metric",
+                f"{block} judges trials by one objective's value, in that objective's mode",
+            )
 
     @property
     def stopping_objective(self) -> Objective:

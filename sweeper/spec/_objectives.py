@@ -20,6 +20,7 @@ from sweeper._validation import Block, invalid
 __all__ = [
     "Constraint",
     "Objective",
+    "check_metric_name",
     "dominates",
     "metric_value",
     "pareto_front",
@@ -32,6 +33,16 @@ _CONSTRAINT = re.compile(
 )
 
 
+def check_metric_name(where: str, what: str, value: str, hint: str) -> str:
+    """``value`` if it can be a reported metric's name (no surrounding blanks, one line)."""
+    if value != value.strip() or "\n" in value:
+        raise invalid(
+            f"{where} must be {what} without surrounding blanks or line breaks, got {value!r}",
+            hint=hint,
+        )
+    return value
+
+
 class Objective(Block):
     """One of ``search.metrics``: a reported metric and whether to minimize or maximize it."""
 
@@ -41,13 +52,12 @@ class Objective(Block):
     @field_validator("name")
     @classmethod
     def _metric_name(cls, value: str) -> str:
-        if value != value.strip() or "\n" in value:
-            raise invalid(
-                f"search.metrics names must be metric names without surrounding blanks or line "
-                f"breaks, got {value!r}",
-                hint="they are the keys training code reports: ctx.report(loss=...)",
-            )
-        return value
+        return check_metric_name(
+            "search.metrics names",
+            "metric names",
+            value,
+            "they are the keys training code reports: ctx.report(loss=...)",
+        )
 
     def better(self, a: float, b: float) -> bool:
         """Whether ``a`` is strictly better than ``b``."""

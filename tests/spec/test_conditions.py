@@ -4,13 +4,9 @@
 from __future__ import annotations
 
 import itertools
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-from sweeper.errors import SpecError
-from sweeper.spec import load_spec
 
 HEAD = "name: demo\nframework: python\nentrypoint: train.py:train\n"
 OPTUNA = "search: {method: optuna, metric: loss, mode: min, trials: 3}\n"
@@ -18,93 +14,76 @@ GRID = "search: {method: grid, metric: loss, mode: min}\n"
 OPT = "parameters:\n  optimizer: {choice: [adam, sgd]}\n"
 
 
-@pytest.fixture
-def project(in_tmp: Path) -> Path:
-    (in_tmp / "train.py").write_text("def train(params, ctx):\n    pass\n", encoding="utf-8")
-    return in_tmp
-
-
-def load(project: Path, text: str):
-    (project / "experiment.yml").write_text(text, encoding="utf-8")
-    return load_spec("experiment.yml")
-
-
-def error_of(project: Path, text: str) -> str:
-    with pytest.raises(SpecError) as caught:
-        load(project, text)
-    return str(caught.value)
-
-
-def test_a_condition_on_an_unknown_parameter(project: Path) -> None:
+def test_a_condition_on_an_unknown_parameter(spec_file) -> None:
     text = HEAD + OPTUNA + OPT + "  momentum: {uniform: [0.5, 0.99], when: {optimiser: sgd}}\n"
-    assert error_of(project, text) == (
+    assert spec_file.error(text) == (
         "parameters.momentum.when must name parameters of the spec, got 'optimiser' "
         "(experiment.yml: parameters.momentum.when.optimiser); did you mean 'optimizer'?"
     )
 
 
-def test_a_value_the_parent_can_never_take(project: Path) -> None:
+def test_a_value_the_parent_can_never_take(spec_file) -> None:
     text = HEAD + OPTUNA + OPT + "  momentum: {uniform: [0.5, 0.99], when: {optimizer: rmsprop}}\n"
-    assert error_of(project, text) == (
+    assert spec_file.error(text) == (
         "parameters.momentum.when.optimizer must be a value optimizer can take, got 'rmsprop' "
         "(optimizer is choice('adam', 'sgd')) (experiment.yml: parameters.momentum.when."
         "optimizer); momentum would never be active; fix the value or optimizer's list"
     )
 
 
-def test_an_int_parent_value_off_its_step(project: Path) -> None:
+def test_an_int_parent_value_off_its_step(spec_file) -> None:
     text = HEAD + OPTUNA + "parameters:\n  layers: {int: [1, 7], step: 2}\n"
     text += "  width: {choice: [8, 16], when: {layers: 2}}\n"
-    assert "got 2 (layers is int(1, 7, step=2))" in error_of(project, text)
+    assert "got 2 (layers is int(1, 7, step=2))" in spec_file.error(text)
 
 
-def test_a_cycle(project: Path) -> None:
+def test_a_cycle(spec_file) -> None:
     text = HEAD + OPTUNA + "parameters:\n  a: {choice: [1, 2], when: {c: 1}}\n"
     text += "  b: {choice: [1, 2], when: {a: 1}}\n  c: {choice: [1, 2], when: {b: 1}}\n"
-    assert error_of(project, text) == (
+    assert spec_file.error(text) == (
         "parameters' when conditions must not form a cycle, got a -> c -> b -> a "
         "(experiment.yml: parameters.a.when); a parameter cannot depend, even through others, "
         "on itself"
     )
 
 
-def test_a_parameter_conditioned_on_itself(project: Path) -> None:
+def test_a_parameter_conditioned_on_itself(spec_file) -> None:
     text = HEAD + OPTUNA + "parameters:\n  a: {choice: [1, 2], when: {a: 1}}\n"
-    assert "must not form a cycle, got a -> a" in error_of(project, text)
+    assert "must not form a cycle, got a -> a" in spec_file.error(text)
 
 
-def test_a_continuous_parent(project: Path) -> None:
+def test_a_continuous_parent(spec_file) -> None:
     text = HEAD + OPTUNA + "parameters:\n  lr: {uniform: [0.0, 1.0]}\n"
     text += "  warm: {choice: [true, false], when: {lr: 0.5}}\n"
-    assert error_of(project, text) == (
+    assert spec_file.error(text) == (
         "parameters.warm.when must name a parameter with distinct values (choice, int or "
         "constant), got lr: uniform(0, 1) (experiment.yml: parameters.warm.when.lr); a "
         "continuous value is never exactly equal to one number; make lr a choice"
     )
 
 
-def test_a_combination_no_trial_can_meet(project: Path) -> None:
+def test_a_combination_no_trial_can_meet(spec_file) -> None:
     text = HEAD + OPTUNA + OPT + "  momentum: {choice: [0.5, 0.9], when: {optimizer: sgd}}\n"
     text += "  nesterov: {choice: [true, false], when: {optimizer: adam, momentum: 0.9}}\n"
-    assert error_of(project, text) == (
+    assert spec_file.error(text) == (
         "parameters.nesterov.when must be met by some combination of values, got when "
         "optimizer = 'adam' and momentum = 0.9, which no trial can meet (experiment.yml: "
         "parameters.nesterov.when); a parent it names is itself active only for other values"
     )
 
 
-def test_when_must_be_a_mapping(project: Path) -> None:
+def test_when_must_be_a_mapping(spec_file) -> None:
     text = HEAD + OPTUNA + OPT + "  momentum: {uniform: [0.5, 0.99], when: sgd}\n"
-    assert error_of(project, text) == (
+    assert spec_file.error(text) == (
         "parameters.momentum.when must be a mapping of parameter to value(s), got 'sgd' "
         "(experiment.yml: parameters.momentum.when); write e.g. when: {optimizer: sgd} or "
         "when: {optimizer: [sgd, rmsprop]}"
     )
 
 
-def test_when_on_a_constant(project: Path) -> None:
+def test_when_on_a_constant(spec_file) -> None:
     text = HEAD + OPTUNA + OPT + "  momentum: {value: 0.9, when: {optimizer: sgd}}\n"
-    assert error_of(project, text) == (
+    assert spec_file.error(text) == (
         "parameters.momentum.when must not be used with value, got {'optimizer': 'sgd'} "
         "(experiment.yml: parameters.momentum.when); a constant is in every trial; for a "
         "conditional one write {choice: [0.9], when: ...}"
@@ -139,10 +118,10 @@ def brute_force(spec) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
-def test_a_nested_grid_counts_and_lists_the_valid_combinations(project: Path) -> None:
+def test_a_nested_grid_counts_and_lists_the_valid_combinations(spec_file) -> None:
     from sweeper.search import sweep_points
 
-    spec = load(project, HEAD + GRID + NESTED)
+    spec = spec_file.load(HEAD + GRID + NESTED)
     expected = brute_force(spec)
     # adam: 2 beta2; sgd: momentum 0.0, or 0.5/0.9 x 2 nesterov = 5; layers 1 or (2, 3) x 2.
     assert len(expected) == (2 + 5) * (1 + 2 * 2) * 2
@@ -157,11 +136,11 @@ def test_a_nested_grid_counts_and_lists_the_valid_combinations(project: Path) ->
     assert points[1] == {"optimizer": "adam", "beta2": 0.99, "layers": 1, "kernel": 5}
 
 
-def test_a_child_declared_before_its_parent_is_drawn_after_it(project: Path) -> None:
+def test_a_child_declared_before_its_parent_is_drawn_after_it(spec_file) -> None:
     text = HEAD + "search: {method: random, metric: loss, mode: min, trials: 40, seed: 1}\n"
     text += "parameters:\n  momentum: {uniform: [0.5, 0.9], when: {optimizer: sgd}}\n"
     text += "  optimizer: {choice: [adam, sgd]}\n"
-    spec = load(project, text)
+    spec = spec_file.load(text)
     assert spec.conditional_space.order == ["optimizer", "momentum"]
     from sweeper.search import sweep_points
 
@@ -170,18 +149,18 @@ def test_a_child_declared_before_its_parent_is_drawn_after_it(project: Path) -> 
     assert {p["optimizer"] for p in points} == {"adam", "sgd"}
 
 
-def test_a_grid_too_large_even_with_conditions(project: Path) -> None:
+def test_a_grid_too_large_even_with_conditions(spec_file) -> None:
     text = HEAD + GRID + "parameters:\n  a: {int: [1, 100]}\n  b: {int: [1, 100]}\n"
     text += "  c: {int: [1, 100], when: {a: [1, 2]}}\n  d: {int: [1, 30]}\n"
     # a in (1, 2): 2 x 100 x 100 x 30; the other 98 values of a: 98 x 100 x 30.
-    assert error_of(project, text) == (
+    assert spec_file.error(text) == (
         "the grid must have at most 100000 points for method grid, got 894000 (valid "
         "combinations of 100 x 100 x 100 x 30) (experiment.yml: parameters); use fewer values "
         "or a larger step, or method random or optuna with trials"
     )
 
 
-def test_parameters_without_conditions_keep_their_draws(project: Path) -> None:
+def test_parameters_without_conditions_keep_their_draws(spec_file) -> None:
     # A spec with no when draws exactly what it drew before conditions existed.
     import numpy as np
 
@@ -189,7 +168,7 @@ def test_parameters_without_conditions_keep_their_draws(project: Path) -> None:
 
     text = HEAD + "search: {method: random, metric: loss, mode: min, trials: 3, seed: 7}\n"
     text += "parameters:\n  x: {uniform: [0.0, 1.0]}\n  k: {choice: [a, b]}\n"
-    spec = load(project, text)
+    spec = spec_file.load(text)
     rng = np.random.default_rng(7)
     expected = []
     for _ in range(3):
@@ -200,12 +179,12 @@ def test_parameters_without_conditions_keep_their_draws(project: Path) -> None:
 
 
 @pytest.mark.parametrize("reverse", [False, True])
-def test_a_chain_of_thousands_of_conditions_loads(project: Path, reverse: bool) -> None:
+def test_a_chain_of_thousands_of_conditions_loads(spec_file, reverse: bool) -> None:
     # Each parameter exists only when the one before it is 1: 3,001 valid combinations.
     lines = ["  a0: {choice: [1, 2]}"]
     lines += [f"  a{i}: {{choice: [1, 2], when: {{a{i - 1}: 1}}}}" for i in range(1, 3000)]
     if reverse:  # children declared before their parents
         lines.reverse()
-    spec = load(project, HEAD + GRID + "parameters:\n" + "\n".join(lines) + "\n")
+    spec = spec_file.load(HEAD + GRID + "parameters:\n" + "\n".join(lines) + "\n")
     assert spec.trial_count() == 3001
     assert spec.conditional_space.order[:3] == ["a0", "a1", "a2"]
