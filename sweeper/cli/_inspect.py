@@ -71,13 +71,18 @@ def list_(config: Path | None) -> None:
         return
     rows = [["sweep", "status", "trials", "best", "started"]]
     for sweep in sweeps:
-        best = sweep.top_rows(1)
+        several = len(sweep.objectives) > 1
+        best = sweep.top_rows(None if several else 1)
+        if several:  # no single best: the size of the Pareto front
+            shown = f"Pareto front of {len(best)}" if best else "-"
+        else:
+            shown = f"{sweep.metric}={short(best[0][sweep.metric])}" if best else "-"
         rows.append(
             [
                 sweep.sweep,
                 sweep.status,
                 f"{sweep.trials_done}/{sweep.trials_total}",
-                f"{sweep.metric}={short(best[0][sweep.metric])}" if best else "-",
+                shown,
                 datetime.fromtimestamp(sweep.state.created).strftime("%Y-%m-%d %H:%M"),
             ]
         )

@@ -192,6 +192,12 @@ def test_a_two_objective_nsga2_sweep_marks_its_pareto_front(settings):
     accuracies = [float(frame.set_index("trial").loc[name, "accuracy"]) for name in listed]
     assert accuracies == sorted(accuracies, reverse=True)
 
+    # `sweeper list` gives the front's size where a single objective has its best.
+    env = {"SWEEPER_RESULTS_DIR": str(settings.results.dir)}
+    listed_sweeps = CliRunner().invoke(main, ["list"], env=env)
+    assert listed_sweeps.exit_code == 0, listed_sweeps.output
+    assert f"Pareto front of {len(front)}" in listed_sweeps.stdout
+
     # `sweeper plot` adds Optuna's Pareto-front plot.
     from sweeper.plots import plot_sweep
 
