@@ -104,6 +104,12 @@ SPEC_KEYS = [
     "early_stopping.method",
     "early_stopping.max_steps",
     "early_stopping.reduction_factor",
+    "early_stopping.metric",
+    "search.metrics",
+    "search.constraints",
+    "parameters.lr.when",
+    "schedule",
+    "schedule.mutations",
     "storage",
     "storage.endpoint_url",
 ]
@@ -290,6 +296,7 @@ def _must_fail() -> Iterator[Case]:
     }.items():
         yield spec_case(f"garbled: {key}", _set(BASE, key.strip(), value), expect="error")
     yield spec_case("a key that is null", "? null\n: 1\n" + dump(BASE), expect="error")
+    yield from _broader_search_cases()
     manifest_bad: dict[str, Any] = {
         "unknown framework name": _set(MANIFEST, "framework.name", "mxnet-9000"),
         "connection as a string": _set(MANIFEST, "data_stores.0.connection", "http://x"),
@@ -351,6 +358,58 @@ def _must_fail() -> Iterator[Case]:
     for name, data in hpo_bad.items():
         yield manifest_case(f"hpo: {name}", data, expect="error")
         yield manifest_case(f"convert hpo: {name}", data, command="convert", expect="error")
+
+
+def _broader_search_cases() -> Iterator[Case]:
+    """Conditional spaces, objectives, constraints, data choices and schedules that must be
+    refused in one line (a cycle, an unbounded bound, a dataset twice, ...), and deep ones
+    that must load without recursing."""
+    opt = {"opt": {"choice": ["adam", "sgd"]}}
+    two = [{"name": "loss", "mode": "min"}, {"name": "size", "mode": "min"}]
+    pbt = {"method": "pbt", "perturbation_interval": 2, "mutations": {"lr": {"uniform": [0, 1]}}}
+    bad: dict[str, Any] = {
+        "when cycle": _set(BASE, "parameters", {
+            "a": {"choice": [1, 2], "when": {"b": 1}}, "b": {"choice": [1, 2], "when": {"a": 1}},
+        }),
+        "when on a constant": _set(BASE, "parameters.epochs", {"value": 2, "when": {"lr": 0.1}}),
+        "when value never taken": _set(BASE, "parameters", {
+            **opt, "m": {"uniform": [0, 1], "when": {"opt": "rmsprop"}},
+        }),
+        "when value a mapping": _set(BASE, "parameters", {
+            **opt, "m": {"uniform": [0, 1], "when": {"opt": {"x": 1}}},
+        }),
+        "when empty": _set(BASE, "parameters", {**opt, "m": {"uniform": [0, 1], "when": {}}}),
+        "metrics and another metric": _set(BASE, "search.metrics", two[::-1]),
+        "metrics twice the same": _set(
+            _set(BASE, "search", {"method": "random", "trials": 3}), "search.metrics", [two[0]] * 2
+        ),
+        "metrics empty": _set(_set(BASE, "search", {"method": "random", "trials": 3}),
+                              "search.metrics", []),
+        "constraint bound 1e999": _set(BASE, "search.constraints", ["size <= 1e999"]),
+        "constraint bound nan": _set(BASE, "search.constraints", ["size <= nan"]),
+        "constraint with two operators": _set(BASE, "search.constraints", ["1 < size < 5"]),
+        "constraint on a parameter": _set(BASE, "search.constraints", ["lr < 0.01"]),
+        "data choice twice": _set(BASE, "data", {"choice": ["./a", "./a"]}),
+        "data choice empty": _set(BASE, "data", {"choice": []}),
+        "data choice of numbers": _set(BASE, "data", {"choice": [1, 2]}),
+        "schedule with optuna": _set(
+            _set(BASE, "search.method", "optuna"), "schedule", pbt
+        ),
+        "schedule of a parameter nobody has": _set(
+            BASE, "schedule", {**pbt, "mutations": {"momentum": {"uniform": [0, 1]}}}
+        ),
+        "schedule interval 0": _set(BASE, "schedule", {**pbt, "perturbation_interval": 0}),
+        "schedule quantile 0.9": _set(BASE, "schedule", {**pbt, "quantile_fraction": 0.9}),
+    }  # fmt: skip
+    for name, data in bad.items():
+        yield spec_case(f"broader: {name}", data, expect="error", klass="search")
+    chain: dict[str, Any] = {"a0": {"choice": [1, 2]}}
+    chain.update({f"a{i}": {"choice": [1, 2], "when": {f"a{i - 1}": 1}} for i in range(1, 2000)})
+    grid = {"method": "grid", "metric": "loss", "mode": "min"}
+    backwards = dict(reversed(list(chain.items())))
+    for label, params in (("in order", chain), ("declared backwards", backwards)):
+        data = {**_set(BASE, "search", grid), "parameters": params}
+        yield spec_case(f"broader: a chain of 2,000 conditions {label}", data, klass="search")
 
 
 def _settings_cases() -> Iterator[Case]:
