@@ -197,3 +197,11 @@ def population(params, ctx):
             (ctx.trial_dir.parent.parent / STOP_FILE).write_text("")  # as `sweeper stop`
         time.sleep(params.get("sleep", 0.05))
     (ctx.output_dir / "history.json").write_text(json.dumps(state["history"]))
+
+
+def curves(params, ctx):
+    """Four steps of a score and a size that both rise with x (a trade-off: score is better
+    high, size low)."""
+    for step in range(1, 5):
+        ctx.report(step=step, score=params["x"] * step / (step + 1), size=params["x"])
+        time.sleep(0.05)

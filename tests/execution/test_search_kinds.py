@@ -259,3 +259,22 @@ def test_a_trial_that_never_reports_a_constrained_metric_fails(settings):
         "search.constraints needs metric 'memory_gb' ('memory_gb <= 4'), which trial-0001 never "
         "reported; report it with ctx.report(memory_gb=...) or fix the constraint"
     ) in row["error"]
+
+
+def test_early_stopping_judges_the_objective_it_names(settings):
+    search = {
+        "method": "grid",
+        "metrics": [{"name": "size", "mode": "min"}, {"name": "score", "mode": "max"}],
+        "concurrency": 1,
+    }
+    # Each trial is worse on score than the one before it: ASHA, on score, stops the late ones
+    # (on size, the first objective, it would stop none: each is better than the last).
+    parameters = {"x": {"choice": [6.0, 5.0, 4.0, 3.0, 2.0, 1.0]}}
+    rule = {"method": "asha", "max_steps": 4, "grace_period": 1, "reduction_factor": 2}
+    spec = make_spec("curves", search, parameters, early_stopping={**rule, "metric": "score"})
+    result = run(spec, settings, echo=None)
+    frame = result.results.set_index("trial")
+    stopped = list(frame.index[frame["state"] == "stopped"])
+    assert stopped and frame.loc["trial-0001", "state"] == "completed"
+    assert all(frame.loc[t, "steps"] < 4 for t in stopped)
+    assert not frame.loc[stopped, "pareto"].any()  # a stopped trial is not on the front
