@@ -418,3 +418,9 @@ def test_a_data_choice_stages_each_dataset_once_and_records_which_one(
     runs = mlflow.search_runs(experiment_names=["storage-test"])
     children = runs[runs["tags.mlflow.parentRunId"] == result.parent_run_id]
     assert sorted(children["params.data"]) == sorted(frame["params.data"])
+    # So do the plots: the dataset is a dimension of the parallel coordinates.
+    from sweeper.plots import plot_sweep
+
+    plot_sweep(result.sweep_dir, log_to_mlflow=False, echo=None)
+    html = (result.sweep_dir / "plots" / "parallel_coordinate.html").read_text()
+    assert all(name in html for name in ("digits-v1", "digits-v2", "local-v3"))
