@@ -98,7 +98,9 @@ class _Seen:
     def __call__(self, result: dict[str, Any], **kwargs: Any) -> None:
         self.names.update(result.get(REPORTED_KEY) or ())
         saved = result.pop(CHECKPOINT_KEY, None)
-        if saved is not None and "checkpoint" not in kwargs:
+        # A learner of a trial of several may have saved on another node: that state stays in
+        # the trial's folder there (Tune could not read it from here).
+        if saved is not None and "checkpoint" not in kwargs and Path(saved).is_dir():
             from ray import tune
 
             # Tune copies the folder into its storage now: the next save may overwrite it.
