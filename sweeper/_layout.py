@@ -34,6 +34,7 @@ FfDL laid out a training's results.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -68,12 +69,14 @@ __all__ = [
     "SUMMARY_FILES",
     "TRIALS_DIR",
     "WORK_DIR",
+    "FoundSweep",
     "find_sweep",
     "is_sweep_dir",
     "is_trial_name",
     "learner_log",
     "learner_logs_dir",
     "learner_work_dir",
+    "resolve_sweep",
     "training_id",
     "trial_dir",
     "trial_name",
@@ -192,25 +195,89 @@ def is_sweep_dir(folder: Path) -> bool:
     return (folder / STATE_FILE).is_file()
 
 
-def find_sweep(ref: str | Path, settings: Settings | None = None) -> Path:
-    """A sweep's folder from its path or its id (a folder under ``[results] dir``).
+def find_sweep(ref: str | Path | None, settings: Settings | None = None) -> Path:
+    """A sweep's folder from what a user types for it (see :func:`resolve_sweep`)."""
+    return resolve_sweep(ref, settings).folder
 
-    The one lookup rule of every command that names a sweep.
+
+@dataclass(frozen=True)
+class FoundSweep:
+    """The sweep a reference named, and how (``picked``: ``None`` when named exactly)."""
+
+    folder: Path
+    picked: str | None = None
+
+    @property
+    def sweep(self) -> str:
+        return self.folder.name
+
+
+def resolve_sweep(ref: str | Path | None, settings: Settings | None = None) -> FoundSweep:
+    """The one lookup rule of every command that names a sweep.
+
+    In order: a sweep's folder; its id (a folder under ``[results] dir``); a spec's ``name``
+    (its newest sweep); a unique prefix of an id; nothing (the newest sweep of all). Only the
+    first two are exact: for the others, ``picked`` says which sweep was taken and why, for the
+    command to say so first.
 
     Raises:
-        NotFoundError: If no such sweep exists.
+        NotFoundError: If no sweep matches, or a prefix matches several (they are listed).
     """
     from sweeper.errors import NotFoundError
     from sweeper.settings import load_settings
 
     settings = settings or load_settings()
-    folder = Path(ref)
-    if not is_sweep_dir(folder):
-        folder = Path(settings.results.dir).expanduser() / str(ref)
-    if not is_sweep_dir(folder):
-        raise NotFoundError(
-            f"sweep must be a sweep folder or id, got {str(ref)!r}",
-            hint=f"sweeps are folders under {settings.results.dir}",
+    root = Path(settings.results.dir).expanduser()
+    if ref is not None and str(ref) != "":
+        for folder in (Path(ref), root / str(ref)):
+            if is_sweep_dir(folder):
+                # Absolute, whatever the user typed: Ray and pyarrow refuse a relative path.
+                return FoundSweep(folder.resolve())
+    sweeps = _sweeps_under(root)
+    if ref is None or str(ref) == "":
+        if not sweeps:
+            raise NotFoundError(
+                f"sweep must be named, got nothing, and there is no sweep under {root}",
+                hint="run one first: sweeper run experiment.yml",
+            )
+        newest = max(sweeps, key=lambda s: s[2])
+        return FoundSweep(newest[0].resolve(), f"the newest sweep under {root}")
+    text = str(ref)
+    named = [s for s in sweeps if s[1] == text]
+    if named:
+        newest = max(named, key=lambda s: s[2])
+        how = f"the newest of {len(named)} sweeps of spec {text}" if len(named) > 1 else None
+        return FoundSweep(newest[0].resolve(), how or f"the only sweep of spec {text}")
+    prefixed = sorted(s[0].name for s in sweeps if s[0].name.startswith(text))
+    if len(prefixed) == 1:
+        return FoundSweep((root / prefixed[0]).resolve(), f"the only id that starts {text!r}")
+    if prefixed:
+        shown = ", ".join(prefixed[:5]) + (
+            f" and {len(prefixed) - 5} more" if len(prefixed) > 5 else ""
         )
-    # Absolute, whatever the user typed: Ray and pyarrow refuse a relative storage path.
-    return folder.resolve()
+        raise NotFoundError(
+            f"sweep must name one sweep, got {text!r}, which starts {len(prefixed)} ids: {shown}",
+            hint="type more of the id, or a spec's name for its newest sweep",
+        )
+    raise NotFoundError(
+        f"sweep must be a sweep folder, id, id prefix or spec name, got {text!r}",
+        hint=f"sweeps are folders under {root}",
+    )
+
+
+def _sweeps_under(root: Path) -> list[tuple[Path, str, float]]:
+    """(folder, spec name, created) of each sweep under ``root``, from its ``state.json``
+    (read directly: naming a sweep must not cost an import of the journal's readers)."""
+    import json
+
+    found = []
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        try:
+            state = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # not a sweep, or one whose state is damaged: `sweeper list` says so
+        if isinstance(state, dict):
+            created = state.get("created")
+            stamp = float(created) if isinstance(created, (int, float)) else 0.0
+            found.append((folder, str(state.get("spec") or ""), stamp))
+    return found

@@ -339,8 +339,9 @@ def _run_ids(path: Path) -> dict[str, str]:
     }
 
 
-def load(sweep: str | Path, settings: Settings | None = None) -> Sweep:
-    """A sweep by its folder or id (a folder under ``[results] dir``).
+def load(sweep: str | Path | None, settings: Settings | None = None) -> Sweep:
+    """A sweep by what a user types for it: its folder, its id (a folder under ``[results]
+    dir``), a spec's name (its newest sweep), a unique id prefix, or ``None`` (the newest).
 
     Raises:
         NotFoundError: If no such sweep exists.

@@ -106,7 +106,9 @@ def test_an_unknown_trial_names_the_sweeps_trials(finished):
 
 
 def test_an_unknown_sweep_is_not_found_and_a_damaged_one_an_error(finished, tmp_path):
-    with pytest.raises(NotFoundError, match="sweep must be a sweep folder or id, got 'nope'"):
+    with pytest.raises(
+        NotFoundError, match="sweep must be a sweep folder, id, id prefix or spec name, got 'nope'"
+    ):
         load("nope", finished.settings)
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "state.json").write_text("{not json")

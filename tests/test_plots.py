@@ -210,7 +210,7 @@ def test_cli_no_mlflow_and_a_sweep_that_does_not_exist(single_sweep, env):
     assert plot_artifacts(single_sweep) == set()
     result = CliRunner().invoke(plot, ["no-such-sweep"], env=env)
     assert isinstance(result.exception, NotFoundError)
-    assert "sweep must be a sweep folder or id" in str(result.exception)
+    assert "sweep must be a sweep folder, id, id prefix or spec name" in str(result.exception)
 
 
 def test_plots_read_the_sweep_as_sweeper_status_does(sweep):

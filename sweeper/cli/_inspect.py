@@ -18,6 +18,7 @@ from sweeper._format import duration, format_params, is_missing, short
 from sweeper._journal import FINAL_STATES, PHASES, SweepState
 from sweeper._layout import JOURNAL_FILE, trial_dir
 from sweeper.cli._options import CONFIG as _CONFIG
+from sweeper.cli._options import SWEEP, locate
 from sweeper.errors import SweeperError
 
 if TYPE_CHECKING:
@@ -29,11 +30,10 @@ _ORDER = (*PHASES, *FINAL_STATES)  # states are listed in the order of a trial's
 _POLL = 0.5  # seconds between reads of a followed log
 
 
-def _load(sweep: str, config: Path | None) -> Sweep:
-    from sweeper.history import load
-    from sweeper.settings import load_settings
+def _load(sweep: str | None, config: Path | None) -> Sweep:
+    from sweeper.history import Sweep
 
-    return load(sweep, load_settings(config))
+    return Sweep(locate(sweep, config))
 
 
 def _table(rows: list[list[str]]) -> list[str]:
@@ -91,9 +91,9 @@ def list_(config: Path | None) -> None:
 
 
 @click.command()
-@click.argument("sweep")
+@SWEEP
 @_CONFIG
-def status(sweep: str, config: Path | None) -> None:
+def status(sweep: str | None, config: Path | None) -> None:
     """Show SWEEP (its folder or id) and each of its trials; also while it runs."""
     found = _load(sweep, config)
     state = found.state
@@ -159,7 +159,7 @@ def _rank(state: str) -> int:
 
 
 @click.command()
-@click.argument("sweep")
+@SWEEP
 @_CONFIG
 @click.option(
     "--top",
@@ -169,7 +169,7 @@ def _rank(state: str) -> int:
     type=click.IntRange(min=1),
     help="How many of the best trials (with several objectives: of the Pareto front).",
 )
-def show(sweep: str, config: Path | None, top: int) -> None:
+def show(sweep: str | None, config: Path | None, top: int) -> None:
     """Show SWEEP's best trials (with several objectives, its Pareto front): parameters,
     metrics, GPU time and where their results are."""
     found = _load(sweep, config)
@@ -223,7 +223,7 @@ def show(sweep: str, config: Path | None, top: int) -> None:
 
 
 @click.command()
-@click.argument("sweep")
+@SWEEP
 @_CONFIG
 @click.option(
     "--format",
@@ -238,7 +238,9 @@ def show(sweep: str, config: Path | None, top: int) -> None:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Write here (default: ./<sweep>.<format>).",
 )
-def export(sweep: str, config: Path | None, format_: str | None, output: Path | None) -> None:
+def export(
+    sweep: str | None, config: Path | None, format_: str | None, output: Path | None
+) -> None:
     """Write SWEEP's results table (one row per trial) as CSV, Parquet or JSON records."""
     from sweeper.history import EXPORT_FORMATS
     from sweeper.history import export as export_sweep

@@ -13,6 +13,7 @@ import click
 from sweeper._format import first_line
 from sweeper.cli._inspect import COMMANDS as _INSPECT_COMMANDS
 from sweeper.cli._options import CONFIG as _CONFIG
+from sweeper.cli._options import SWEEP, locate
 from sweeper.cli._plan import plan as _plan
 from sweeper.cli._plot import plot as _plot
 from sweeper.errors import SweeperError
@@ -175,14 +176,14 @@ def run(
 
 
 @main.command()
-@click.argument("sweep")
+@SWEEP
 @_CONFIG
 @_ADDRESS
 @_DASHBOARD
 @click.option("--quiet", "-q", is_flag=True, help="Print only the best trials.")
 @click.option("--retry-failed", is_flag=True, help="Run trials that failed for good again too.")
 def resume(
-    sweep: str,
+    sweep: str | None,
     config: Path | None,
     address: str | None,
     dashboard: bool | None,
@@ -199,7 +200,7 @@ def resume(
 
     settings = load_settings(config)
     result = resume_sweep(
-        sweep,
+        locate(sweep, config),
         settings,
         retry_failed=retry_failed,
         address=address,
@@ -210,7 +211,7 @@ def resume(
 
 
 @main.command()
-@click.argument("sweep")
+@SWEEP
 @_CONFIG
 @click.option(
     "--wait/--no-wait",
@@ -219,7 +220,7 @@ def resume(
     help="Wait until the sweep has halted.",
 )
 @click.option("--timeout", default=600.0, show_default=True, help="Seconds to wait at most.")
-def stop(sweep: str, config: Path | None, wait: bool, timeout: float) -> None:
+def stop(sweep: str | None, config: Path | None, wait: bool, timeout: float) -> None:
     """Halt a running SWEEP gracefully, from any terminal on the driver's machine.
 
     Running trials stop and their results are kept and synced; the sweep can be resumed with
@@ -228,10 +229,9 @@ def stop(sweep: str, config: Path | None, wait: bool, timeout: float) -> None:
     import time
 
     from sweeper._journal import SweepState
-    from sweeper._layout import STOP_FILE, find_sweep
-    from sweeper.settings import load_settings
+    from sweeper._layout import STOP_FILE
 
-    folder = find_sweep(sweep, load_settings(config))
+    folder = locate(sweep, config)
     state = SweepState.load(folder)
     assert state is not None
     if state.shown_status != "running":
@@ -277,20 +277,18 @@ def validate(spec: Path, model_dir: Path | None) -> None:
 
 
 @main.command()
-@click.argument("sweep")
+@SWEEP
 @_CONFIG
-def sync(sweep: str, config: Path | None) -> None:
+def sync(sweep: str | None, config: Path | None) -> None:
     """Upload what a sweep could not upload to its results store (after an outage).
 
     SWEEP is the sweep's folder or its id (a folder under [results] dir). Credentials come from
     boto3's standard chain. Exits 1 while anything is still pending.
     """
-    from sweeper._layout import find_sweep
-    from sweeper.settings import load_settings
     from sweeper.storage import sync_pending
     from sweeper.storage._sweep import load_sweep_store
 
-    folder = find_sweep(sweep, load_settings(config))
+    folder = locate(sweep, config)
     report = sync_pending(folder, load_sweep_store(folder))
     if report.pending:
         click.echo(

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import click
 
-from sweeper.cli._options import CONFIG
+from sweeper.cli._options import CONFIG, SWEEP, locate
 
 __all__ = ["plot"]
 
 
 @click.command()
-@click.argument("sweep")
+@SWEEP
 @CONFIG
 @click.option(
     "--output",
@@ -21,7 +21,7 @@ __all__ = ["plot"]
     help="Folder for the files (default: the sweep's plots/ folder).",
 )
 @click.option("--no-mlflow", is_flag=True, help="Do not log the plots to the sweep's MLflow run.")
-def plot(sweep: str, config: Path | None, output: Path | None, no_mlflow: bool) -> None:
+def plot(sweep: str | None, config: Path | None, output: Path | None, no_mlflow: bool) -> None:
     """Plot SWEEP (its folder or id): optimization history, parallel coordinates, parameter
     importance and learning curves, each as PNG and HTML.
 
@@ -29,12 +29,11 @@ def plot(sweep: str, config: Path | None, output: Path | None, no_mlflow: bool) 
     the MLflow UI shows them. A plot the sweep has too few trials for is skipped with a note.
     Exits 1 if the plots could not be logged to MLflow (they are written all the same).
     """
-    from sweeper._layout import find_sweep
     from sweeper.plots import plot_sweep
     from sweeper.settings import load_settings
 
     settings = load_settings(config)
-    folder = find_sweep(sweep, settings)
+    folder = locate(sweep, config)
     written = plot_sweep(
         folder, output, log_to_mlflow=not no_mlflow, settings=settings, echo=click.echo
     )

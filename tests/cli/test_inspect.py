@@ -175,7 +175,7 @@ def test_an_unknown_sweep_is_a_one_line_error(finished):
         done = finished.sweeper(*command, "nope", *(["trial-0001"] if command == ["logs"] else []))
         assert done.exit_code == 1
         assert done.stderr == (
-            "error: sweep must be a sweep folder or id, got 'nope'; "
+            "error: sweep must be a sweep folder, id, id prefix or spec name, got 'nope'; "
             f"sweeps are folders under {finished.results_dir}\n"
         )
 

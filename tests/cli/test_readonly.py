@@ -161,7 +161,7 @@ def test_sync_refuses_a_plain_folder_as_the_other_commands_do(tmp_path):
     results = tmp_path / "results"
     runner = CliRunner(env={"SWEEPER_RESULTS_DIR": str(results)})
     error = (
-        f"error: sweep must be a sweep folder or id, got {str(plain)!r}; "
+        f"error: sweep must be a sweep folder, id, id prefix or spec name, got {str(plain)!r}; "
         f"sweeps are folders under {results}\n"
     )
     for command in (["sync"], ["status"], ["show"], ["export"], ["plot"], ["stop"], ["resume"]):

@@ -246,8 +246,8 @@ def test_resume_of_an_unknown_sweep_is_a_one_line_error(cli):
     done = cli.run("resume", "nope")
     assert done.returncode == 1
     assert done.stderr == (
-        "error: sweep must be a sweep folder or id, got 'nope'; sweeps are folders under "
-        f"{cli.folder / 'results'}\n"
+        "error: sweep must be a sweep folder, id, id prefix or spec name, got 'nope'; sweeps "
+        f"are folders under {cli.folder / 'results'}\n"
     )
 
 
