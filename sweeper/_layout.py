@@ -34,9 +34,8 @@ FfDL laid out a training's results.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from sweeper.settings import Settings
@@ -200,8 +199,7 @@ def find_sweep(ref: str | Path | None, settings: Settings | None = None) -> Path
     return resolve_sweep(ref, settings).folder
 
 
-@dataclass(frozen=True)
-class FoundSweep:
+class FoundSweep(NamedTuple):
     """The sweep a reference named, and how (``picked``: ``None`` when named exactly)."""
 
     folder: Path
