@@ -455,10 +455,11 @@ def report(rows: list[dict[str, Any]], args: argparse.Namespace, wall: float) ->
         runs = sum(len(r["same_trials"]) for r in same)
         ours = sum(r["sweeper_s"] for r in same)
         theirs = sum(r["optuna_s"] for r in same)
+        ratio = f" (ratio {ours / theirs:.2f})" if theirs > 0 else ""
         print(
             f"runs whose every trial gave the same values in the same order on both sides: "
             f"{trials}/{runs}; time in the sweeper side {ours:.1f} s, in plain Optuna "
-            f"{theirs:.1f} s"
+            f"{theirs:.1f} s{ratio}"
         )
     print(f"wall time: {wall:.1f} s")
 

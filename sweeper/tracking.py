@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 
 _BATCH = 1000  # MLflow's limit of metrics per log_batch call
 _PARAM_LENGTH = 6000  # MLflow's limit of a param value's length
+# What sweeper puts in one tag at most (MLflow keeps 8,000 characters of a tag since 2.x; the
+# smaller bound is safe on older servers): a list longer than this is cut where it makes sense.
+TAG_LENGTH = 5000
 _STOP = object()
 
 

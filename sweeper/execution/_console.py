@@ -67,10 +67,7 @@ class TrialPrinter:
                 record.state == "completed"
                 and value is not None
                 and ok
-                and (
-                    self.best is None
-                    or (value > self.best if search.mode == "max" else value < self.best)
-                )
+                and (self.best is None or search.objectives[0].better(value, self.best))
             ):
                 self.best = value
             shown = f"{metric}={format_value(value)}" if value is not None else f"{metric}=-"

@@ -24,6 +24,7 @@ from sweeper._layout import ATTEMPT_FILE, ERROR_FILE, LOG_FILE, OUTPUT_DIR
 from sweeper.errors import TrialError
 from sweeper.frameworks.context import REPORTED_KEY
 from sweeper.results import feasible
+from sweeper.tracking import TAG_LENGTH
 
 if TYPE_CHECKING:
     from ray.tune.experiment import Trial
@@ -47,7 +48,6 @@ _BOARD_EVERY = 0.5  # seconds between reads of the phase board
 _JOURNAL_RESULTS_EVERY = 5.0  # seconds between journal lines for a trial's latest metrics
 # A trial's states between its start and its end.
 _UNDER_WAY = ("starting", "staging", "running", "storing")
-_TAG_LIMIT = 5000  # MLflow keeps at most this many characters of a tag's value
 
 
 def _is_number(value: Any) -> bool:
@@ -279,9 +279,9 @@ class SweepRecorder(Callback):
 
     def _lineage_tags(self, record: TrialRecord) -> dict[str, str]:
         history = json.dumps(record.lineage, default=str)
-        if len(history) > _TAG_LIMIT:  # MLflow's limit: the latest exploits are kept
+        if len(history) > TAG_LENGTH:  # MLflow's limit: the latest exploits are kept
             kept = list(record.lineage)
-            while kept and len(json.dumps(kept, default=str)) > _TAG_LIMIT:
+            while kept and len(json.dumps(kept, default=str)) > TAG_LENGTH:
                 kept.pop(0)
             history = json.dumps(kept, default=str)
         return {

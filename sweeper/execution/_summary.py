@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from sweeper._journal import FINAL_STATES
 from sweeper.results import best_trials
+from sweeper.tracking import TAG_LENGTH
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,10 +60,6 @@ def sweep_metrics(spec: Spec, frame: pd.DataFrame, wall: float) -> dict[str, flo
     return metrics
 
 
-# MLflow keeps at most 5,000 characters of a tag's value (8,000 since 2.x; the smaller is safe).
-_TAG_LIMIT = 5000
-
-
 def best_tags(spec: Spec, frame: pd.DataFrame) -> dict[str, str]:
     """The parent run's tags naming the best trial so far, or with several objectives the
     Pareto front's trials (``trial-0003,trial-0007``; ``results.csv``'s ``pareto`` column has
@@ -70,8 +67,8 @@ def best_tags(spec: Spec, frame: pd.DataFrame) -> dict[str, str]:
     if spec.search.multi_objective:
         names = [str(n) for n in best_trials(spec, frame, None)["trial"]]
         text = ",".join(sorted(names))
-        if len(text) > _TAG_LIMIT:
-            text = text[: text.rfind(",", 0, _TAG_LIMIT - 4)] + ",..."
+        if len(text) > TAG_LENGTH:
+            text = text[: text.rfind(",", 0, TAG_LENGTH - 4)] + ",..."
         objectives = ",".join(f"{o.name}:{o.mode}" for o in spec.search.objectives)
         return {"sweeper.pareto_trials": text, "sweeper.objectives": objectives}
     best = best_trials(spec, frame, 1)

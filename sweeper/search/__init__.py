@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sweeper.search._optuna import adopt_finished, open_study, optuna_distribution, optuna_space
+from sweeper.search._optuna import adopt_finished, open_study, optuna_distribution
 from sweeper.search._space import sweep_points, trial_params, tune_space
 
 if TYPE_CHECKING:
@@ -18,7 +18,6 @@ __all__ = [
     "adopt_finished",
     "open_study",
     "optuna_distribution",
-    "optuna_space",
     "searcher_for",
     "sweep_points",
     "trial_params",

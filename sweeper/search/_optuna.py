@@ -35,7 +35,6 @@ __all__ = [
     "open_study",
     "optuna_distribution",
     "optuna_sampler",
-    "optuna_space",
 ]
 
 # The user attribute that carries a trial's sweeper name in the study.
@@ -207,17 +206,11 @@ class DefineByRun:
     """
 
     def __init__(self, spec: Spec) -> None:
-        self.dimensions = spec.dimensions
         self.constants = spec.constants
         self.conditional = spec.conditional_space
 
     def __call__(self, trial: optuna.Trial) -> None:
-        values: dict[str, Any] = dict(self.constants)
-        for name in self.conditional.order:
-            param = self.dimensions.get(name)
-            if param is None or not self.conditional.is_active(name, values):
-                continue
-            values[name] = _suggest(trial, name, param)
+        self.conditional.sample(lambda name, param: _suggest(trial, name, param), self.constants)
 
 
 def _suggest(trial: optuna.Trial, name: str, param: Parameter) -> Any:
@@ -231,8 +224,3 @@ def _suggest(trial: optuna.Trial, name: str, param: Parameter) -> Any:
     if isinstance(param, IntRange):
         return trial.suggest_int(name, param.low, param.high, step=param.step, log=param.log)
     raise TypeError(param)
-
-
-def optuna_space(spec: Spec) -> dict[str, optuna.distributions.BaseDistribution]:
-    """The spec's search dimensions as Optuna distributions."""
-    return {name: optuna_distribution(p) for name, p in spec.dimensions.items()}

@@ -60,9 +60,8 @@ def tune_space(
     space: dict[str, Any] = {POINT_KEY: tune.grid_search(list(indexes))}
     if spec.schedule is not None:
         assert points is not None
-        values = {**spec.constants}
         for name in spec.mutations:
-            space[name] = tune.sample_from(_PointValue(points, values, name))
+            space[name] = tune.sample_from(_PointValue(points, spec.constants, name))
     return space
 
 
@@ -101,22 +100,11 @@ def random_points(spec: Spec) -> list[dict[str, Any]]:
     sweep restarts an interrupted trial with its own values, and ``sweeper plan`` prints them.
     """
     rng = np.random.default_rng(spec.search.seed)
-    dimensions = spec.dimensions
-    conditional = spec.conditional_space
-    if not conditional.conditions:
-        return [
-            {name: _plain(_draw(param, rng)) for name, param in dimensions.items()}
-            for _ in range(spec.trial_count())
-        ]
     # Parents are drawn before their children, and an inactive parameter draws nothing.
-    points = []
-    for _ in range(spec.trial_count()):
-        values: dict[str, Any] = dict(spec.constants)
-        for name in conditional.order:
-            if name in dimensions and conditional.is_active(name, values):
-                values[name] = _plain(_draw(dimensions[name], rng))
-        points.append({name: values[name] for name in dimensions if name in values})
-    return points
+    return [
+        spec.conditional_space.sample(lambda _, param: _plain(_draw(param, rng)), spec.constants)
+        for _ in range(spec.trial_count())
+    ]
 
 
 def _draw(param: Parameter, rng: np.random.Generator) -> Any:

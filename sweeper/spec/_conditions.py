@@ -15,7 +15,7 @@ first), says which are active for given values, counts and lists a grid's valid 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -245,6 +245,18 @@ class ConditionalSpace:
             if name in values and self.is_active(name, kept):
                 kept[name] = values[name]
         return {name: kept[name] for name in self.space if name in kept}
+
+    def sample(
+        self, pick: Callable[[str, Parameter], Any], given: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """A value from ``pick(name, parameter)`` for each parameter not ``given`` (the
+        constants) that is active, parents first: an inactive one is never picked. In the
+        spec's order when there are no conditions, so draws made this way do not move."""
+        values = dict(given)
+        for name in self.order:
+            if name not in given and self.is_active(name, values):
+                values[name] = pick(name, self.space[name])
+        return {name: values[name] for name in self.space if name in values and name not in given}
 
     def _parents(self) -> set[str]:
         return {parent for condition in self.conditions.values() for parent in condition}
