@@ -26,8 +26,10 @@ from sweeper.spec._parameters import (
     IntRange,
     Parameter,
     ParameterError,
+    contains,
     grid_count,
     grid_values,
+    same_value,
 )
 
 __all__ = ["ConditionalSpace", "parse_condition"]
@@ -65,15 +67,7 @@ def parse_condition(name: str, raw: Any) -> Condition:
     return condition
 
 
-def _same(a: Any, b: Any) -> bool:
-    # YAML's true is not 1 here: a choice of [1, true] has two values.
-    return (type(a) is type(b) and a == b) or (
-        isinstance(a, (int, float))
-        and isinstance(b, (int, float))
-        and not isinstance(a, bool)
-        and not isinstance(b, bool)
-        and a == b
-    )
+_same = same_value
 
 
 def _can_take(param: Parameter, value: Any) -> bool:
@@ -245,6 +239,40 @@ class ConditionalSpace:
             if name in values and self.is_active(name, kept):
                 kept[name] = values[name]
         return {name: kept[name] for name in self.space if name in kept}
+
+    def fit(
+        self, values: Mapping[str, Any], defaults: Mapping[str, Any] | None = None
+    ) -> dict[str, Any] | None:
+        """An earlier trial's ``values`` as a point of this space, or ``None`` when they do not
+        fit it: its active dimensions, each from ``values`` or else ``defaults`` (what trials
+        that lack a parameter ran with), and each a value the dimension can take; a constant
+        the trial had must have the constant's value. Parameters this space lacks are left
+        out (a warm start's earlier sweep may have had more)."""
+        defaults = defaults or {}
+        kept: dict[str, Any] = {}
+        for name in self.order:
+            param = self.space[name]
+            if not self.is_active(name, kept):
+                continue
+            if isinstance(param, Constant):
+                if name in values and not contains(param, values[name]):
+                    return None
+                kept[name] = param.value
+                continue
+            if name in values:
+                value = values[name]
+            elif name in defaults:
+                value = defaults[name]
+            else:
+                return None
+            if not contains(param, value):
+                return None
+            kept[name] = value
+        return {
+            name: kept[name]
+            for name in self.space
+            if name in kept and not isinstance(self.space[name], Constant)
+        }
 
     def sample(
         self, pick: Callable[[str, Parameter], Any], given: Mapping[str, Any]

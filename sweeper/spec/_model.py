@@ -13,8 +13,10 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from sweeper._validation import Block, invalid
 from sweeper.spec._blocks import EarlyStopping, Limits, Schedule
 from sweeper.spec._conditions import ConditionalSpace, parse_condition
-from sweeper.spec._objectives import Constraint, Objective, check_metric_name, parse_constraint
+from sweeper.spec._iteration import check_initial_points
+from sweeper.spec._objectives import Objective
 from sweeper.spec._parameters import (
+    DEFAULT,
     Choice,
     Constant,
     Parameter,
@@ -22,6 +24,7 @@ from sweeper.spec._parameters import (
     grid_count,
     parse_parameter,
 )
+from sweeper.spec._search import MAX_TRIALS, Search
 
 __all__ = [
     "EarlyStopping",
@@ -39,11 +42,8 @@ __all__ = [
 # An adapter's own block (``caffe:``) is not a field of Spec: see ``FrameworkAdapter.options``.
 FRAMEWORK_KEYS = ("entrypoint", "command", "metrics")
 
-SAMPLERS = ("tpe", "cmaes", "random", "gp", "qmc", "nsgaii", "nsgaiii")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _PARAM_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# The most trials a sweep may have: each is a Tune trial, a journal entry and an MLflow run.
-MAX_TRIALS = 100_000
 # The search dimension a data choice makes (``data: {choice: [...]}``).
 DATA_PARAM = "data"
 MAX_CPUS = 100_000
@@ -148,128 +148,6 @@ class Resources(Block):
         return self.cpus * self.learners
 
 
-class Search(Block):
-    """How trials are chosen and judged."""
-
-    method: Literal["grid", "random", "optuna"]
-    sampler: Literal["tpe", "cmaes", "random", "gp", "qmc", "nsgaii", "nsgaiii"] | None = None
-    # Several objectives; validated before metric and mode, which _first_objective fills from
-    # the first of them (every single-metric reader keeps working).
-    metrics: list[Objective] | None = Field(None, min_length=1)
-    metric: str = Field(min_length=1)
-    mode: Literal["min", "max"]
-    constraints: list[str] = Field(default_factory=list)
-    trials: int | None = Field(None, ge=1, le=MAX_TRIALS)
-    concurrency: int | None = Field(None, ge=1)
-    # Optuna's samplers (numpy's RandomState) take seeds in [0, 2**32 - 1].
-    seed: int | None = Field(None, ge=0, le=2**32 - 1)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _first_objective(cls, data: Any) -> Any:
-        if not isinstance(data, dict) or not isinstance(data.get("metrics"), list):
-            return data
-        first = data["metrics"][0] if data["metrics"] else None
-        if not isinstance(first, dict):
-            return data  # the field's own error
-        # A sweep's saved spec.yml holds both forms, consistent; a user's spec holds one.
-        for key, field_name in (("metric", "name"), ("mode", "mode")):
-            if key in data and data[key] != first.get(field_name):
-                raise invalid(
-                    f"search.{key} must not be set with search.metrics, got {data[key]!r}",
-                    f"search.{key}",
-                    "list every objective under metrics, or use metric and mode alone",
-                )
-        return {**data, "metric": first.get("name"), "mode": first.get("mode")}
-
-    @field_validator("constraints", mode="before")
-    @classmethod
-    def _constraint_list(cls, value: Any) -> Any:
-        if value is None:
-            return []
-        if isinstance(value, str):
-            return [value]  # one constraint written without a list
-        return value
-
-    @field_validator("constraints")
-    @classmethod
-    def _constraint_syntax(cls, value: list[str]) -> list[str]:
-        for i, text in enumerate(value):
-            parse_constraint(i, text)
-        return value
-
-    @field_validator("metric")
-    @classmethod
-    def _metric_name(cls, value: str) -> str:
-        return check_metric_name(
-            "search.metric",
-            "a metric name",
-            value,
-            "it is the key training code reports: ctx.report(loss=...)",
-        )
-
-    @property
-    def objectives(self) -> list[Objective]:
-        """What the search optimizes: ``metrics``, or the one ``metric`` and ``mode``."""
-        if self.metrics:
-            return list(self.metrics)
-        return [Objective(name=self.metric, mode=self.mode)]
-
-    @property
-    def multi_objective(self) -> bool:
-        """Whether the search has several objectives (a Pareto front, not one best)."""
-        return len(self.objectives) > 1
-
-    @property
-    def watched_metrics(self) -> tuple[str, ...]:
-        """The metrics the sweep reads from every result: the objectives, then those the
-        constraints name."""
-        names = [o.name for o in self.objectives]
-        names += [c.metric for c in self.parsed_constraints]
-        return tuple(dict.fromkeys(names))
-
-    @property
-    def parsed_constraints(self) -> list[Constraint]:
-        """``constraints``, parsed."""
-        return [parse_constraint(i, text) for i, text in enumerate(self.constraints)]
-
-    @model_validator(mode="after")
-    def _objectives_and_constraints(self) -> Search:
-        names = [o.name for o in self.objectives]
-        for i, name in enumerate(names):
-            if name in names[:i]:
-                raise invalid(
-                    f"search.metrics names must be distinct, got {name!r} twice",
-                    f"search.metrics.{i}.name",
-                    "each objective is one reported metric",
-                )
-        sampler = self.sampler or "tpe"
-        if self.multi_objective and self.method == "optuna" and sampler == "cmaes":
-            raise invalid(
-                f"search.sampler must support several objectives, got cmaes for "
-                f"{len(names)} metrics",
-                "search.sampler",
-                "use nsgaii, nsgaiii, tpe, gp, qmc or random, or a single metric",
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _sampler_only_for_optuna(self) -> Search:
-        if self.sampler is not None and self.method != "optuna":
-            raise invalid(
-                f"search.sampler must not be set for method {self.method}, got {self.sampler!r}",
-                "search.sampler",
-                "samplers belong to method: optuna",
-            )
-        if self.trials is None and self.method != "grid":
-            raise invalid(
-                f"search.trials must be set for method {self.method}, got nothing",
-                "search.trials",
-                "add e.g. trials: 20",
-            )
-        return self
-
-
 class MetricsSpec(Block):
     """``metrics``: how a ``command`` trial's metrics reach sweeper (any mix of channels)."""
 
@@ -366,6 +244,7 @@ class Spec(Block):
     _space: dict[str, Parameter] = PrivateAttr(default_factory=dict)
     _conditional: ConditionalSpace = PrivateAttr(default_factory=lambda: ConditionalSpace({}))
     _mutations: dict[str, Parameter] = PrivateAttr(default_factory=dict)
+    _defaults: dict[str, Any] = PrivateAttr(default_factory=dict)
     _source: Path | None = PrivateAttr(default=None)
     _label: str | None = PrivateAttr(default=None)
     _manifest: Any = PrivateAttr(default=None)
@@ -521,6 +400,7 @@ class Spec(Block):
     def _parse_space(self) -> Spec:
         space: dict[str, Parameter] = {}
         conditions: dict[str, dict[str, tuple[Any, ...]]] = {}
+        defaults: dict[str, Any] = {}
         if isinstance(self.data, dict):
             if DATA_PARAM in self.parameters:
                 raise invalid(
@@ -542,6 +422,8 @@ class Spec(Block):
                 space[name] = parse_parameter(name, raw)
                 if isinstance(raw, dict) and "when" in raw:
                     conditions[name] = parse_condition(name, raw["when"])
+                if isinstance(raw, dict) and DEFAULT in raw:
+                    defaults[name] = raw[DEFAULT]
             except ParameterError as exc:
                 raise invalid(exc.message, exc.field, exc.hint) from None
         try:
@@ -592,6 +474,8 @@ class Spec(Block):
                 )
         self._space = space
         self._conditional = conditional
+        self._defaults = defaults
+        check_initial_points(self)
         return self
 
     @model_validator(mode="after")
@@ -749,6 +633,11 @@ class Spec(Block):
     def dimensions(self) -> dict[str, Parameter]:
         """The parameters that vary between trials."""
         return self.dimensions_of(self._space)
+
+    @property
+    def defaults(self) -> dict[str, Any]:
+        """Each dimension's ``default``: the value earlier trials that lack it ran with."""
+        return dict(self._defaults)
 
     @property
     def constants(self) -> dict[str, Any]:

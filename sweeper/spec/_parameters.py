@@ -25,16 +25,21 @@ __all__ = [
     "Parameter",
     "ParameterError",
     "Uniform",
+    "contains",
     "grid_count",
     "grid_value",
     "grid_values",
     "parse_parameter",
+    "same_value",
 ]
 
 _KINDS = ("choice", "uniform", "loguniform", "int", "value")
 _MODIFIERS = ("step", "log")
 # A parameter's condition (see sweeper.spec._conditions): read there, allowed on any dimension.
 _CONDITION = "when"
+# The value trials of earlier sweeps ran with where they lack this dimension (an extended or
+# warm-started sweep carries them with it); read by the spec, allowed on any dimension.
+DEFAULT = "default"
 
 
 class ParameterError(ValueError):
@@ -113,6 +118,47 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
+def _is_scalar(value: Any) -> bool:
+    return isinstance(value, (str, bool, int)) or (
+        isinstance(value, float) and math.isfinite(value)
+    )
+
+
+def same_value(a: Any, b: Any) -> bool:
+    """Whether two parameter values are the same: ``1`` and ``1.0`` are, YAML's ``true`` and
+    ``1`` are not (a choice of ``[1, true]`` has two values)."""
+    return (type(a) is type(b) and a == b) or (
+        isinstance(a, (int, float))
+        and isinstance(b, (int, float))
+        and not isinstance(a, bool)
+        and not isinstance(b, bool)
+        and a == b
+    )
+
+
+def contains(param: Parameter, value: Any) -> bool:
+    """Whether ``param`` can take ``value``: a choice's value, a number in a range (on its step
+    grid, to Optuna's tolerance), or a constant's own value."""
+    if isinstance(param, Constant):
+        return same_value(param.value, value)
+    if isinstance(param, Choice):
+        return any(same_value(v, value) for v in param.values)
+    if not _is_number(value):
+        return False
+    if isinstance(param, IntRange):
+        return (
+            float(value).is_integer()
+            and param.low <= value <= param.high
+            and (int(value) - param.low) % param.step == 0
+        )
+    if not param.low <= value <= param.high:
+        return False
+    if isinstance(param, Uniform) and param.step:
+        k = (value - param.low) / param.step
+        return abs(k - round(k)) < 1e-8
+    return True
+
+
 def _bounds(name: str, kind: str, raw: Any, *, integer: bool) -> tuple[float, float]:
     field = f"parameters.{name}.{kind}"
     what = "two integers" if integer else "two numbers"
@@ -142,7 +188,7 @@ def parse_parameter(name: str, raw: Any) -> Parameter:
     if not isinstance(raw, dict):
         return Constant(raw)
     field = f"parameters.{name}"
-    keys = (*_KINDS, *_MODIFIERS, _CONDITION)
+    keys = (*_KINDS, *_MODIFIERS, _CONDITION, DEFAULT)
     for key in raw:
         if key not in keys:
             close = difflib.get_close_matches(str(key), keys, n=1)
@@ -185,6 +231,13 @@ def parse_parameter(name: str, raw: Any) -> Parameter:
                 f"{field}.{mod}",
                 hint,
             )
+    if DEFAULT in raw and (kind == "value" or not _is_scalar(raw[DEFAULT])):
+        raise ParameterError(
+            f"{field}.default must be a number, text or true/false on a search dimension, "
+            f"got {raw[DEFAULT]!r}",
+            f"{field}.default",
+            "a default is the value earlier trials ran with, where they lack the parameter",
+        )
     if kind == "value":
         if _CONDITION in raw:
             raise ParameterError(

@@ -19,7 +19,7 @@ from sweeper.spec._parameters import (
     parse_parameter,
 )
 
-KEYS = "choice, uniform, loguniform, int, value, step, log, when"
+KEYS = "choice, uniform, loguniform, int, value, step, log, when, default"
 KINDS = "choice, uniform, loguniform, int, value"
 
 
