@@ -10,7 +10,7 @@ from sweeper.settings import Settings, load_settings
 from sweeper.spec import Spec, load_spec
 
 if TYPE_CHECKING:
-    from sweeper.execution import SweepResult, resume, run
+    from sweeper.execution import SweepResult, extend, resume, run
     from sweeper.history import Sweep, load
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "SweeperError",
     "TrialContext",
     "TrialError",
+    "extend",
     "load",
     "load_settings",
     "load_spec",
@@ -36,7 +37,7 @@ __version__ = "0.1.0"
 
 def __getattr__(name: str) -> Any:
     # Running a sweep imports Ray, MLflow and pandas; `sweeper validate` should not wait for them.
-    if name in ("run", "resume", "SweepResult"):
+    if name in ("run", "resume", "extend", "SweepResult"):
         from sweeper import execution
 
         return getattr(execution, name)

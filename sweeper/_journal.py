@@ -198,6 +198,10 @@ class SweepState:
     tracking_uri: str | None = None
     experiment: str | None = None
     gpu_seconds: float = 0.0
+    # The sweeps whose trials seeded this one: each {sweep, trials, left_out}.
+    seeded_from: list[dict[str, Any]] = field(default_factory=list)
+    # Each `sweeper extend`: {at, session, trials, changes, spec} (spec: the one before it).
+    extensions: list[dict[str, Any]] = field(default_factory=list)
 
     def save(self, sweep_dir: Path) -> None:
         self.updated = time.time()
@@ -286,6 +290,8 @@ _STATE_KINDS: dict[str, tuple[type, ...]] = {
     "tracking_uri": (str,),
     "experiment": (str,),
     "gpu_seconds": (int, float),
+    "seeded_from": (list,),
+    "extensions": (list,),
 }
 
 

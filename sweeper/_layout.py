@@ -7,6 +7,7 @@ names from here. It imports nothing heavier than the standard library, so ``swee
 
     <results>/<sweep>/            a sweep's folder; its name is the sweep's id
       spec.yml                    the spec as loaded (the sweep's own copy)
+      specs/spec-1.yml            the spec before extension 1 (`sweeper extend`), and so on
       state.json                  status, sessions, driver, MLflow parent run
       trials.jsonl                the journal: one line per trial state change
       points.json                 grid and random points, drawn up front
@@ -60,6 +61,7 @@ __all__ = [
     "RESULTS_FILE",
     "SAVED_DIR",
     "SAVED_FILE",
+    "SPECS_DIR",
     "SPEC_FILE",
     "STATE_FILE",
     "STOP_FILE",
@@ -69,6 +71,7 @@ __all__ = [
     "TRIALS_DIR",
     "WORK_DIR",
     "FoundSweep",
+    "earlier_spec",
     "find_sweep",
     "is_sweep_dir",
     "is_trial_name",
@@ -84,6 +87,8 @@ __all__ = [
 
 # The sweep's own files.
 SPEC_FILE = "spec.yml"
+# The specs an extended sweep ran with before each extension.
+SPECS_DIR = "specs"
 STATE_FILE = "state.json"
 JOURNAL_FILE = "trials.jsonl"
 POINTS_FILE = "points.json"
@@ -187,6 +192,11 @@ def is_trial_name(name: str) -> bool:
 def trial_dir(sweep_dir: Path, name: str) -> Path:
     """The folder of trial ``name`` in the sweep folder ``sweep_dir``."""
     return sweep_dir / TRIALS_DIR / name
+
+
+def earlier_spec(sweep_dir: Path, extension: int) -> Path:
+    """The spec a sweep ran with before its ``extension``-th extension (1, 2, ...)."""
+    return sweep_dir / SPECS_DIR / f"spec-{extension}.yml"
 
 
 def is_sweep_dir(folder: Path) -> bool:

@@ -120,6 +120,14 @@ def _finish(result: SweepResult, quiet: bool) -> None:
     help="When a halted or interrupted sweep of this same spec exists: resume it, or start a "
     "new sweep (default: ask on a terminal, start a new sweep otherwise).",
 )
+@click.option(
+    "--warm-start",
+    "warm_start",
+    multiple=True,
+    metavar="SWEEP",
+    help="Seed the search with the finished trials of an earlier SWEEP (repeatable): Optuna "
+    "learns from them; grid and random skip their points with search.skip_evaluated.",
+)
 def run(
     spec: Path,
     model_dir: Path | None,
@@ -128,6 +136,7 @@ def run(
     dashboard: bool | None,
     quiet: bool,
     resume_choice: bool | None,
+    warm_start: tuple[str, ...],
 ) -> None:
     """Run the sweep that SPEC (an experiment.yml, or an FfDL/WML manifest) describes.
 
@@ -149,7 +158,10 @@ def run(
     for note in loaded.notes:
         click.echo(f"note: {note}", err=True)
     echo = None if quiet else click.echo
-    earlier = unfinished_sweep(loaded, settings) if resume_choice is not False else None
+    seeding = bool(warm_start or loaded.search.warm_start)
+    earlier = (
+        unfinished_sweep(loaded, settings) if resume_choice is not False and not seeding else None
+    )
     if earlier is not None and resume_choice is None:
         if sys.stdin.isatty():
             resume_choice = click.confirm(
@@ -171,7 +183,14 @@ def run(
             earlier, settings, spec=loaded, address=address, echo=echo, dashboard=dashboard
         )
     else:
-        result = run_sweep(loaded, settings, address=address, echo=echo, dashboard=dashboard)
+        result = run_sweep(
+            loaded,
+            settings,
+            address=address,
+            echo=echo,
+            dashboard=dashboard,
+            warm_start=warm_start,
+        )
     _finish(result, quiet)
 
 
@@ -202,6 +221,65 @@ def resume(
     result = resume_sweep(
         locate(sweep, config),
         settings,
+        retry_failed=retry_failed,
+        address=address,
+        echo=None if quiet else click.echo,
+        dashboard=dashboard,
+    )
+    _finish(result, quiet)
+
+
+@main.command()
+@SWEEP
+@_CONFIG
+@_ADDRESS
+@_DASHBOARD
+@click.option(
+    "--trials",
+    metavar="N|+N",
+    help="The new number of trials, or +N for N more (a grid grows by its values: --spec).",
+)
+@click.option(
+    "--spec",
+    "new_spec",
+    type=_SPEC,
+    help="A changed spec: only its search space, trials and limits may differ.",
+)
+@click.option("--max-gpu-hours", type=float, help="A new limits.max_gpu_hours (all sessions).")
+@click.option("--max-duration", help="A new limits.max_duration (each session), e.g. 2h.")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the best trials.")
+@click.option("--retry-failed", is_flag=True, help="Run trials that failed for good again too.")
+def extend(
+    sweep: str | None,
+    config: Path | None,
+    address: str | None,
+    dashboard: bool | None,
+    trials: str | None,
+    new_spec: Path | None,
+    max_gpu_hours: float | None,
+    max_duration: str | None,
+    quiet: bool,
+    retry_failed: bool,
+) -> None:
+    """Continue a finished or halted SWEEP with more trials, higher limits or a changed space.
+
+    Its trials stay and new ones are numbered after them; the Optuna study, the MLflow parent
+    run and the GPU budget go on. With --spec, earlier trials that fit the new space are
+    carried into it; a change to anything but the space, trials and limits is refused. Exits
+    like `sweeper run`.
+    """
+    from sweeper.execution._extend import extend as extend_sweep
+    from sweeper.settings import load_settings
+
+    settings = load_settings(config)
+    folder = locate(sweep, config)
+    result = extend_sweep(
+        folder,
+        settings,
+        spec=new_spec,
+        trials=trials,
+        max_gpu_hours=max_gpu_hours,
+        max_duration=max_duration,
         retry_failed=retry_failed,
         address=address,
         echo=None if quiet else click.echo,

@@ -2,6 +2,7 @@
 
 On the driver: :mod:`._sweep` (a sweep from start to finish: its folder, MLflow parent run,
 sessions, results), :mod:`._session` (one Tune run over what is left of the sweep),
+:mod:`._extend` (an extension's session, and a new sweep's warm start),
 :mod:`._plan` (what every trial shares, and the trials' names), :mod:`._ending` (a session's
 results, state and MLflow summary, and the uploads left),
 :mod:`._ray` (starting or joining Ray), :mod:`._stopping` (early stopping, budgets, stop
@@ -13,6 +14,7 @@ In each trial's Ray actor: :mod:`._actor` (Tune's trainable, and one trial: its 
 data staging, the adapter, checkpoints and results upload).
 """
 
+from sweeper.execution._extend import extend
 from sweeper.execution._sweep import SweepResult, resume, run, unfinished_sweep
 
-__all__ = ["SweepResult", "resume", "run", "unfinished_sweep"]
+__all__ = ["SweepResult", "extend", "resume", "run", "unfinished_sweep"]

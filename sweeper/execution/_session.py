@@ -150,7 +150,8 @@ class Session:
                     for i in self.remaining_indexes():
                         recorder.queue(trial_name(i), plan.params({POINT_KEY: i}))
                 if remaining and not control.stopping:
-                    tuner = self._tuner(plan, recorder, control)
+                    with tune_settings():  # Optuna's study is loaded here: its lines too
+                        tuner = self._tuner(plan, recorder, control)
                     with tune_settings(), on_interrupt(control), progress:
                         control.started = time.time()  # max_duration counts from here
                         _fit(tuner)
@@ -322,21 +323,25 @@ class Session:
         return latest
 
     def _optuna_searcher(self, control: SweepControl) -> Any:
-        from sweeper.search import open_study
+        from sweeper.search import open_study, study_name
 
-        dims = self.spec.dimensions
-        restart = {
-            name: {k: v for k, v in record.params.items() if k in dims}
-            for name, record in self.records.items()
-            if self._rerun(record)
-        }
+        spec = self.spec
+        # Trials to run again under their names, with their values: those the space (an
+        # extension may have changed it) still takes.
+        restart = {}
+        for name, record in self.records.items():
+            if self._rerun(record):
+                fitted = spec.conditional_space.fit(record.params, spec.defaults)
+                if fitted is not None:
+                    restart[name] = fitted
         finished = {name for name, r in self.records.items() if not self._rerun(r)}
-        storage, first, told = open_study(self.sweep_dir, self.sweep, restart, finished)
+        study = study_name(self.sweep_dir, self.sweep, spec)
+        storage, first, told = open_study(self.sweep_dir, study, restart, finished)
         return searcher_for(
-            self.spec,
+            spec,
             self.concurrency,
             storage=storage,
-            study_name=self.sweep,
+            study_name=study,
             first_number=first,
             told=told,
             early_stopped=control.early_stopped,

@@ -6,7 +6,7 @@ import hashlib
 import shutil
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,7 +33,17 @@ if TYPE_CHECKING:
     from sweeper._journal import TrialRecord
     from sweeper.tracking import Tracker
 
-__all__ = ["SweepResult", "resume", "run", "unfinished_sweep"]
+__all__ = [
+    "SweepResult",
+    "reopen_tracker",
+    "results_root",
+    "resume",
+    "run",
+    "settle",
+    "spec_hash",
+    "spec_text",
+    "unfinished_sweep",
+]
 
 
 @dataclass
@@ -116,7 +126,7 @@ def _sweep_dir(root: Path, name: str) -> tuple[str, Path]:
     return sweep, path
 
 
-def _spec_text(spec: Spec) -> str:
+def spec_text(spec: Spec) -> str:
     # A manifest may hold credentials: keep the converted spec, which has none.
     if spec.source and spec.source.is_file() and not spec.from_manifest:
         return spec.source.read_text(encoding="utf-8")
@@ -125,7 +135,7 @@ def _spec_text(spec: Spec) -> str:
 
 def spec_hash(spec: Spec) -> str:
     """A fingerprint of the spec's text: a sweep resumes only with the spec it started with."""
-    return hashlib.sha256(_spec_text(spec).encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha256(spec_text(spec).encode("utf-8")).hexdigest()[:16]
 
 
 def _concurrency(spec: Spec, settings: Settings) -> int | None:
@@ -214,7 +224,7 @@ def _check_fits_locally(spec: Spec, settings: Settings) -> None:
             )
 
 
-def _results_root(spec: Spec, settings: Settings) -> Path:
+def results_root(spec: Spec, settings: Settings) -> Path:
     # With s3:// results the sweep's folder is still written locally first, then synced.
     local_results = spec.results if spec.results and not is_s3_uri(spec.results) else None
     return spec.resolve(local_results or settings.results.dir)
@@ -228,6 +238,7 @@ def run(
     echo: Callable[[str], None] | None = print,
     live: bool | None = None,
     dashboard: bool | None = None,
+    warm_start: Sequence[str] = (),
 ) -> SweepResult:
     """Run a new sweep to its end (or until it is halted) and return its results.
 
@@ -239,9 +250,12 @@ def run(
         live: Draw a live display instead of periodic status lines (default: when ``echo``
             is set and standard output is a terminal).
         dashboard: Start the local Ray's dashboard (default: ``[ray] dashboard``).
+        warm_start: Earlier sweeps (as users name them) whose trials seed this one, besides
+            the spec's ``search.warm_start``.
 
     Raises:
-        SpecError: If the spec is invalid (nothing is started).
+        SpecError: If the spec is invalid, or a sweep to warm-start from is not found
+            (nothing is started).
         ConfigError: If the settings do not fit the spec (nothing is started).
         SweepError: If Ray or MLflow cannot be used.
     """
@@ -249,10 +263,13 @@ def run(
     settings = settings or load_settings()
     _check_limits(spec, settings)
     _check_cluster(spec, settings, address)
+    from sweeper.execution._extend import seed_lines, seed_tags, warm_start_seeds
+
+    seeds = warm_start_seeds(spec, settings, warm_start)
     from sweeper.tracking import Tracker, absolute_uri
 
     store = SweepStore.for_sweep(spec, settings)
-    root = _results_root(spec, settings)
+    root = results_root(spec, settings)
     _check_writable(root)  # before MLflow's store or any folder is created
     tracking_uri = absolute_uri(settings.mlflow.tracking_uri)
     tracker = Tracker(
@@ -264,14 +281,25 @@ def run(
     try:
         if store is not None:
             store.record(sweep_dir)
-        (sweep_dir / SPEC_FILE).write_text(_spec_text(spec), encoding="utf-8")
-        points = sweep_points(spec)
+        (sweep_dir / SPEC_FILE).write_text(spec_text(spec), encoding="utf-8")
+        carried = [trial for seed in seeds for trial in seed.carried]
+        points = sweep_points(spec, [trial.params for trial in carried])
         write_points(sweep_dir, points)
+        if spec.search.method == "optuna" and (carried or spec.search.initial_points):
+            from sweeper.search import seed_study
+
+            seed_study(sweep_dir, sweep, spec, carried, spec.search.initial_points)
         tags = _sweep_tags(spec, sweep, store)
+        seeded = seed_tags(seeds)
         parent = tracker.start_sweep(
             sweep,
             params=sweep_params(spec),
-            tags={**tags, "sweeper.dir": str(sweep_dir), "mlflow.note.content": spec.description},
+            tags={
+                **tags,
+                **seeded,
+                "sweeper.dir": str(sweep_dir),
+                "mlflow.note.content": spec.description,
+            },
         )
     except BaseException as exc:
         # Nothing ran: a sweep folder with a spec and no state would only mislead.
@@ -289,7 +317,14 @@ def run(
         parent_run_id=parent,
         tracking_uri=tracking_uri,
         experiment=tracker.experiment,
+        seeded_from=[
+            {"sweep": seed.sweep, "trials": len(seed.carried), "left_out": seed.left_out}
+            for seed in seeds
+        ],
     )
+    if echo is not None:
+        for line in seed_lines(spec, seeds):
+            echo(line)
     return _drive(
         spec,
         settings,
@@ -309,7 +344,7 @@ def run(
 
 def unfinished_sweep(spec: Spec, settings: Settings) -> Path | None:
     """The latest sweep of this very spec that was halted or interrupted, if any."""
-    root = _results_root(spec, settings)
+    root = results_root(spec, settings)
     if not root.is_dir():
         return None
     digest = spec_hash(spec)
@@ -395,30 +430,8 @@ def resume(
             status="completed",
             reason=state.reason,
         )
-    from sweeper.tracking import Tracker, absolute_uri
-
-    base = Path(state.base_dir) if state.base_dir else None
-    tracking_uri = absolute_uri(state.tracking_uri or settings.mlflow.tracking_uri, base)
-    origin = (
-        f"{sweep_dir / 'state.json'}: tracking_uri"
-        if state.tracking_uri
-        else settings.origin("mlflow", "tracking_uri")
-    )
-    tracker = Tracker(tracking_uri, state.experiment or spec.name, origin=origin)
-    state.sessions = max(state.sessions, 1)
-    tracker.resume_sweep(state.parent_run_id or "", {"sweeper.sessions": str(state.sessions + 1)})
-    settled: list[str] = []
-    if spec.search.method == "optuna":
-        from sweeper.search import adopt_finished
-
-        settled += adopt_finished(
-            sweep_dir, state.sweep, records, [o.name for o in spec.search.objectives]
-        )
-    settled += close_interrupted(records, tracker)
-    journal = Journal(sweep_dir)
-    for name in settled:  # the journal must say what resume decided about them
-        journal.write(records[name], "settled")
-    journal.close()
+    tracker = reopen_tracker(spec, state, sweep_dir, settings)
+    settle(spec, state, sweep_dir, records, tracker)
     store = SweepStore.for_sweep(spec, settings)
     tags = _sweep_tags(spec, state.sweep, store)
     say(f"resuming sweep {state.sweep} (session {state.sessions + 1})")
@@ -430,7 +443,7 @@ def resume(
         tracker,
         store,
         tags,
-        read_points(sweep_dir),
+        _points(sweep_dir, spec),
         records,
         retry_failed=retry_failed,
         address=address,
@@ -438,6 +451,63 @@ def resume(
         live=live,
         dashboard=dashboard,
     )
+
+
+def _points(sweep_dir: Path, spec: Spec) -> list[dict[str, Any]] | None:
+    """The sweep's grid or random points, as many as its spec runs (an extension
+    interrupted before its spec was written leaves more)."""
+    points = read_points(sweep_dir)
+    return None if points is None else points[: spec.trial_count()]
+
+
+def reopen_tracker(
+    spec: Spec,
+    state: SweepState,
+    sweep_dir: Path,
+    settings: Settings,
+    tags: dict[str, str] | None = None,
+) -> Tracker:
+    """The MLflow store and parent run of a sweep that continues, reopened for its next
+    session (with ``tags`` on the parent run)."""
+    from sweeper.tracking import Tracker, absolute_uri
+
+    base = Path(state.base_dir) if state.base_dir else None
+    tracking_uri = absolute_uri(state.tracking_uri or settings.mlflow.tracking_uri, base)
+    origin = (
+        f"{sweep_dir / 'state.json'}: tracking_uri"
+        if state.tracking_uri
+        else settings.origin("mlflow", "tracking_uri")
+    )
+    tracker = Tracker(tracking_uri, state.experiment or spec.name, origin=origin)
+    state.sessions = max(state.sessions, 1)
+    tracker.resume_sweep(
+        state.parent_run_id or "", {"sweeper.sessions": str(state.sessions + 1), **(tags or {})}
+    )
+    return tracker
+
+
+def settle(
+    spec: Spec,
+    state: SweepState,
+    sweep_dir: Path,
+    records: dict[str, TrialRecord],
+    tracker: Tracker,
+) -> None:
+    """Before a session continues a sweep: take what the study knows of trials the journal
+    does not show ended, and close what a crashed session left open (in the journal too)."""
+    settled: list[str] = []
+    if spec.search.method == "optuna":
+        from sweeper.search import adopt_finished, study_name
+
+        study = study_name(sweep_dir, state.sweep, spec)
+        settled += adopt_finished(
+            sweep_dir, study, records, [o.name for o in spec.search.objectives]
+        )
+    settled += close_interrupted(records, tracker)
+    journal = Journal(sweep_dir)
+    for name in settled:  # the journal must say what was decided about them
+        journal.write(records[name], "settled")
+    journal.close()
 
 
 def _sweep_tags(spec: Spec, sweep: str, store: SweepStore | None) -> dict[str, str]:

@@ -8,17 +8,29 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sweeper.search._optuna import adopt_finished, open_study, optuna_distribution
-from sweeper.search._space import sweep_points, trial_params, tune_space
+from sweeper.search._optuna import (
+    adopt_finished,
+    open_study,
+    optuna_distribution,
+    seed_study,
+    study_name,
+)
+from sweeper.search._seeds import Carried, carry
+from sweeper.search._space import grown_points, sweep_points, trial_params, tune_space
 
 if TYPE_CHECKING:
     from sweeper.search._searcher import searcher_for
 
 __all__ = [
+    "Carried",
     "adopt_finished",
+    "carry",
+    "grown_points",
     "open_study",
     "optuna_distribution",
     "searcher_for",
+    "seed_study",
+    "study_name",
     "sweep_points",
     "trial_params",
     "tune_space",

@@ -10,8 +10,10 @@ and their names.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sweeper import _compat
 from sweeper._format import describe_error
@@ -24,23 +26,32 @@ if TYPE_CHECKING:
     import optuna
 
     from sweeper._journal import TrialRecord
+    from sweeper.search._seeds import Carried
     from sweeper.spec import Spec
 
 __all__ = [
     "CONSTRAINED_SAMPLERS",
+    "INITIAL_ATTR",
     "ORPHAN_ATTR",
+    "SEED_ATTR",
     "TRIAL_ATTR",
     "DefineByRun",
     "adopt_finished",
     "open_study",
     "optuna_distribution",
     "optuna_sampler",
+    "seed_study",
+    "study_name",
 ]
 
 # The user attribute that carries a trial's sweeper name in the study.
 TRIAL_ATTR = "sweeper_trial"
 # Marks a trial Optuna created that never got a sweeper name (see open_study).
 ORPHAN_ATTR = "sweeper_orphan"
+# Where a trial a warm start carried into the study ran: "<sweep>/<trial>".
+SEED_ATTR = "sweeper_seeded_from"
+# Marks a queued trial that is one of the spec's initial_points.
+INITIAL_ATTR = "sweeper_initial"
 # Optuna's samplers that read a trial's constraints (Trial.set_constraint) and steer away
 # from infeasible regions; the others ignore them.
 CONSTRAINED_SAMPLERS = ("tpe", "gp", "nsgaii", "nsgaiii")
@@ -87,22 +98,150 @@ def open_study(
     numbers = [0]
     restart = dict(restart)
     trials = study.get_trials(deepcopy=False)
+    initial: list[dict[str, Any]] = []
     for trial in trials:
         name = trial.user_attrs.get(TRIAL_ATTR)
         if name:
             numbers.append(trial_number(name))
+        if trial.state == TrialState.WAITING and not name:
+            continue  # an initial point still queued: Optuna asks for it first
         if trial.state in (TrialState.RUNNING, TrialState.WAITING):
             trial_id = _compat.optuna_trial_id(trial)
             if not name and trial.state == TrialState.RUNNING:
                 # The driver stopped between Optuna's ask and sweeper naming the trial: Tune
-                # never ran it. It is settled as failed, marked, and not run again.
+                # never ran it. It is settled as failed, marked, and not run again (an
+                # initial point is queued again).
                 storage.set_trial_user_attr(trial_id, ORPHAN_ATTR, True)
+                if trial.user_attrs.get(INITIAL_ATTR):
+                    initial.append(dict(trial.system_attrs.get("fixed_params") or {}))
             storage.set_trial_state_values(trial_id, TrialState.FAIL)
             if name and name not in finished:
                 restart.setdefault(name, dict(trial.params))
     for name, values in sorted(restart.items()):
         study.enqueue_trial(values, user_attrs={TRIAL_ATTR: name}, skip_if_exists=False)
+    for values in initial:
+        study.enqueue_trial(values, user_attrs={INITIAL_ATTR: True}, skip_if_exists=False)
     return storage, max(numbers) + 1, len(trials)
+
+
+def study_name(sweep_dir: Path, sweep: str, spec: Spec) -> str:
+    """The name of the study that holds the sweep's trials in ``spec``'s space.
+
+    A sweep's study is named after the sweep. An extension that changes the space starts a
+    study of its own, ``<sweep>.<space key>``, with the trials that fit the new space carried
+    into it (:func:`seed_study`): Optuna's samplers read each trial with the distributions it
+    was asked with, so old trials must be told again with the new ones.
+    """
+    path = sweep_dir / STUDY_FILE
+    if not path.is_file():
+        return sweep
+    import optuna
+
+    name = f"{sweep}.{space_key(spec)}"
+    names = {s.study_name for s in optuna.get_all_study_summaries(_storage(sweep_dir))}
+    return name if name in names else sweep
+
+
+def space_key(spec: Spec) -> str:
+    """A short fingerprint of the spec's search space: its dimensions as written."""
+    import hashlib
+    import json
+
+    dims = {name: spec.parameters.get(name) for name in spec.dimensions}
+    if spec.data_choice:
+        dims["data"] = spec.data
+    text = json.dumps(dims, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:10]
+
+
+def seed_study(
+    sweep_dir: Path,
+    name: str,
+    spec: Spec,
+    carried: Sequence[Carried],
+    initial: Sequence[dict[str, Any]] = (),
+    *,
+    replace: bool = False,
+) -> int:
+    """Make the study ``name`` hold ``carried`` trials, finished, and queue ``initial`` points.
+
+    Carried trials are told with the spec's distributions (Optuna's ``add_trials``): a
+    completed one with its objectives' values (and its constraints'), a stopped one as pruned
+    at its last step. A trial of this very sweep keeps its name (the next new trial is
+    numbered after it); another sweep's is marked with where it ran. ``initial`` points are
+    queued (``enqueue_trial``) to be asked for before any new draw.
+
+    Args:
+        sweep_dir: The sweep's folder.
+        name: The study's name.
+        spec: The sweep's spec.
+        carried: Earlier trials in the spec's space.
+        initial: Points to run first (each maps some dimensions to values).
+        replace: Start the study anew when it exists (an extension's new space made again).
+
+    Returns:
+        How many trials were carried.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    storage = _storage(sweep_dir)
+    objectives = spec.search.objectives
+    directions: list[Literal["minimize", "maximize"]] = [
+        "minimize" if o.mode == "min" else "maximize" for o in objectives
+    ]
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # sweeper says what it seeded
+    try:
+        if replace:
+            with contextlib.suppress(KeyError):
+                optuna.delete_study(study_name=name, storage=storage)
+        study = optuna.create_study(
+            storage=storage, study_name=name, directions=directions, load_if_exists=True
+        )
+        space = spec.space
+        constraints = spec.search.parsed_constraints
+        trials = []
+        for trial in carried:
+            distributions = {k: optuna_distribution(space[k]) for k in trial.params}
+            params = {k: _as_distribution(distributions[k], v) for k, v in trial.params.items()}
+            attrs = {TRIAL_ATTR: trial.name} if trial.name else {SEED_ATTR: trial.source}
+            violations = {c.text: c.violation(trial.metrics.get(c.metric)) for c in constraints}
+            if trial.state == "completed":
+                frozen = optuna.trial.create_trial(
+                    params=params,
+                    distributions=distributions,
+                    values=trial.values,
+                    user_attrs=attrs,
+                    constraints=violations or None,
+                )
+            else:
+                frozen = optuna.trial.create_trial(
+                    state=TrialState.PRUNED,
+                    params=params,
+                    distributions=distributions,
+                    user_attrs=attrs,
+                    intermediate_values={trial.step: trial.last}
+                    if trial.last is not None
+                    else None,
+                )
+            trials.append(frozen)
+        study.add_trials(trials)
+        for point in initial:
+            study.enqueue_trial(dict(point), user_attrs={INITIAL_ATTR: True}, skip_if_exists=False)
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    return len(trials)
+
+
+def _as_distribution(distribution: Any, value: Any) -> Any:
+    from optuna.distributions import FloatDistribution, IntDistribution
+
+    if isinstance(distribution, FloatDistribution):
+        return float(value)
+    if isinstance(distribution, IntDistribution):
+        return int(value)
+    return value
 
 
 def adopt_finished(

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from sweeper._layout import POINT_KEY, POINTS_FILE
+from sweeper.search._seeds import point_key
 from sweeper.spec import (
     Choice,
     IntRange,
@@ -22,6 +24,7 @@ from sweeper.spec import (
     grid_count,
     grid_value,
     grid_values,
+    same_value,
 )
 
 if TYPE_CHECKING:
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "grid_points",
+    "grown_points",
     "random_points",
     "read_points",
     "sweep_points",
@@ -93,18 +97,78 @@ def grid_points(spec: Spec) -> list[dict[str, Any]]:
     return [dict(zip(dims, combo, strict=True)) for combo in itertools.product(*values)]
 
 
-def random_points(spec: Spec) -> list[dict[str, Any]]:
-    """The random search's ``trials`` points, drawn up front with ``search.seed``.
+def _grid_order(
+    spec: Spec,
+    points: list[dict[str, Any]],
+    initial: list[dict[str, Any]],
+    evaluated: Iterable[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """A grid's ``points``: those matching ``initial`` first (in its order), then the others
+    in grid order without the ``evaluated`` ones when ``search.skip_evaluated`` is set."""
+    first: list[dict[str, Any]] = []
+    taken: set[int] = set()
+    for fixed in initial:
+        for i, point in enumerate(points):
+            if i not in taken and all(
+                k in point and same_value(point[k], v) for k, v in fixed.items()
+            ):
+                first.append(point)
+                taken.add(i)
+    skip = {point_key(p) for p in evaluated} if spec.search.skip_evaluated else set()
+    rest = [p for i, p in enumerate(points) if i not in taken and point_key(p) not in skip]
+    return first + rest
+
+
+def random_points(spec: Spec, evaluated: Iterable[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """The random search's ``trials`` points, drawn up front with ``search.seed``: its
+    ``initial_points`` first (the dimensions they leave out drawn), then random draws, without
+    the ``evaluated`` ones when ``search.skip_evaluated`` is set.
 
     Drawing them before the sweep makes the points part of the sweep's record, so a resumed
     sweep restarts an interrupted trial with its own values, and ``sweeper plan`` prints them.
     """
+    return _random_points(spec, spec.trial_count(), [], spec.search.initial_points, evaluated)
+
+
+def _random_points(
+    spec: Spec,
+    total: int,
+    old: list[dict[str, Any]],
+    initial: list[dict[str, Any]],
+    evaluated: Iterable[dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """``old`` and new points up to ``total``: ``initial`` ones, then draws. The draws of
+    ``old`` are made again first, so a sweep of 6 points extended to 12 gets the points a
+    sweep of 12 would have had."""
     rng = np.random.default_rng(spec.search.seed)
-    # Parents are drawn before their children, and an inactive parameter draws nothing.
-    return [
-        spec.conditional_space.sample(lambda _, param: _plain(_draw(param, rng)), spec.constants)
-        for _ in range(spec.trial_count())
-    ]
+    conditional, constants = spec.conditional_space, spec.constants
+
+    def draw(fixed: dict[str, Any]) -> dict[str, Any]:
+        # Parents are drawn before their children, and an inactive parameter draws nothing.
+        return conditional.sample(
+            lambda name, param: fixed[name] if name in fixed else _plain(_draw(param, rng)),
+            constants,
+        )
+
+    for _ in old:
+        draw({})
+    points = list(old)
+    for fixed in initial[: max(0, total - len(points))]:
+        points.append(draw(fixed))
+    skip = {point_key(p) for p in evaluated} if spec.search.skip_evaluated else set()
+    skip |= {point_key(p) for p in points} if skip else set()
+    # A small discrete space may hold fewer unseen points than asked for: stop looking then.
+    tries = 100 * max(0, total - len(points)) + 1000
+    while len(points) < total and tries > 0:
+        tries -= 1
+        point = draw({})
+        if skip:
+            key = point_key(point)
+            if key in skip:
+                continue
+            skip.add(key)
+        points.append(point)
+    return points
 
 
 def _draw(param: Parameter, rng: np.random.Generator) -> Any:
@@ -145,13 +209,37 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value  # numpy scalars to Python's
 
 
-def sweep_points(spec: Spec) -> list[dict[str, Any]] | None:
-    """Every trial's values for grid and random search; ``None`` for Optuna's."""
+def sweep_points(
+    spec: Spec, evaluated: Iterable[dict[str, Any]] = ()
+) -> list[dict[str, Any]] | None:
+    """Every trial's values for grid and random search (``initial_points`` first; without
+    the ``evaluated`` points of seeding sweeps when ``skip_evaluated``); ``None`` for Optuna's."""
+    evaluated = list(evaluated)
     if spec.search.method == "grid":
-        return grid_points(spec)
+        return _grid_order(spec, grid_points(spec), spec.search.initial_points, evaluated)
     if spec.search.method == "random":
-        return random_points(spec)
+        return random_points(spec, evaluated)
     return None
+
+
+def grown_points(
+    spec: Spec,
+    old: list[dict[str, Any]],
+    initial: list[dict[str, Any]],
+    evaluated: Iterable[dict[str, Any]] = (),
+) -> list[dict[str, Any]]:
+    """The points of a grid or random sweep extended with ``spec``: its ``old`` points first,
+    unchanged (their trials keep their names), then the new ones: a grid's points that
+    ``old`` lacks, or random draws up to ``trials``, the new ``initial`` points first.
+
+    ``evaluated`` (with ``old``) is skipped when ``search.skip_evaluated`` is set.
+    """
+    evaluated = [*old, *evaluated]
+    if spec.search.method == "grid":
+        had = {point_key(p) for p in old}
+        new = [p for p in grid_points(spec) if point_key(p) not in had]
+        return old + _grid_order(spec, new, initial, evaluated)
+    return _random_points(spec, spec.trial_count(), old, initial, evaluated)
 
 
 def trial_params(
@@ -168,10 +256,12 @@ def trial_params(
 
 
 def write_points(sweep_dir: Path, points: list[dict[str, Any]] | None) -> None:
+    """Write the points, whole or not at all (an extension rewrites them)."""
     if points is not None:
-        (sweep_dir / POINTS_FILE).write_text(
-            json.dumps(points, default=str) + "\n", encoding="utf-8"
-        )
+        path = sweep_dir / POINTS_FILE
+        partial = path.with_name(path.name + ".partial")
+        partial.write_text(json.dumps(points, default=str) + "\n", encoding="utf-8")
+        partial.replace(path)
 
 
 def read_points(sweep_dir: Path) -> list[dict[str, Any]] | None:

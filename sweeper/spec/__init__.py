@@ -20,9 +20,11 @@ from sweeper.spec._parameters import (
     LogUniform,
     Parameter,
     Uniform,
+    contains,
     grid_count,
     grid_value,
     grid_values,
+    same_value,
 )
 
 __all__ = [
@@ -41,10 +43,12 @@ __all__ = [
     "Spec",
     "StorageSpec",
     "Uniform",
+    "contains",
     "grid_count",
     "grid_value",
     "grid_values",
     "load_spec",
     "parse_duration",
     "parse_spec",
+    "same_value",
 ]

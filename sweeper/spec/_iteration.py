@@ -93,6 +93,21 @@ def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _dumped(spec: Spec) -> dict[str, Any]:
+    """The spec's fields but its parameters, with paths resolved: two spellings of one file
+    (relative to the spec, or absolute) are the same entrypoint."""
+    data = spec.model_dump(mode="json", exclude={"parameters"})
+    entrypoint = data.get("entrypoint")
+    if isinstance(entrypoint, str) and ".py:" in entrypoint:
+        path, _, function = entrypoint.rpartition(":")
+        data["entrypoint"] = f"{spec.resolve(path)}:{function}"
+    for key in ("data", "results", "requirements"):
+        value = data.get(key)
+        if isinstance(value, str) and "://" not in value:
+            data[key] = str(spec.resolve(value))
+    return data
+
+
 def _extendable(field: str) -> bool:
     return any(field == f or field.startswith(f + ".") for f in EXTENDABLE)
 
@@ -109,8 +124,7 @@ def check_extension(old: Spec, new: Spec, sweep: str) -> list[str]:
     """
     hint = f"start a new sweep with --warm-start {sweep}"
     file = new.label
-    before = _flat(old.model_dump(mode="json", exclude={"parameters"}))
-    after = _flat(new.model_dump(mode="json", exclude={"parameters"}))
+    before, after = _flat(_dumped(old)), _flat(_dumped(new))
     changes: list[str] = []
     for field in dict.fromkeys([*before, *after]):
         was, now = before.get(field), after.get(field)
