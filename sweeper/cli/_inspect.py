@@ -192,6 +192,15 @@ def show(sweep: str | None, config: Path | None, top: int) -> None:
             f"mlflow:  run {state.parent_run_id} (experiment {state.experiment}) "
             f"in {state.tracking_uri}"
         )
+    for seed in state.seeded_from:
+        left = f", {seed.get('left_out')} did not fit" if seed.get("left_out") else ""
+        click.echo(f"seeded:  {seed.get('trials')} trials of sweep {seed.get('sweep')}{left}")
+    for i, extension in enumerate(state.extensions, start=1):
+        changes = "; ".join(str(c) for c in extension.get("changes") or [])
+        click.echo(
+            f"extended: {i}. session {extension.get('session')}, "
+            f"{extension.get('trials')} trials: {changes}"
+        )
     click.echo("")
     if not best:
         what = ", ".join(o.name for o in objectives)

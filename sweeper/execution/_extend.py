@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,9 +28,8 @@ from sweeper.spec import Spec, load_spec, parse_spec
 
 if TYPE_CHECKING:
     from sweeper.execution._sweep import SweepResult
-    from sweeper.search._seeds import Seed
 
-__all__ = ["extend", "extended_spec", "seed_lines", "seed_tags", "warm_start_seeds"]
+__all__ = ["extend", "extended_spec"]
 
 
 def _trials_total(text: str | int, spec: Spec, sweep: str) -> int:
@@ -111,14 +110,6 @@ def extended_spec(
                 hint=error.hint,
             ) from None
         text = yaml.safe_dump(data, sort_keys=False)
-    if new.trial_count() < old.trial_count() and new.search.method != "grid":
-        raise SpecError(
-            f"search.trials must be at least the sweep's {old.trial_count()} trials to extend "
-            f"it, got {new.trial_count()}",
-            file=new.label,
-            field="search.trials",
-            hint="give the new total there, or --trials +N",
-        )
     changes = check_extension(old, new, sweep)
     if not changes:
         raise UsageError(
@@ -210,7 +201,8 @@ def extend(
     say = echo or (lambda line: None)
     initial = [p for p in new.search.initial_points if p not in old.search.initial_points]
     count = len(state.extensions) + 1
-    tracker = reopen_tracker(old, state, sweep_dir, settings, {"sweeper.extensions": str(count)})
+    tags = {"sweeper.extensions": str(count), "sweeper.trials": str(new.trial_count())}
+    tracker = reopen_tracker(old, state, sweep_dir, settings, tags)
     settle(old, state, sweep_dir, records, tracker)
     # What the extension writes, the spec last: until it is replaced the sweep is as it was.
     points = read_points(sweep_dir)
@@ -262,48 +254,3 @@ def extend(
         live=live,
         dashboard=dashboard,
     )
-
-
-def warm_start_seeds(spec: Spec, settings: Settings, named: Sequence[str]) -> list[Seed]:
-    """The sweeps ``search.warm_start`` and ``--warm-start`` name, with their trials that fit
-    the spec's space; looked up where this spec's sweeps go."""
-    from sweeper.execution._sweep import results_root
-    from sweeper.search._seeds import warm_start
-
-    file = spec.label or "experiment.yml"
-    names: list[tuple[str, str, str | None]] = [
-        (n, f"search.warm_start.{i}", file) for i, n in enumerate(spec.search.warm_start)
-    ]
-    names += [(n, "--warm-start", None) for n in named]
-    if not names:
-        return []
-    root = results_root(spec, settings)
-    here = settings.model_copy(
-        update={"results": settings.results.model_copy(update={"dir": str(root)})}
-    )
-    return warm_start(spec, names, here)
-
-
-def seed_tags(seeds: list[Seed]) -> dict[str, str]:
-    """The parent run's tags that say which sweeps seeded it, and with how many trials."""
-    if not seeds:
-        return {}
-    return {
-        "sweeper.warm_start": ", ".join(seed.sweep for seed in seeds),
-        "sweeper.warm_start.trials": str(sum(len(seed.carried) for seed in seeds)),
-    }
-
-
-def seed_lines(spec: Spec, seeds: list[Seed]) -> list[str]:
-    """What the terminal says about a warm start, before the sweep's first line."""
-    lines = []
-    for seed in seeds:
-        how = f" ({seed.picked})" if seed.picked else ""
-        unfit = f"; {seed.left_out} did not fit the space" if seed.left_out else ""
-        lines.append(f"warm start: {len(seed.carried)} trials of sweep {seed.sweep}{how}{unfit}")
-    if seeds and spec.search.method != "optuna" and not spec.search.skip_evaluated:
-        lines.append(
-            f"note: a {spec.search.method} search uses earlier trials only to skip their "
-            "points: set search.skip_evaluated: true"
-        )
-    return lines

@@ -328,13 +328,14 @@ class Session:
         spec = self.spec
         # Trials to run again under their names, with their values: those the space (an
         # extension may have changed it) still takes.
-        restart = {}
+        # The others are settled for good: never queued again.
+        restart, finished = {}, set()
         for name, record in self.records.items():
-            if self._rerun(record):
-                fitted = spec.conditional_space.fit(record.params, spec.defaults)
-                if fitted is not None:
-                    restart[name] = fitted
-        finished = {name for name, r in self.records.items() if not self._rerun(r)}
+            fitted = spec.conditional_space.fit(record.params, spec.defaults)
+            if self._rerun(record) and fitted is not None:
+                restart[name] = fitted
+            else:
+                finished.add(name)
         study = study_name(self.sweep_dir, self.sweep, spec)
         storage, first, told = open_study(self.sweep_dir, study, restart, finished)
         return searcher_for(

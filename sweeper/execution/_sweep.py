@@ -26,7 +26,7 @@ from sweeper.results import best_trials, results_frame
 from sweeper.search._space import read_points, sweep_points, write_points
 from sweeper.settings import Settings, load_settings
 from sweeper.spec import Spec, load_spec
-from sweeper.storage import is_s3_uri, pending_uploads
+from sweeper.storage import pending_uploads
 from sweeper.storage._sweep import SweepStore
 
 if TYPE_CHECKING:
@@ -225,9 +225,8 @@ def _check_fits_locally(spec: Spec, settings: Settings) -> None:
 
 
 def results_root(spec: Spec, settings: Settings) -> Path:
-    # With s3:// results the sweep's folder is still written locally first, then synced.
-    local_results = spec.results if spec.results and not is_s3_uri(spec.results) else None
-    return spec.resolve(local_results or settings.results.dir)
+    """Where the spec's sweep folders go (with ``s3://`` results, still a local folder first)."""
+    return spec.results_folder(settings.results.dir)
 
 
 def run(
@@ -263,7 +262,7 @@ def run(
     settings = settings or load_settings()
     _check_limits(spec, settings)
     _check_cluster(spec, settings, address)
-    from sweeper.execution._extend import seed_lines, seed_tags, warm_start_seeds
+    from sweeper.search._seeds import seed_lines, seed_tags, warm_start_seeds
 
     seeds = warm_start_seeds(spec, settings, warm_start)
     from sweeper.tracking import Tracker, absolute_uri

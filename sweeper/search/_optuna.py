@@ -91,11 +91,13 @@ def open_study(
     from optuna.trial import TrialState
 
     storage = _storage(sweep_dir)
+    # Every name the sweep gave, not only the study's: a study of a changed space holds only
+    # the trials that fit it, and a new trial must not take a left-out one's name.
+    numbers = [0, *(trial_number(name) for name in (*finished, *restart))]
     try:
         study = optuna.load_study(study_name=sweep, storage=storage)
     except KeyError:
-        return storage, 1, 0
-    numbers = [0]
+        return storage, max(numbers) + 1, 0
     restart = dict(restart)
     trials = study.get_trials(deepcopy=False)
     initial: list[dict[str, Any]] = []

@@ -21,7 +21,16 @@ if TYPE_CHECKING:
     from sweeper.settings import Settings
     from sweeper.spec import Spec
 
-__all__ = ["Carried", "Seed", "carry", "point_key", "warm_start"]
+__all__ = [
+    "Carried",
+    "Seed",
+    "carry",
+    "point_key",
+    "seed_lines",
+    "seed_tags",
+    "warm_start",
+    "warm_start_seeds",
+]
 
 
 class Carried(NamedTuple):
@@ -166,3 +175,45 @@ def warm_start(
         carried, left_out = carry(spec, read_journal(found.folder).values(), found.sweep)
         seeds.append(Seed(found.sweep, found.folder, found.picked, carried, left_out))
     return seeds
+
+
+def warm_start_seeds(spec: Spec, settings: Settings, named: Sequence[str]) -> list[Seed]:
+    """The sweeps ``search.warm_start`` and ``--warm-start`` name, with their trials that fit
+    the spec's space; looked up where this spec's sweeps go."""
+    file = spec.label or "experiment.yml"
+    names: list[tuple[str, str, str | None]] = [
+        (n, f"search.warm_start.{i}", file) for i, n in enumerate(spec.search.warm_start)
+    ]
+    names += [(n, "--warm-start", None) for n in named]
+    if not names:
+        return []
+    root = spec.results_folder(settings.results.dir)
+    here = settings.model_copy(
+        update={"results": settings.results.model_copy(update={"dir": str(root)})}
+    )
+    return warm_start(spec, names, here)
+
+
+def seed_tags(seeds: list[Seed]) -> dict[str, str]:
+    """The parent run's tags that say which sweeps seeded it, and with how many trials."""
+    if not seeds:
+        return {}
+    return {
+        "sweeper.warm_start": ", ".join(seed.sweep for seed in seeds),
+        "sweeper.warm_start.trials": str(sum(len(seed.carried) for seed in seeds)),
+    }
+
+
+def seed_lines(spec: Spec, seeds: list[Seed]) -> list[str]:
+    """What the terminal says about a warm start, before the sweep's first line."""
+    lines = []
+    for seed in seeds:
+        how = f" ({seed.picked})" if seed.picked else ""
+        unfit = f"; {seed.left_out} did not fit the space" if seed.left_out else ""
+        lines.append(f"warm start: {len(seed.carried)} trials of sweep {seed.sweep}{how}{unfit}")
+    if seeds and spec.search.method != "optuna" and not spec.search.skip_evaluated:
+        lines.append(
+            f"note: a {spec.search.method} search uses earlier trials only to skip their "
+            "points: set search.skip_evaluated: true"
+        )
+    return lines

@@ -124,6 +124,14 @@ def check_extension(old: Spec, new: Spec, sweep: str) -> list[str]:
     """
     hint = f"start a new sweep with --warm-start {sweep}"
     file = new.label
+    if old.search.method == new.search.method != "grid" and new.trial_count() < old.trial_count():
+        raise SpecError(
+            f"search.trials must be at least the sweep's {old.trial_count()} trials to extend "
+            f"sweep {sweep}, got {new.trial_count()}",
+            file=file,
+            field="search.trials",
+            hint="give the new total there, or --trials +N",
+        )
     before, after = _flat(_dumped(old)), _flat(_dumped(new))
     changes: list[str] = []
     for field in dict.fromkeys([*before, *after]):

@@ -728,6 +728,15 @@ class Spec(Block):
             return requirements_lines(self.resolve(self.requirements).read_text(encoding="utf-8"))
         return list(self.requirements or [])
 
+    def results_folder(self, default: str) -> Path:
+        """The local folder this spec's sweep folders go in: its ``results`` when that is a
+        folder, else ``default`` (``[results] dir``). With ``s3://`` results, sweeps are
+        written locally first, then synced."""
+        from sweeper.storage import is_s3_uri
+
+        local = self.results if self.results and not is_s3_uri(self.results) else None
+        return self.resolve(local or default)
+
     def resolve(self, path: str) -> Path:
         """An absolute path for a path written in the spec."""
         candidate = Path(path).expanduser()
