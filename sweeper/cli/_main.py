@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -273,13 +274,16 @@ def extend(
 
     settings = load_settings(config)
     folder = locate(sweep, config)
+    duration: str | float | None = max_duration
+    with contextlib.suppress(ValueError, TypeError):  # 2h, 90m: limits.max_duration reads it
+        duration = float(max_duration)  # type: ignore[arg-type]
     result = extend_sweep(
         folder,
         settings,
         spec=new_spec,
         trials=trials,
         max_gpu_hours=max_gpu_hours,
-        max_duration=max_duration,
+        max_duration=duration,
         retry_failed=retry_failed,
         address=address,
         echo=None if quiet else click.echo,

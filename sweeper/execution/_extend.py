@@ -25,6 +25,7 @@ from sweeper._layout import SPEC_FILE, earlier_spec, find_sweep
 from sweeper.errors import SpecError, SweepError, UsageError
 from sweeper.settings import Settings, load_settings
 from sweeper.spec import Spec, load_spec, parse_spec
+from sweeper.spec._search import MAX_TRIALS
 
 if TYPE_CHECKING:
     from sweeper.execution._sweep import SweepResult
@@ -41,6 +42,12 @@ def _trials_total(text: str | int, spec: Spec, sweep: str) -> int:
         total = -1
     if raw.startswith("+") and total <= spec.trial_count():
         total = -1
+    if total > MAX_TRIALS:
+        raise UsageError(
+            f"--trials must make at most {MAX_TRIALS} trials in all, got {raw!r} ({total})",
+            file="command line",
+            field="--trials",
+        )
     if total <= spec.trial_count():
         raise UsageError(
             f"--trials must be +N or a total above the sweep's {spec.trial_count()} trials, "

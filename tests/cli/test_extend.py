@@ -88,6 +88,15 @@ def test_extend_by_spec_name_says_which_sweep_and_runs_the_new_trials(project):
             "(command line: --trials); e.g. sweeper extend {sweep} --trials +10",
         ),
         (
+            ["--trials", "+999999"],
+            "error: --trials must make at most 100000 trials in all, got '+999999' (1000001) "
+            "(command line: --trials)",
+        ),
+        (
+            ["--max-duration", "0"],
+            "error: --max-duration must be > 0 seconds, got 0.0 (command line: --max-duration)",
+        ),
+        (
             [],
             "error: an extension must change something, got the sweep's own spec ({sweep}) "
             "(command line); give --trials +N, --spec new.yml, --max-gpu-hours or "

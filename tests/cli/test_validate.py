@@ -118,7 +118,8 @@ def test_validate_unknown_key(project: Path, write_spec) -> None:
     assert_one_line_error(
         result,
         "search keys must be one of method, sampler, metrics, metric, mode, constraints, trials, "
-        "concurrency, seed, warm_start, skip_evaluated, initial_points, got 'trails' (experiment.yml: search.trails); did you mean 'trials'?",
+        "concurrency, seed, warm_start, skip_evaluated, initial_points, got 'trails' "
+        "(experiment.yml: search.trails); did you mean 'trials'?",
     )
 
 

@@ -286,3 +286,87 @@ def test_resume_of_a_completed_sweep_says_so_and_starts_nothing(
         (sweep_dir / "state.json").read_text(),
         (sweep_dir / "trials.jsonl").read_text(),
     ) == before
+
+
+def new_trials_halfway(cli, sweep_dir: Path, old: set[str]) -> bool:
+    """Two trials besides ``old`` completed and another one running."""
+    now = {name: r.state for name, r in read_journal(sweep_dir).items() if name not in old}
+    done = sum(1 for s in now.values() if s == "completed")
+    return done >= 2 and any(s == "running" for s in now.values())
+
+
+def named_once(trials: list[optuna.trial.FrozenTrial]) -> list[str]:
+    """The names of the study's completed trials, checked to be each there once."""
+    names = [
+        t.user_attrs["sweeper_trial"]
+        for t in trials
+        if t.state.name == "COMPLETE" and "sweeper_seeded_from" not in t.user_attrs
+    ]
+    assert len(names) == len(set(names))
+    return sorted(names)
+
+
+def test_an_extension_killed_halfway_resumes_with_no_trial_lost_or_run_twice(cli):
+    (cli.folder / "experiment.yml").write_text(OPTUNA_SPEC.replace("trials: 8", "trials: 4"))
+    first = cli.run("run", "experiment.yml")
+    assert first.returncode == 0, first.stdout + first.stderr
+    sweep_dir = cli.sweep_dir()
+    old = set(read_journal(sweep_dir))
+    driver = cli.start("extend", sweep_dir.name, "--trials", "+6")
+    try:
+        cli.wait_for(lambda: new_trials_halfway(cli, sweep_dir, old), driver)
+    finally:
+        driver.kill()  # SIGKILL during the extension's session
+        driver.communicate(timeout=60)
+    before = states(cli)
+    assert SweepState.load(sweep_dir).shown_status == "interrupted"
+    for trial in study_trials(sweep_dir):
+        if trial.state.name == "COMPLETE":
+            before[trial.user_attrs["sweeper_trial"]] = "completed"  # see adopt_finished
+    done = cli.run("resume", sweep_dir.name)
+    assert done.returncode == 0, done.stdout + done.stderr
+    frame = pd.read_csv(sweep_dir / "results.csv").set_index("trial")
+    assert list(frame.index) == [f"trial-{i:04d}" for i in range(1, 11)]
+    assert set(frame["state"]) == {"completed"}
+    for trial in old:
+        assert attempts(sweep_dir, trial) == 1  # the first session's trials never ran again
+    for trial, state in before.items():
+        if state == "completed":
+            assert attempts(sweep_dir, trial) == 1
+    assert named_once(study_trials(sweep_dir)) == list(frame.index)  # one study, each once
+    state = SweepState.load(sweep_dir)
+    assert state.sessions == 3 and len(state.extensions) == 1
+    children = cli.children(state.parent_run_id, "crash")
+    assert sorted(children["tags.mlflow.runName"]) == list(frame.index)
+
+
+def test_a_warm_started_sweep_killed_halfway_resumes_with_its_seeds_once(cli):
+    (cli.folder / "experiment.yml").write_text(OPTUNA_SPEC.replace("trials: 8", "trials: 3"))
+    first = cli.run("run", "experiment.yml")
+    assert first.returncode == 0, first.stdout + first.stderr
+    seed = cli.sweep_dir()
+    (cli.folder / "new.yml").write_text(OPTUNA_SPEC.replace("trials: 8", "trials: 6"))
+    driver = cli.start("run", "new.yml", "--warm-start", seed.name)
+    try:
+
+        def started() -> bool:
+            others = [f for f in (cli.folder / "results").iterdir() if f != seed]
+            return bool(others) and new_trials_halfway(cli, others[0], set())
+
+        cli.wait_for(started, driver)
+    finally:
+        driver.kill()
+        driver.communicate(timeout=60)
+    (sweep_dir,) = [f for f in (cli.folder / "results").iterdir() if f != seed]
+    done = cli.run("resume", sweep_dir.name)
+    assert done.returncode == 0, done.stdout + done.stderr
+    frame = pd.read_csv(sweep_dir / "results.csv").set_index("trial")
+    assert list(frame.index) == [f"trial-{i:04d}" for i in range(1, 7)]
+    assert set(frame["state"]) == {"completed"}
+    trials = study_trials(sweep_dir)
+    seeded = [t.user_attrs.get("sweeper_seeded_from") for t in trials]
+    # The seeding sweep's three trials are in the study once, before any of its own.
+    assert [s for s in seeded if s] == [f"{seed.name}/trial-000{i}" for i in (1, 2, 3)]
+    assert all(seeded[:3])
+    assert named_once(trials) == list(frame.index)
+    assert SweepState.load(sweep_dir).seeded_from[0]["trials"] == 3

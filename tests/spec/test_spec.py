@@ -276,7 +276,8 @@ def test_unknown_key_inside_search(project: Path, write_spec) -> None:
     error, file = spec_error(write_spec, OPTUNA.replace("trials: 5", "trials: 5, trails: 3"))
     assert str(error) == (
         "search keys must be one of method, sampler, metrics, metric, mode, constraints, trials, "
-        f"concurrency, seed, warm_start, skip_evaluated, initial_points, got 'trails' ({file}: search.trails); did you mean 'trials'?"
+        "concurrency, seed, warm_start, skip_evaluated, initial_points, got 'trails' "
+        f"({file}: search.trails); did you mean 'trials'?"
     )
     assert error.field == "search.trails"
 
@@ -530,7 +531,8 @@ def test_misspelt_dimension_kind(project: Path, write_spec) -> None:
     error, file = spec_error(write_spec, text)
     assert str(error) == (
         "parameters.lr key must be one of choice, uniform, loguniform, int, value, step, log, "
-        f"when, default, got 'loguniformm' ({file}: parameters.lr.loguniformm); did you mean 'loguniform'?"
+        "when, default, got 'loguniformm' "
+        f"({file}: parameters.lr.loguniformm); did you mean 'loguniform'?"
     )
 
 
