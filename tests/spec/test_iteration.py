@@ -346,3 +346,17 @@ def test_a_grid_must_keep_its_values():
         "only by adding values), got int(2, 4) without 1 (new.yml: parameters.hidden); add "
         "values and keep the old ones, or start a new sweep with --warm-start iterate-1"
     )
+
+
+def test_the_wider_example_extends_the_digits_example():
+    from sweeper.spec import load_spec
+
+    old = load_spec(ROOT / "configs/digits-pytorch.yml")
+    new = load_spec(ROOT / "configs/digits-pytorch-wider.yml")
+    assert check_extension(old, new, "digits-pytorch-1") == [
+        "description: 'MLP on the 8x8 digits, 20 Optuna trials of 15 epochs' -> 'MLP on the 8x8 "
+        "digits, a wider lr range and the batch size searched'",
+        "search.trials: 20 -> 40",
+        "parameters.lr: loguniform(0.0001, 0.1) -> loguniform(1e-05, 0.3)",
+        "parameters.batch_size: new, choice(32, 64, 128) (earlier trials: 64)",
+    ]
