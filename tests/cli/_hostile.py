@@ -297,6 +297,7 @@ def _must_fail() -> Iterator[Case]:
         yield spec_case(f"garbled: {key}", _set(BASE, key.strip(), value), expect="error")
     yield spec_case("a key that is null", "? null\n: 1\n" + dump(BASE), expect="error")
     yield from _broader_search_cases()
+    yield from _iteration_cases()
     manifest_bad: dict[str, Any] = {
         "unknown framework name": _set(MANIFEST, "framework.name", "mxnet-9000"),
         "connection as a string": _set(MANIFEST, "data_stores.0.connection", "http://x"),
@@ -410,6 +411,32 @@ def _broader_search_cases() -> Iterator[Case]:
     for label, params in (("in order", chain), ("declared backwards", backwards)):
         data = {**_set(BASE, "search", grid), "parameters": params}
         yield spec_case(f"broader: a chain of 2,000 conditions {label}", data, klass="search")
+
+
+def _iteration_cases() -> Iterator[Case]:
+    """Warm starts, initial points and defaults written wrong: each refused in one line."""
+    lr = {"loguniform": [1e-4, 1e-1]}
+    bad: dict[str, Any] = {
+        "initial_points a mapping": _set(BASE, "search.initial_points", {"lr": 0.01}),
+        "initial_points of text": _set(BASE, "search.initial_points", ["lr=0.01"]),
+        "initial point NaN": _set(BASE, "search.initial_points", [{"lr": float("nan")}]),
+        "initial point 1e999": _set(BASE, "search.initial_points", [{"lr": float("inf")}]),
+        "initial point a list": _set(BASE, "search.initial_points", [{"lr": [0.01]}]),
+        "initial point of a constant": _set(BASE, "search.initial_points", [{"epochs": 3}]),
+        "default NaN": _set(BASE, "parameters.lr", {**lr, "default": float("nan")}),
+        "default a mapping": _set(BASE, "parameters.lr", {**lr, "default": {}}),
+        "warm_start a number": _set(BASE, "search.warm_start", 3),
+        "warm_start of lists": _set(BASE, "search.warm_start", [["a"]]),
+        "warm_start empty text": _set(BASE, "search.warm_start", [""]),
+        "skip_evaluated a list": _set(BASE, "search.skip_evaluated", [True]),
+    }  # fmt: skip
+    for name, data in bad.items():
+        yield spec_case(f"iteration: {name}", data, expect="error", klass="search")
+    missing = _set(BASE, "search.warm_start", ["no-such-sweep"])
+    yield spec_case("iteration: a warm start from no sweep, validated", missing)
+    yield spec_case(
+        "iteration: plan looks the warm start up", missing, command="plan", expect="error"
+    )
 
 
 def _settings_cases() -> Iterator[Case]:
