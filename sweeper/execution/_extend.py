@@ -100,8 +100,11 @@ def extended_spec(
         for key, value in (("max_gpu_hours", max_gpu_hours), ("max_duration", max_duration)):
             if value is not None:
                 limits[key] = value
+        given = spec is not None and spec.label
         try:
-            new = parse_spec(data, file="command line", base_dir=old.base_dir)
+            new = parse_spec(
+                data, file=new.label if given else "command line", base_dir=new.base_dir
+            )
         except SpecError as error:
             flag = {
                 "search.trials": "--trials",
