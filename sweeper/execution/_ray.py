@@ -203,11 +203,17 @@ def _stderr_kept(into: list[str]) -> Iterator[None]:
 
 def _dashboard_port(preferred: int) -> int:
     """``preferred`` if it is free on 127.0.0.1, else a free port: Ray refuses to start when
-    the dashboard's port is taken (another Ray, another sweep on the machine)."""
+    the dashboard's port is taken (another Ray, another sweep on the machine).
+
+    The probe binds as a server does (``SO_REUSEADDR``): connections of a dashboard that just
+    stopped linger in TIME_WAIT for a minute, and a plain bind would take the port for taken
+    while a new server can listen on it. A port something listens on is still refused.
+    """
     import socket
 
     for port in (preferred, 0):
         with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
