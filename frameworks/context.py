@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -15,6 +16,27 @@ REPORTED_KEY = "_sweeper_reported"
 # Result key naming the folder of a state ctx.save wrote since the last report: the trial's
 # actor reports it to Tune as the trial's checkpoint (see sweeper.execution._actor).
 CHECKPOINT_KEY = "_sweeper_checkpoint"
+
+
+def _without_float32_noise(value: float) -> float:
+    """A value computed in float32 (a torch or TensorFlow metric) as float32 prints it:
+    0.98 rather than 0.9800000190734863, the same float32. A float64 value is kept."""
+    import struct
+
+    if not math.isfinite(value) or value == 0.0:
+        return value
+    try:
+        single = struct.unpack("f", struct.pack("f", value))[0]
+    except OverflowError:
+        return value  # beyond float32's range: not a float32
+    if single != value:
+        return value
+    # The shortest decimal that reads back as the same float32 (what numpy prints).
+    for digits in range(1, 10):
+        text = f"{value:.{digits}g}"
+        if struct.unpack("f", struct.pack("f", float(text)))[0] == single:
+            return float(text)
+    return value
 
 
 class TrialContext:
@@ -194,4 +216,4 @@ class TrialContext:
             value = value.item()  # numpy and torch scalars
         if not isinstance(value, numbers.Real) or isinstance(value, bool):
             raise TypeError(f"report() metric {name!r} must be a real number, got {value!r}")
-        return float(value)
+        return _without_float32_noise(float(value))

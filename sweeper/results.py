@@ -64,7 +64,7 @@ def feasible(spec: Spec, metrics: dict[str, Any]) -> bool | None:
 def _objective_columns(spec: Spec) -> list[str]:
     metric = spec.search.metric
     names = [o.name for o in spec.search.objectives]
-    columns = [metric, f"best_{metric}", *names[1:]]
+    columns = [metric, f"peak_{metric}", *names[1:]]
     if spec.search.multi_objective:
         columns.append("pareto")
     if spec.search.constraints:
@@ -87,7 +87,7 @@ def result_rows(spec: Spec, records: Iterable[TrialRecord]) -> list[dict[str, An
             "trial": record.name,
             "state": record.state,
             metric: record.metrics.get(metric),
-            f"best_{metric}": record.best,
+            f"peak_{metric}": record.best,
             **{o.name: record.metrics.get(o.name) for o in objectives[1:]},
             "steps": record.steps,
             "attempts": record.attempts,

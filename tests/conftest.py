@@ -295,7 +295,7 @@ def run_example(tmp_path: Path):
 
     Checks what every example must show: exit 0 without a traceback, every trial completed,
     the best ``metric`` at least 0.95, and in MLflow one parent with one finished child per
-    trial and the parent's ``best_<metric>`` (with several objectives, its Pareto front).
+    trial and the parent's ``sweep/best_<metric>`` (with several objectives, its Pareto front).
     """
     import mlflow
     import pandas as pd
@@ -340,7 +340,7 @@ def run_example(tmp_path: Path):
             front = set(results.loc[results["pareto"], "trial"])
             assert set(parent.tags["sweeper.pareto_trials"].split(",")) == front
         else:
-            assert parent.metrics[f"best_{metric}"] == pytest.approx(results[metric].max())
+            assert parent.metrics[f"sweep/best_{metric}"] == pytest.approx(results[metric].max())
         return ExampleRun(spec, sweep_dir, results, children, parent_id, client, done.stdout)
 
     return run

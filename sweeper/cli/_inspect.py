@@ -124,7 +124,7 @@ def status(sweep: str | None, config: Path | None) -> None:
     names = found.dimensions or None
     others = [o.name for o in found.objectives[1:]]
     marks = (["pareto"] if others else []) + (["feasible"] if found.constraints else [])
-    head = ["trial", "state", "step", metric, "best", *others, *marks]
+    head = ["trial", "state", "step", metric, "peak", *others, *marks]
     rows = [[*head, "attempts", "duration", "gpu_s", "params"]]
     for row in found.rows:
         rows.append(
@@ -133,7 +133,7 @@ def status(sweep: str | None, config: Path | None) -> None:
                 str(row["state"]),
                 str(row["steps"]),
                 short(row.get(metric)),
-                short(row.get(f"best_{metric}")),
+                short(row.get(f"peak_{metric}")),
                 *[short(row.get(name)) for name in others],
                 *[_mark(row.get(mark)) for mark in marks],
                 str(row["attempts"]),

@@ -19,10 +19,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import time
 import traceback
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from sweeper._format import duration, format_params
 from sweeper._layout import (
     ATTEMPT_FILE,
     CHECKPOINT_DIR,
@@ -89,14 +91,20 @@ def trainable_class(plan: TrialPlan, board: Any) -> type:
 
 
 class _Seen:
-    """Wraps ``tune.report``: which metrics the trial reported (the constraints need them)."""
+    """Wraps ``tune.report``: which metrics the trial reported (the constraints need them),
+    and a line per report in the trial's log (``sweeper: step 3 loss=0.41``), so that
+    ``sweeper logs`` shows the progress of code that prints nothing."""
 
     def __init__(self, report: Any) -> None:
         self.report = report
         self.names: set[str] = set()
 
     def __call__(self, result: dict[str, Any], **kwargs: Any) -> None:
-        self.names.update(result.get(REPORTED_KEY) or ())
+        reported = list(result.get(REPORTED_KEY) or ())
+        self.names.update(reported)
+        values = {name: result[name] for name in reported if name in result}
+        # Into the process's stdout, which is the trial's log (see log_to).
+        print(f"sweeper: step {result.get('step', '?')} {format_params(values)}", flush=True)
         saved = result.pop(CHECKPOINT_KEY, None)
         # A learner of a trial of several may have saved on another node: that state stays in
         # the trial's folder there (Tune could not read it from here).
@@ -181,9 +189,12 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> Non
     seen = _Seen(tune.report)
     try:
         with log_to(log_path):
+            started = time.time()
             try:
-                if attempt > 1:
-                    print(f"sweeper: {name} attempt {attempt} starts", flush=True)
+                print(
+                    f"sweeper: {name} attempt {attempt} starts: {format_params(params)}",
+                    flush=True,
+                )
                 if spec.resources.learners > 1:
                     from sweeper.execution._gang import run_gang
 
@@ -226,6 +237,13 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> Non
             except BaseException:
                 traceback.print_exc()
                 raise
+            finally:
+                ended = {"returned": "ended", "stopped": "stopped", "failed": "failed"}[outcome]
+                print(
+                    f"sweeper: {name} attempt {attempt} {ended} after "
+                    f"{duration(time.time() - started)}",
+                    flush=True,
+                )
     except Exception as exc:
         # The last log lines travel with the error, so the driver can show why without the log.
         error = TrialError(

@@ -392,12 +392,14 @@ class SweepRecorder(Callback):
                 tags["sweeper.feasible"] = "unknown" if verdict is None else str(verdict).lower()
             if self.log_artifacts:
                 self.tracker.log_trial_artifacts(record.name, self._gatherer(record))
-            self.tracker.end_trial(
-                record.name,
-                MLFLOW_STATUS[state],
-                tags,
-                metrics={"gpu_seconds": record.gpu_seconds},
-            )
+            metrics = {}
+            if record.best is not None and math.isfinite(record.best):
+                # Its best value over its steps; the parent's sweep/best_<metric> is the
+                # sweep's best final value.
+                metrics[f"peak_{self.spec.search.metric}"] = record.best
+            if record.gpus:
+                metrics["gpu_seconds"] = record.gpu_seconds
+            self.tracker.end_trial(record.name, MLFLOW_STATUS[state], tags, metrics=metrics)
         self._write(record, state)
         self._emit("end", record)
 

@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
     from sweeper.spec import Spec
 
-__all__ = ["best_tags", "sweep_metrics", "sweep_params"]
+__all__ = ["SWEEP_PREFIX", "best_tags", "sweep_metrics", "sweep_params"]
 
 
 def sweep_params(spec: Spec) -> dict[str, Any]:
@@ -41,23 +41,29 @@ def _described(spec: Spec, name: str) -> str:
     return spec.space[name].describe() + (f" {condition}" if condition else "")
 
 
+# The parent run's own metrics are the sweep's: under this prefix, apart from the trials'.
+SWEEP_PREFIX = "sweep/"
+
+
 def sweep_metrics(spec: Spec, frame: pd.DataFrame, wall: float) -> dict[str, float]:
-    """The parent run's metrics at a session's end: trial counts, wall and GPU time, best."""
+    """The parent run's metrics at a session's end, each ``sweep/...``: trial counts, wall
+    time, GPU time (when its trials hold GPUs), and the best trial's final value
+    (``sweep/best_<metric>``; a trial's own peak over its steps is its ``peak_<metric>``)."""
     states = frame["state"].value_counts().to_dict() if not frame.empty else {}
-    gpu_seconds = float(frame["gpu_seconds"].sum()) if not frame.empty else 0.0
     metrics = {
         **{f"trials_{state}": float(states.get(state, 0)) for state in FINAL_STATES},
         "wall_time_s": wall,
-        "gpu_seconds": gpu_seconds,
-        "gpu_hours": gpu_seconds / 3600,
     }
+    if spec.resources.trial_gpus:
+        gpu_seconds = float(frame["gpu_seconds"].sum()) if not frame.empty else 0.0
+        metrics.update(gpu_seconds=gpu_seconds, gpu_hours=gpu_seconds / 3600)
     if spec.search.multi_objective:
         metrics["pareto_trials"] = float(len(best_trials(spec, frame, None)))
-        return metrics
-    best = best_trials(spec, frame, 1)
-    if not best.empty:
-        metrics[f"best_{spec.search.metric}"] = float(best.iloc[0][spec.search.metric])
-    return metrics
+    else:
+        best = best_trials(spec, frame, 1)
+        if not best.empty:
+            metrics[f"best_{spec.search.metric}"] = float(best.iloc[0][spec.search.metric])
+    return {SWEEP_PREFIX + name: value for name, value in metrics.items()}
 
 
 def best_tags(spec: Spec, frame: pd.DataFrame) -> dict[str, str]:

@@ -82,7 +82,7 @@ def test_status_prints_the_sweep_then_each_trial(finished):
     assert re.fullmatch(r"elapsed:  \d+(\.\d)?s|elapsed:  \d+m\d\ds", lines[5])
     assert lines[6] == ""
     assert lines[7].split() == [
-        "trial", "state", "step", "score", "best", "attempts", "duration", "gpu_s", "params",
+        "trial", "state", "step", "score", "peak", "attempts", "duration", "gpu_s", "params",
     ]  # fmt: skip
     rows = [line.split() for line in lines[8:]]
     assert [row[:6] + row[7:] for row in rows] == [

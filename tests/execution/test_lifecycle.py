@@ -241,7 +241,9 @@ def test_max_gpus_queues_trials_and_gpu_seconds_are_counted(tmp_path):
         frame["gpu_seconds"].to_dict(), abs=1e-3
     )
     parent = mlflow.MlflowClient(result.tracking_uri).get_run(result.parent_run_id)
-    assert parent.data.metrics["gpu_seconds"] == pytest.approx(frame["gpu_seconds"].sum(), abs=1e-2)
+    total = frame["gpu_seconds"].sum()
+    assert parent.data.metrics["sweep/gpu_seconds"] == pytest.approx(total, abs=1e-2)
+    assert parent.data.metrics["sweep/gpu_hours"] == pytest.approx(total / 3600, abs=1e-5)
 
 
 def test_without_max_gpus_trials_share_the_gpus(tmp_path):

@@ -165,7 +165,7 @@ def test_a_two_objective_nsga2_sweep_marks_its_pareto_front(settings):
     parent = runs[runs["run_id"] == result.parent_run_id].iloc[0]
     assert set(parent["tags.sweeper.pareto_trials"].split(",")) == front
     assert parent["tags.sweeper.objectives"] == "accuracy:max,size_m:min"
-    assert parent["metrics.pareto_trials"] == len(front)
+    assert parent["metrics.sweep/pareto_trials"] == len(front)
     import optuna
 
     from sweeper.search._optuna import TRIAL_ATTR, _storage

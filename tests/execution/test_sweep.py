@@ -130,8 +130,12 @@ def test_results_csv_and_mlflow_hold_every_trial_with_params_and_step_metrics(
 
     parent = client.get_run(result.parent_run_id)
     assert parent.info.status == "FINISHED"
-    assert parent.data.metrics["best_score"] == 15.0
-    assert parent.data.metrics["trials_completed"] == 3
+    assert parent.data.metrics["sweep/best_score"] == 15.0
+    assert parent.data.metrics["sweep/trials_completed"] == 3
+    # No GPU held: no GPU figures; the sweep's own figures apart from a trial's peak.
+    assert not [k for k in parent.data.metrics if "gpu" in k]
+    run = client.get_run(run_id).data.metrics
+    assert run["peak_score"] == 15.0 and "gpu_seconds" not in run
     assert parent.data.tags["sweeper.best_trial"] == csv.loc[csv["score"].idxmax(), "trial"]
     artifacts = {a.path for a in client.list_artifacts(result.parent_run_id)}
     assert {"results.csv", "spec.yml"} <= artifacts

@@ -70,3 +70,14 @@ def test_the_sweep_metric_is_carried_forward_but_not_marked_reported(
     assert "acc" not in reports[0]
     assert reports[2]["acc"] == 0.5
     assert reports[2][REPORTED_KEY] == ["loss"]
+
+
+def test_float32_metrics_lose_their_float64_noise(ctx: TrialContext, reports: list[dict]) -> None:
+    ctx.report(acc=np.float32(0.98), loss=float(np.float32(0.1)), lr=0.1 + 1e-12, big=1e300)
+    (result,) = reports
+    assert result["acc"] == 0.98 and repr(result["acc"]) == "0.98"
+    assert result["loss"] == 0.1
+    assert result["lr"] == 0.1 + 1e-12  # a float64 value is kept as it is
+    assert result["big"] == 1e300
+    ctx.report(third=np.float32(1 / 3))
+    assert np.float32(reports[-1]["third"]) == np.float32(1 / 3)  # still the same float32
