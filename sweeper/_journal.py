@@ -197,6 +197,7 @@ class SweepState:
     parent_run_id: str | None = None
     tracking_uri: str | None = None
     experiment: str | None = None
+    experiment_id: str | None = None
     gpu_seconds: float = 0.0
     # The sweeps whose trials seeded this one: each {sweep, trials, left_out}.
     seeded_from: list[dict[str, Any]] = field(default_factory=list)
@@ -289,6 +290,7 @@ _STATE_KINDS: dict[str, tuple[type, ...]] = {
     "parent_run_id": (str,),
     "tracking_uri": (str,),
     "experiment": (str,),
+    "experiment_id": (str,),
     "gpu_seconds": (int, float),
     "seeded_from": (list,),
     "extensions": (list,),

@@ -21,7 +21,7 @@ from typing import Any
 from sweeper._format import describe_error
 from sweeper.errors import SweepError
 
-__all__ = ["Tracker"]
+__all__ = ["LOCAL_UI", "Tracker", "ui_base", "ui_link"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +34,23 @@ _STOP = object()
 
 
 _SQLITE = "sqlite:///"
+# Where `sweeper ui` serves a local store's MLflow UI by default.
+LOCAL_UI = "http://127.0.0.1:5000"
+
+
+def ui_base(tracking_uri: str) -> str:
+    """The MLflow UI's address for a tracking store: a server's own, else `sweeper ui`'s."""
+    if tracking_uri.startswith(("http://", "https://")):
+        return tracking_uri.rstrip("/")
+    return LOCAL_UI
+
+
+def ui_link(base: str, experiment_id: str, run_id: str | None = None) -> str:
+    """A deep link into the MLflow UI: an experiment's runs in the model-training view (MLflow
+    3 opens its GenAI view otherwise), or one run."""
+    if run_id:
+        return f"{base}/#/experiments/{experiment_id}/runs/{run_id}"
+    return f"{base}/#/experiments/{experiment_id}/runs?workflowType=machine_learning"
 
 
 def _sqlite_path(tracking_uri: str) -> Path | None:

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sweeper.tracking import Tracker
+
 START = """\
 import sys
 from sweeper.tracking import Tracker
@@ -72,3 +74,21 @@ def test_an_unusable_store_names_where_its_uri_came_from(tmp_path: Path, monkeyp
         f"{uri!r})\n"
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["experiment.yml", "train.py"]
+
+
+def test_ui_links_open_the_model_training_view(tmp_path):
+    from sweeper.cli._main import _experiments
+    from sweeper.tracking import LOCAL_UI, ui_base, ui_link
+
+    assert ui_base("sqlite:///mlflow.db") == LOCAL_UI == "http://127.0.0.1:5000"
+    assert ui_base("https://mlflow.example.com/") == "https://mlflow.example.com"
+    assert ui_link(LOCAL_UI, "7") == (
+        "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"
+    )
+    assert ui_link(LOCAL_UI, "7", "abc") == "http://127.0.0.1:5000/#/experiments/7/runs/abc"
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = Tracker(uri, "digits")
+    Tracker(uri, "empty")
+    tracker.start_sweep("digits-1", {}, {})
+    tracker.end_sweep("FINISHED", metrics={}, tags={}, artifacts=[])
+    assert _experiments(uri) == [("digits", tracker.experiment_id)]  # those with runs

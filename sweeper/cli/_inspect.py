@@ -187,11 +187,17 @@ def show(sweep: str | None, config: Path | None, top: int) -> None:
     store = found.results_uri
     if store:
         click.echo(f"store:   {store}")
+    from sweeper.tracking import LOCAL_UI, ui_base, ui_link
+
+    base = ui_base(state.tracking_uri or "")
     if state.parent_run_id:
         click.echo(
             f"mlflow:  run {state.parent_run_id} (experiment {state.experiment}) "
             f"in {state.tracking_uri}"
         )
+    if state.experiment_id:
+        how = "" if base != LOCAL_UI else " (start it with: sweeper ui)"
+        click.echo(f"runs:    {ui_link(base, state.experiment_id)}{how}")
     for seed in state.seeded_from:
         left = f", {seed.get('left_out')} did not fit" if seed.get("left_out") else ""
         click.echo(f"seeded:  {seed.get('trials')} trials of sweep {seed.get('sweep')}{left}")
@@ -229,6 +235,8 @@ def show(sweep: str | None, config: Path | None, top: int) -> None:
         run_id = row.get("mlflow_run_id")
         if not is_missing(run_id):
             click.echo(f"   mlflow: run {run_id} in {state.tracking_uri}")
+            if state.experiment_id:
+                click.echo(f"           {ui_link(base, state.experiment_id, str(run_id))}")
 
 
 @click.command()

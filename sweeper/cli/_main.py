@@ -472,6 +472,7 @@ def ui(config: Path | None, host: str, port: int) -> None:
     """Start the MLflow UI on the configured tracking store."""
 
     from sweeper.settings import load_settings
+    from sweeper.tracking import ui_link
 
     settings = load_settings(config)
     command = [
@@ -487,6 +488,9 @@ def ui(config: Path | None, host: str, port: int) -> None:
         str(port),
     ]
     click.echo(f"MLflow UI on http://{host}:{port} for {settings.mlflow.tracking_uri}")
+    for name, experiment_id in _experiments(settings.mlflow.tracking_uri):
+        # MLflow 3 opens on its GenAI view: link each experiment's runs in the training view.
+        click.echo(f"  {name}: {ui_link(f'http://{host}:{port}', experiment_id)}")
     # MLflow's UI runs uvicorn and job workers of its own, which outlive it when only it is
     # signalled: it gets a process group, and the whole group goes when the UI is stopped.
     server = subprocess.Popen(command, start_new_session=True)
@@ -499,6 +503,22 @@ def ui(config: Path | None, host: str, port: int) -> None:
         signal.signal(signal.SIGTERM, previous)
         _stop_group(server)
     sys.exit(status)
+
+
+def _experiments(tracking_uri: str) -> list[tuple[str, str]]:
+    """The store's experiments that have runs, by name (none when it cannot be read)."""
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=tracking_uri)
+        found = client.search_experiments()
+        return sorted(
+            (e.name, e.experiment_id)
+            for e in found
+            if client.search_runs([e.experiment_id], max_results=1)
+        )
+    except Exception:
+        return []  # the UI itself says what is wrong with the store
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -316,6 +316,7 @@ def run(
         parent_run_id=parent,
         tracking_uri=tracking_uri,
         experiment=tracker.experiment,
+        experiment_id=str(tracker.experiment_id),
         seeded_from=[
             {"sweep": seed.sweep, "trials": len(seed.carried), "left_out": seed.left_out}
             for seed in seeds

@@ -110,20 +110,23 @@ def test_show_prints_the_best_trials_and_where_their_results_are(finished):
     done = finished.sweeper("show", result.sweep_dir.name, "--top", "2")
     assert done.exit_code == 0, done.output
     lines = done.output.splitlines()
-    assert lines[:5] == [
+    ui = f"http://127.0.0.1:5000/#/experiments/{state.experiment_id}"
+    assert lines[:6] == [
         f"sweep {result.sweep}: completed, 3/3 trials, max score",
         f"folder:  {result.sweep_dir}",
         f"mlflow:  run {state.parent_run_id} (experiment talking) in {state.tracking_uri}",
+        f"runs:    {ui}/runs?workflowType=machine_learning (start it with: sweeper ui)",
         "",
         "best 2 of 3 trials:",
     ]
-    assert re.fullmatch(r"1\. trial-0003  score=2\.25  \(x=3\)  GPU 0\.0s, \d+\.\ds", lines[5])
-    assert lines[6:8] == [
+    assert re.fullmatch(r"1\. trial-0003  score=2\.25  \(x=3\)  GPU 0\.0s, \d+\.\ds", lines[6])
+    assert lines[7:10] == [
         f"   folder: {result.sweep_dir / 'trials' / 'trial-0003'}",
         f"   mlflow: run {runs['trial-0003']} in {state.tracking_uri}",
+        f"           {ui}/runs/{runs['trial-0003']}",
     ]
-    assert lines[8].startswith("2. trial-0001  score=0.75  (x=1)  GPU 0.0s, ")
-    assert len(lines) == 11
+    assert lines[10].startswith("2. trial-0001  score=0.75  (x=1)  GPU 0.0s, ")
+    assert len(lines) == 14
 
 
 def test_show_names_the_object_store_of_a_synced_sweep(finished, tmp_path):
