@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import click
 
 from sweeper._format import first_line
+from sweeper.cli._dashboard import dashboard as _dashboard
 from sweeper.cli._inspect import COMMANDS as _INSPECT_COMMANDS
 from sweeper.cli._options import CONFIG as _CONFIG
 from sweeper.cli._options import SWEEP, locate
@@ -546,5 +547,5 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
     process.poll()
 
 
-for _command in (*_INSPECT_COMMANDS, _plan, _plot):
+for _command in (*_INSPECT_COMMANDS, _dashboard, _plan, _plot):
     main.add_command(_command)

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from sweeper._journal import Journal
     from sweeper.execution._plan import TrialPlan
     from sweeper.execution._stopping import SweepControl
+    from sweeper.search._optuna import StudyLog
     from sweeper.tracking import Tracker
 
 __all__ = ["MLFLOW_STATUS", "SweepRecorder"]
@@ -146,6 +147,7 @@ class SweepRecorder(Callback):
         self.on_event = on_event
         self.records: dict[str, TrialRecord] = dict(records or {})
         self.log_artifacts = True  # the trials' files go to their MLflow runs
+        self.study_log: StudyLog | None = None  # a grid or random sweep's study
         self.session: set[str] = set()  # trials this session ran or queued
         self._seen: set[str] = set()
         self._maximize = self.spec.search.mode == "max"
@@ -154,7 +156,7 @@ class SweepRecorder(Callback):
 
     def __getstate__(self) -> dict[str, Any]:
         # Tune pickles its callbacks into the experiment state; live handles stay behind.
-        live = ("tracker", "on_event", "journal", "board", "control")
+        live = ("tracker", "on_event", "journal", "board", "control", "study_log")
         return {**self.__dict__, **dict.fromkeys(live)}
 
     # -- what others read ----------------------------------------------------------------------
@@ -164,6 +166,11 @@ class SweepRecorder(Callback):
         now = time.time()
         failed = sum(1 for r in self.records.values() if r.state == "failed")
         return failed, sum(r.running_gpu_seconds(now) for r in self.records.values())
+
+    def gpu_seconds_of(self, name: str) -> float:
+        """A trial's GPU time so far (its attempt in progress included)."""
+        record = self.records.get(name)
+        return record.running_gpu_seconds() if record is not None else 0.0
 
     def queue(self, name: str, params: dict[str, Any]) -> None:
         """Note a trial this session will run: grid and random points wait from the start,
@@ -245,6 +252,8 @@ class SweepRecorder(Callback):
             record.best = value
         if self.tracker and metrics:
             self.tracker.log_metrics(record.name, metrics, step)
+        if self.study_log is not None and value is not None:
+            self.study_log.reported(record.name, step, value)
         now = time.time()
         if now - self._journaled.get(record.name, 0.0) >= _JOURNAL_RESULTS_EVERY:
             self._journaled[record.name] = now
@@ -401,6 +410,8 @@ class SweepRecorder(Callback):
                 metrics["gpu_seconds"] = record.gpu_seconds
             self.tracker.end_trial(record.name, MLFLOW_STATUS[state], tags, metrics=metrics)
         self._write(record, state)
+        if self.study_log is not None:
+            self.study_log.ended(record)
         self._emit("end", record)
 
     def _gatherer(self, record: TrialRecord) -> Callable[[Path], list[tuple[Path, str | None]]]:

@@ -277,9 +277,13 @@ class Session:
             space = tune_space(spec, self.remaining_indexes(), self._latest_points())
             searcher = searcher_for(spec, self.concurrency)
             samples = 1
+            from sweeper.search._optuna import StudyLog
+
+            # Every sweep has a study for optuna-dashboard; an Optuna search's is its own.
+            recorder.study_log = StudyLog(self.sweep_dir, self.sweep, spec)
         else:
             space, samples = {}, self.remaining_count()
-            searcher = self._optuna_searcher(control)
+            searcher = self._optuna_searcher(control, recorder)
         namer = TrialNamer()
         session = self.state.sessions
         return tune.Tuner(
@@ -322,8 +326,8 @@ class Session:
             latest.append({**point, **moved})
         return latest
 
-    def _optuna_searcher(self, control: SweepControl) -> Any:
-        from sweeper.search import open_study, study_name
+    def _optuna_searcher(self, control: SweepControl, recorder: SweepRecorder) -> Any:
+        from sweeper.search import open_study, seed_study, study_name
 
         spec = self.spec
         # Trials to run again under their names, with their values: those the space (an
@@ -337,6 +341,7 @@ class Session:
             else:
                 finished.add(name)
         study = study_name(self.sweep_dir, self.sweep, spec)
+        seed_study(self.sweep_dir, study, spec, [])  # made now, with its objectives' names
         storage, first, told = open_study(self.sweep_dir, study, restart, finished)
         return searcher_for(
             spec,
@@ -346,6 +351,7 @@ class Session:
             first_number=first,
             told=told,
             early_stopped=control.early_stopped,
+            gpu_seconds=recorder.gpu_seconds_of,
         )
 
 

@@ -11,6 +11,7 @@ and their names.
 from __future__ import annotations
 
 import contextlib
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -31,17 +32,21 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CONSTRAINED_SAMPLERS",
+    "GPU_ATTR",
     "INITIAL_ATTR",
     "ORPHAN_ATTR",
     "SEED_ATTR",
+    "STATE_ATTR",
     "TRIAL_ATTR",
     "DefineByRun",
+    "StudyLog",
     "adopt_finished",
     "open_study",
     "optuna_distribution",
     "optuna_sampler",
     "seed_study",
     "study_name",
+    "study_storage",
 ]
 
 # The user attribute that carries a trial's sweeper name in the study.
@@ -52,6 +57,9 @@ ORPHAN_ATTR = "sweeper_orphan"
 SEED_ATTR = "sweeper_seeded_from"
 # Marks a queued trial that is one of the spec's initial_points.
 INITIAL_ATTR = "sweeper_initial"
+# What optuna-dashboard shows of a trial besides Optuna's own: its sweeper state and GPU time.
+STATE_ATTR = "sweeper_state"
+GPU_ATTR = "sweeper_gpu_seconds"
 # Optuna's samplers that read a trial's constraints (Trial.set_constraint) and steer away
 # from infeasible regions; the others ignore them.
 CONSTRAINED_SAMPLERS = ("tpe", "gp", "nsgaii", "nsgaiii")
@@ -71,6 +79,11 @@ def _storage(sweep_dir: Path) -> optuna.storages.BaseStorage:
             f"the sweep's Optuna study must be readable, got {describe_error(exc)} ({path}); "
             "restore the file from a copy, or start the sweep anew"
         ) from None
+
+
+def study_storage(sweep_dir: Path) -> optuna.storages.BaseStorage:
+    """The sweep's study file as Optuna's storage (what optuna-dashboard reads)."""
+    return _storage(sweep_dir)
 
 
 def open_study(
@@ -201,6 +214,10 @@ def seed_study(
         study = optuna.create_study(
             storage=storage, study_name=name, directions=directions, load_if_exists=True
         )
+        # optuna-dashboard names the objectives from these ("Objective 0" otherwise).
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([o.name for o in objectives])
         space = spec.space
         constraints = spec.search.parsed_constraints
         trials = []
@@ -234,6 +251,69 @@ def seed_study(
     finally:
         optuna.logging.set_verbosity(verbosity)
     return len(trials)
+
+
+class StudyLog:
+    """The study of a grid or random sweep (on the driver): each trial told as it ends, so that
+    every sweep has a study for optuna-dashboard to show (an Optuna search has its own).
+
+    A completed trial is told with its objectives' values, a stopped one as pruned, a failed
+    one as failed; with its first objective's reported values as intermediate values (its
+    learning curve), its name, state and GPU time as user attributes.
+    """
+
+    def __init__(self, sweep_dir: Path, name: str, spec: Spec) -> None:
+        self.sweep_dir = sweep_dir
+        self.name = name
+        self.spec = spec
+        self.curves: dict[str, dict[int, float]] = {}
+        self._study: optuna.Study | None = None
+
+    def reported(self, trial: str, step: int, value: float) -> None:
+        """A value of the first objective the trial reported at ``step``."""
+        if value == value and abs(value) != float("inf"):  # Optuna refuses NaN and inf
+            self.curves.setdefault(trial, {})[step] = value
+
+    def ended(self, record: TrialRecord) -> None:
+        """Tell the study a trial that reached a final state (halted ones run again)."""
+        import optuna
+        from optuna.trial import TrialState
+
+        if record.state not in ("completed", "stopped", "failed"):
+            return
+        if self._study is None:
+            seed_study(self.sweep_dir, self.name, self.spec, [])
+            self._study = optuna.load_study(study_name=self.name, storage=_storage(self.sweep_dir))
+        space = self.spec.space
+        params = self.spec.conditional_space.fit(record.params, self.spec.defaults) or {}
+        distributions = {k: optuna_distribution(space[k]) for k in params}
+        names = [o.name for o in self.spec.search.objectives]
+        values = [
+            float(v)
+            for v in (record.metrics.get(n) for n in names)
+            if isinstance(v, (int, float)) and v == v and abs(v) != float("inf")
+        ]
+        state = {"completed": TrialState.COMPLETE, "stopped": TrialState.PRUNED}.get(
+            record.state, TrialState.FAIL
+        )
+        if state == TrialState.COMPLETE and len(values) < len(names):
+            state = TrialState.FAIL  # Optuna takes no completed trial without its values
+        curve = self.curves.pop(record.name, {})
+        several = len(names) > 1
+        frozen = optuna.trial.create_trial(
+            state=state,
+            params={k: _as_distribution(distributions[k], v) for k, v in params.items()},
+            distributions=distributions,
+            values=values if state == TrialState.COMPLETE else None,
+            intermediate_values=None if several else curve,
+            user_attrs={
+                TRIAL_ATTR: record.name,
+                STATE_ATTR: record.state,
+                GPU_ATTR: round(record.gpu_seconds, 3),
+            },
+        )
+        with contextlib.suppress(Exception):  # the study is for browsing: never the sweep's end
+            self._study.add_trial(frozen)
 
 
 def _as_distribution(distribution: Any, value: Any) -> Any:

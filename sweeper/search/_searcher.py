@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import logging
 import warnings
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ray.tune.search.optuna import OptunaSearch
 
 from sweeper import _compat
 from sweeper._layout import NAME_KEY, trial_name
-from sweeper.search._optuna import TRIAL_ATTR, DefineByRun, optuna_sampler
+from sweeper.search._optuna import GPU_ATTR, STATE_ATTR, TRIAL_ATTR, DefineByRun, optuna_sampler
 
 if TYPE_CHECKING:
     import optuna
@@ -52,12 +53,22 @@ class SweepOptunaSearch(OptunaSearch):
         first_number: int = 1,
         early_stopped: set[str] | None = None,
         constraints: list[Constraint] | None = None,
+        gpu_seconds: Callable[[str], float] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self._next_number = first_number
         self._early_stopped = early_stopped if early_stopped is not None else set()
         self._constraints = list(constraints or [])
+        self._gpu_seconds = gpu_seconds
+
+    def save(self, checkpoint_path: str) -> None:
+        # Tune pickles the searcher's __dict__; the GPU-time hook (the recorder's) stays here.
+        hook, self._gpu_seconds = self._gpu_seconds, None
+        try:
+            super().save(checkpoint_path)
+        finally:
+            self._gpu_seconds = hook
 
     def suggest(self, trial_id: str) -> dict[str, Any] | None:
         with warnings.catch_warnings():
@@ -105,6 +116,12 @@ class SweepOptunaSearch(OptunaSearch):
             state, value = TrialState.FAIL, None
         else:
             state = TrialState.COMPLETE
+        # What optuna-dashboard shows of the trial: set now, as a finished trial is read-only.
+        shown = {TrialState.COMPLETE: "completed", TrialState.PRUNED: "stopped"}
+        ot_trial.set_user_attr(STATE_ATTR, shown.get(state, "failed"))
+        name = ot_trial.user_attrs.get(TRIAL_ATTR)
+        if self._gpu_seconds is not None and name:
+            ot_trial.set_user_attr(GPU_ATTR, round(self._gpu_seconds(name), 3))
         if state != TrialState.FAIL:
             for constraint in self._constraints:
                 # Optuna 5's constraints: at most 0 is feasible; its samplers read them.
@@ -128,6 +145,7 @@ def searcher_for(
     first_number: int = 1,
     told: int = 0,
     early_stopped: set[str] | None = None,
+    gpu_seconds: Callable[[str], float] | None = None,
 ) -> Searcher | BasicVariantGenerator:
     """The Tune search algorithm for the spec: Optuna's, or Tune's own generator.
 
@@ -143,6 +161,7 @@ def searcher_for(
         told: Trials the study already holds; the sampler's seed moves on by as many, so a
             resumed sweep does not draw the first session's values again.
         early_stopped: Tune trial ids the scheduler stopped (told to Optuna as pruned).
+        gpu_seconds: A trial's GPU time by name, recorded with it in the study.
     """
     if spec.search.method != "optuna":
         from ray.tune.search import BasicVariantGenerator
@@ -162,4 +181,5 @@ def searcher_for(
         first_number=first_number,
         early_stopped=early_stopped,
         constraints=constraints,
+        gpu_seconds=gpu_seconds,
     )
