@@ -140,21 +140,25 @@ class SweepProgress:
             lines.append(Text(f"best {best.name}: {_params(best.params, self.spec)}"))
         running = sorted((r for r in records if r.state in _ACTIVE), key=lambda r: r.name)
         if running:
+            # On a small terminal (80x24) the block stays within the screen, a row per trial:
+            # cells are cut with an ellipsis, never wrapped (a number split over two lines).
+            height = self._display.console.size.height if self._display is not None else 24
+            shown = max(1, min(_SHOWN_RUNNING, height - 8))
             table = Table(box=None, pad_edge=False, header_style="bold")
             for column in ("trial", "state", "step", metric, "params"):
-                table.add_column(column)
-            for record in running[:_SHOWN_RUNNING]:
+                table.add_column(column, no_wrap=True, overflow="ellipsis")
+            for record in running[:shown]:
                 value = record.metrics.get(metric)
                 table.add_row(
                     record.name,
                     record.state,
-                    str(record.steps),
+                    str(record.steps) if record.steps else "-",  # nothing reported yet
                     "-" if value is None else format_value(value),
                     _params(record.params, self.spec),
                 )
             lines.append(table)
-            if len(running) > _SHOWN_RUNNING:
-                lines.append(Text(f"... and {len(running) - _SHOWN_RUNNING} more running"))
+            if len(running) > shown:
+                lines.append(Text(f"... and {len(running) - shown} more running"))
         return Group(*lines)
 
     # -- starting and stopping -----------------------------------------------------------------

@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from rich.console import Console
@@ -92,6 +93,19 @@ def test_the_live_display_lists_the_running_trials():
     (row,) = [line for line in text.splitlines() if line.startswith("trial-0003")]
     assert row.split() == ["trial-0003", "running", "2", "0.9", "x=3"]
     assert "trial-0004" not in text  # queued trials are counted, not listed
+
+
+def test_the_live_display_fits_an_80_by_24_terminal():
+    many = [record(f"trial-{i:04d}", "running", 0, x=123456.789012 + i) for i in range(1, 31)]
+    view = SweepProgress(make_spec(), "progress-1", print, lambda: many, lambda: 0.0, live=True)
+    console = Console(record=True, width=80, height=24)
+    view._display = SimpleNamespace(console=console)  # the live display's terminal
+    console.print(view._renderable())
+    lines = console.export_text().splitlines()
+    rows = [line for line in lines if line.startswith("trial-")]
+    assert len(rows) == 12 and lines[-1] == "... and 18 more running"
+    assert all(len(line) <= 80 for line in lines)
+    assert rows[0].split()[:3] == ["trial-0001", "running", "-"]  # no report yet: no step 0
 
 
 @pytest.mark.usefixtures("ray_session")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -134,8 +135,8 @@ def test_results_csv_and_mlflow_hold_every_trial_with_params_and_step_metrics(
     assert parent.data.metrics["sweep/trials_completed"] == 3
     # No GPU held: no GPU figures; the sweep's own figures apart from a trial's peak.
     assert not [k for k in parent.data.metrics if "gpu" in k]
-    run = client.get_run(run_id).data.metrics
-    assert run["peak_score"] == 15.0 and "gpu_seconds" not in run
+    trial_metrics = client.get_run(run_id).data.metrics
+    assert trial_metrics["peak_score"] == 15.0 and "gpu_seconds" not in trial_metrics
     assert parent.data.tags["sweeper.best_trial"] == csv.loc[csv["score"].idxmax(), "trial"]
     artifacts = {a.path for a in client.list_artifacts(result.parent_run_id)}
     assert {"results.csv", "spec.yml"} <= artifacts
@@ -196,3 +197,13 @@ def test_gpu_trials_queue_for_the_gpus_and_see_distinct_devices(settings, tmp_pa
         peak = max(peak, len(running))
     assert peak == 2
     assert all(n["met"] for n in notes)
+
+
+def test_trial_log_shows_progress_of_code_that_prints_nothing(settings):
+    spec = make_spec("quadratic", {"method": "grid"}, {"x": {"choice": [1.0, 2.0]}, "y": -1.0})
+    result = run(spec, settings, echo=None)
+    log = (result.sweep_dir / "trials" / "trial-0002" / "trial.log").read_text().splitlines()
+    assert log[0] == "sweeper: trial-0002 attempt 1 starts: x=2, y=-1"
+    assert log[1] == "sweeper: step 1 score=0"
+    assert re.fullmatch(r"sweeper: trial-0002 attempt 1 ended after \d+\.\ds", log[2])
+    assert len(log) == 3
