@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from sweeper._format import first_line
 from sweeper._layout import SPEC_FILE, is_sweep_dir
 from sweeper.errors import SpecError, SweepError
+from sweeper.results import best_trials
 from sweeper.spec import Choice, Parameter, Spec
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
     from sweeper._journal import SweepState
     from sweeper.settings import Settings
 
-__all__ = ["ARTIFACT_PATH", "PARETO_PLOT", "PLOTS", "plot_sweep"]
+__all__ = ["ARTIFACT_PATH", "PAGE_FILE", "PARETO_PLOT", "PLOTLY_FILE", "PLOTS", "plot_sweep"]
 
 # Where the plots go in the sweep's folder (by default) and in its parent run's artifacts.
 PLOTS_DIR = "plots"
@@ -45,6 +46,15 @@ ARTIFACT_PATH = "plots"
 PLOTS = ("optimization_history", "parallel_coordinate", "param_importances", "learning_curves")
 # Drawn besides PLOTS for a search with several objectives.
 PARETO_PLOT = "pareto_front"
+# Every plot in one self-contained page (what MLflow gets), and the plotly.js the per-plot
+# pages share (plotly's include_plotlyjs="directory" names it so).
+PAGE_FILE = "plots.html"
+PLOTLY_FILE = "plotly.min.js"
+# A colormap dark enough at both ends to show on white: parallel coordinates, many curves.
+_COLORMAP = "viridis"
+_COLORSCALE = "Viridis"
+# Past this many steps a learning curve is drawn without markers (they would blot it out).
+_MARKERS_UP_TO = 30
 # Line styles of the learning curves, by the trial's state (completed trials: solid).
 _DASH = {"stopped": ("dash", "--"), "failed": ("dot", ":"), "halted": ("dot", ":")}
 
@@ -117,6 +127,8 @@ def plot_sweep(
                 f"plots folder must be writable, got {str(out_dir)!r} ({exc.strerror or exc})"
             ) from None
         names = [*PLOTS, PARETO_PLOT] if data.spec.search.multi_objective else list(PLOTS)
+        figures = []
+        page: Path | None = None
         for name in names:
             try:
                 plotly_fig, mpl_fig = _DRAW[name](data)
@@ -124,8 +136,13 @@ def plot_sweep(
                 say(f"note: {name} skipped: {skip}")
                 continue
             written.extend(_save(name, plotly_fig, mpl_fig, out_dir, say))
+            figures.append(plotly_fig)
+        if figures:
+            page = _save_page(data.state.sweep, figures, out_dir, say)
+            written += [page, out_dir / PLOTLY_FILE]
     if log_to_mlflow and written:
-        _log_artifacts(data, written, say)
+        # The PNGs and the one page: the per-plot pages need plotly.min.js beside them.
+        _log_artifacts(data, [p for p in written if p.suffix == ".png" or p == page], say)
     return written
 
 
@@ -293,7 +310,7 @@ def _optuna_plot(function: str, data: _SweepData, **options: Any) -> tuple[Any, 
 
 def _history(data: _SweepData) -> tuple[Any, Any]:
     _need_completed(data, 1)
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
 
     figure, mpl_fig = _optuna_plot("plot_optimization_history", data)
     # Optuna numbers trials from 0: show sweeper's numbers (trial-0001 is 1), names on hover.
@@ -303,7 +320,11 @@ def _history(data: _SweepData) -> tuple[Any, Any]:
         numbers = [int(number) for number in trace.x or ()]
         text = [names[number] for number in numbers]
         trace.update(x=[n + 1 for n in numbers], text=text, hovertemplate=hover)
-    mpl_fig.axes[0].xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x + 1:g}"))
+    # Whole trials on the axis (Optuna's ticks fall between them on a short sweep).
+    figure.update_xaxes(tickformat="d", dtick=1 if len(names) <= 20 else None)
+    axis = mpl_fig.axes[0].xaxis
+    axis.set_major_locator(MaxNLocator(integer=True))
+    axis.set_major_formatter(FuncFormatter(lambda x, _: f"{x + 1:g}"))
     return figure, mpl_fig
 
 
@@ -311,7 +332,16 @@ def _parallel(data: _SweepData) -> tuple[Any, Any]:
     if not data.spec.dimensions:
         raise _Skip("the spec has no search dimension, only constants")
     _need_completed(data, 2)
-    return _optuna_plot("plot_parallel_coordinate", data, params=list(data.spec.dimensions))
+    figure, mpl_fig = _optuna_plot(
+        "plot_parallel_coordinate", data, params=list(data.spec.dimensions)
+    )
+    # Optuna colours by a light-to-dark blue: the worst trials all but vanish on white.
+    for trace in figure.data:
+        trace.line.colorscale = _COLORSCALE
+    for axes in mpl_fig.axes:
+        for collection in axes.collections:
+            collection.set_cmap(_COLORMAP)
+    return figure, mpl_fig
 
 
 def _importance(data: _SweepData) -> tuple[Any, Any]:
@@ -328,33 +358,77 @@ def _importance(data: _SweepData) -> tuple[Any, Any]:
 
 
 def _learning_curves(data: _SweepData) -> tuple[Any, Any]:
-    """The metric at every reported step, one line per trial, styled by the trial's state."""
+    """The metric at every reported step, one line per trial, styled by the trial's state:
+    a colour each (as distinct as their number allows), the best trial bold, markers only on
+    short curves, the legend beside the plot."""
     import matplotlib.pyplot as plt
     import plotly.graph_objects as go
+    from matplotlib.colors import to_hex
 
     if not data.curves:
         raise _Skip(f"no trial has a {data.metric} history in MLflow")
     states = dict(zip(data.frame["trial"], data.frame["state"], strict=True))
+    ranked = best_trials(data.spec, data.frame, 1)
+    best = None if ranked.empty else str(ranked.iloc[0]["trial"])
     title = f"Learning curves: {data.metric} per step ({data.state.sweep})"
     figure = go.Figure()
-    mpl_fig, ax = plt.subplots(figsize=(9, 5.5))
-    ax.set_prop_cycle(color=[plt.get_cmap("tab10")(i) for i in range(10)])
-    for trial, curve in data.curves.items():
+    mpl_fig, ax = plt.subplots(figsize=(10, 5.5))
+    colours = _colours(len(data.curves))
+    markers = max(len(curve) for curve in data.curves.values()) <= _MARKERS_UP_TO
+    for (trial, curve), colour in zip(data.curves.items(), colours, strict=True):
         steps = [step for step, _ in curve]
         values = [value for _, value in curve]
         state = states.get(trial, "running")
         dash, style = _DASH.get(state, ("solid", "-"))
-        label = f"{trial} ({state})"
+        bold = trial == best
+        label = f"{trial} ({state})" + (", best" if bold else "")
         hover = f"{trial}<br>step %{{x}}<br>{data.metric} %{{y}}<extra>{state}</extra>"
-        line = {"x": steps, "y": values, "name": label, "line": {"dash": dash}}
-        figure.add_trace(go.Scatter(**line, mode="lines+markers", hovertemplate=hover))
-        ax.plot(steps, values, linestyle=style, marker="o", markersize=3, label=label)
+        line = {"dash": dash, "color": to_hex(colour), "width": 4 if bold else 1.5}
+        figure.add_trace(
+            go.Scatter(
+                x=steps,
+                y=values,
+                name=label,
+                line=line,
+                mode="lines+markers" if markers else "lines",
+                hovertemplate=hover,
+            )
+        )
+        ax.plot(
+            steps,
+            values,
+            linestyle=style,
+            color=colour,
+            linewidth=3 if bold else 1.2,
+            zorder=3 if bold else 2,
+            marker="o" if markers else None,
+            markersize=3,
+            label=label,
+        )
     figure.update_layout(title=title, xaxis_title="step", yaxis_title=data.metric)
     ax.set(title=title, xlabel="step", ylabel=data.metric)
     ax.grid(alpha=0.3)
-    if len(data.curves) <= 20:  # beyond, the PNG has no legend (the HTML names on hover)
-        ax.legend(fontsize="small", loc="best")
+    if len(data.curves) <= 30:  # beyond, the PNG has no legend (the HTML names on hover)
+        ax.legend(
+            fontsize="small",
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            borderaxespad=0,
+            ncol=1 if len(data.curves) <= 15 else 2,
+        )
     return figure, mpl_fig
+
+
+def _colours(count: int) -> list[Any]:
+    """``count`` colours told apart: tab10's, tab20's, else evenly along a dark colormap."""
+    import matplotlib.pyplot as plt
+
+    if count <= 10:
+        return [plt.get_cmap("tab10")(i) for i in range(count)]
+    if count <= 20:
+        return [plt.get_cmap("tab20")(i) for i in range(count)]
+    cmap = plt.get_cmap(_COLORMAP)
+    return [cmap(i / max(1, count - 1) * 0.9) for i in range(count)]
 
 
 def _pareto_study(data: _SweepData) -> optuna.Study:
@@ -435,10 +509,27 @@ def _save(name: str, plotly_fig: Any, mpl_fig: Any, out_dir: Path, say: Callable
         mpl_fig.savefig(png, dpi=110, bbox_inches="tight")
     finally:
         plt.close(mpl_fig)
-    plotly_fig.write_html(html, include_plotlyjs=True, full_html=True)
+    # plotly.js (4.6 MB) once per folder, beside the pages, not inlined in each of them.
+    plotly_fig.write_html(html, include_plotlyjs="directory", full_html=True)
     for path in (png, html):
         say(f"wrote {path}")
     return [png, html]
+
+
+def _save_page(sweep: str, figures: list[Any], out_dir: Path, say: Callable) -> Path:
+    """Every plot in one self-contained page (plotly.js inlined once): what goes to MLflow,
+    whose UI shows an HTML artifact in a sandbox that loads no file beside it."""
+    parts = [
+        figure.to_html(full_html=False, include_plotlyjs=i == 0) for i, figure in enumerate(figures)
+    ]
+    page = out_dir / PAGE_FILE
+    page.write_text(
+        f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{sweep}</title></head>'
+        f"<body>\n<h1>{sweep}</h1>\n" + "\n".join(parts) + "\n</body></html>\n",
+        encoding="utf-8",
+    )
+    say(f"wrote {page}")
+    return page
 
 
 def _log_artifacts(data: _SweepData, paths: list[Path], say: Callable[[str], None]) -> None:

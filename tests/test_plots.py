@@ -101,8 +101,14 @@ def assert_png(path: Path) -> None:
 def assert_html(path: Path) -> None:
     text = path.read_text(encoding="utf-8")
     assert "<html" in text and "plotly" in text.lower(), path
-    # plotly.js is inlined: the file works offline and in the MLflow UI's sandbox.
-    assert len(text) > 1_000_000 and '<script src="https://cdn.plot.ly' not in text
+    assert '<script src="https://cdn.plot.ly' not in text  # works offline
+    if path.name == plots.PAGE_FILE:
+        # Every plot, plotly.js inlined once: it shows in the MLflow UI's sandbox too.
+        assert len(text) > 1_000_000 and text.count("Plotly.newPlot") == len(plots.PLOTS)
+    else:
+        # plotly.js once per folder, beside the pages, not a 4.6 MB copy in each of them.
+        assert len(text) < 200_000 and '<script src="plotly.min.js">' in text
+        assert (path.parent / plots.PLOTLY_FILE).stat().st_size > 1_000_000
 
 
 def plot_artifacts(result: SweepResult) -> set[str]:
@@ -114,12 +120,14 @@ def test_plot_sweep_writes_every_plot_as_png_and_html_and_logs_them(sweep):
     lines: list[str] = []
     written = plots.plot_sweep(sweep.sweep_dir, echo=lines.append)
     out = sweep.sweep_dir / "plots"
-    assert written == [out / f"{name}.{ext}" for name in plots.PLOTS for ext in ("png", "html")]
-    for path in written:
+    each = [out / f"{name}.{ext}" for name in plots.PLOTS for ext in ("png", "html")]
+    assert written == [*each, out / "plots.html", out / "plotly.min.js"]
+    for path in written[:-1]:
         assert_png(path) if path.suffix == ".png" else assert_html(path)
         assert f"wrote {path}" in lines
     assert not [line for line in lines if line.startswith("note:")]
-    assert plot_artifacts(sweep) == {f"plots/{path.name}" for path in written}
+    logged = {f"plots/{path.name}" for path in written if path.suffix == ".png"}
+    assert plot_artifacts(sweep) == {*logged, "plots/plots.html"}
     assert f"MLflow run {sweep.parent_run_id}" in lines[-1] and "plots" in lines[-1]
     # Hovering a point of the history shows sweeper's name of the trial.
     best = sweep.best["trial"]
@@ -135,13 +143,20 @@ def test_learning_curves_have_one_line_per_trial_over_its_steps(sweep):
     frame = sweep.results.set_index("trial")
     steps = {trial: list(range(1, n + 1)) for trial, n in frame["steps"].items()}
     assert len(figure.data) == len(frame) == 8
+    best = sweep.best["trial"]
     for trace, (trial, row) in zip(figure.data, frame.iterrows(), strict=True):
-        assert trace.name == f"{trial} ({row['state']})"
+        assert trace.name == f"{trial} ({row['state']})" + (", best" if trial == best else "")
+        assert trace.line.width == (4 if trial == best else 1.5)  # the best drawn bold
         assert list(trace.x) == steps[trial]
         assert trace.y[-1] == pytest.approx(row["score"])  # the trial's final score
         assert trace.line.dash == ("dash" if row["state"] == "stopped" else "solid")
     lines = mpl_figure.axes[0].get_lines()
     assert [list(line.get_xdata()) for line in lines] == list(steps.values())
+    assert len({line.get_color() for line in lines}) == len(lines)  # a colour each
+    mpl_figure.canvas.draw()
+    axes = mpl_figure.axes[0]
+    legend = axes.get_legend().get_window_extent()
+    assert legend.x0 >= axes.get_window_extent().x1  # beside the plot, not over the curves
     plt.close(mpl_figure)
     # Stopped trials are pruned in the study, with the steps they ran as intermediate values.
     trials = {t.user_attrs["trial"]: t for t in data.study.trials}
@@ -164,12 +179,15 @@ def test_history_numbers_and_names_trials_as_sweeper_does(sweep):
     assert list(points.x) == [int(name.split("-")[1]) for name in completed["trial"]]
     assert list(points.text) == list(completed["trial"])
     assert list(points.y) == pytest.approx(list(completed["score"]))
+    assert figure.layout.xaxis.tickformat == "d"  # whole trials on the axis
+    ticks = mpl_figure.axes[0].xaxis.get_major_locator()()
+    assert all(float(t).is_integer() for t in ticks)
 
 
 def test_plots_go_to_another_folder(sweep, tmp_path):
     out = tmp_path / "elsewhere"
     written = plots.plot_sweep(sweep.sweep_dir, out, log_to_mlflow=False, echo=None)
-    assert sorted(written) == sorted(out.iterdir()) and len(written) == 2 * len(plots.PLOTS)
+    assert sorted(written) == sorted(out.iterdir()) and len(written) == 2 * len(plots.PLOTS) + 2
 
 
 def test_one_completed_trial_writes_what_it_can_and_notes_the_rest(single_sweep):
@@ -180,6 +198,8 @@ def test_one_completed_trial_writes_what_it_can_and_notes_the_rest(single_sweep)
         "optimization_history.html",
         "learning_curves.png",
         "learning_curves.html",
+        "plots.html",
+        "plotly.min.js",
     ]
     notes = [line for line in lines if line.startswith("note:")]
     assert notes == [
@@ -194,7 +214,7 @@ def test_cli_plots_a_sweep_by_id(sweep, env, tmp_path):
     result = CliRunner().invoke(plot, [sweep.sweep, "-o", str(out)], env=env)
     assert result.exit_code == 0, result.output
     files = sorted(out.iterdir())
-    assert len(files) == 2 * len(plots.PLOTS)
+    assert len(files) == 2 * len(plots.PLOTS) + 2
     for path in files:
         assert f"wrote {path}" in result.output
     assert f"MLflow run {sweep.parent_run_id}" in result.output
@@ -263,3 +283,24 @@ def test_plots_to_a_folder_that_cannot_be_made_is_one_error(single_sweep):
     assert str(caught.value) == (
         "plots folder must be writable, got '/proc/plots' (No such file or directory)"
     )
+
+
+def test_many_curves_keep_distinct_colours_and_lose_their_markers_past_30_steps():
+    from matplotlib.colors import to_hex
+
+    for count in (3, 14, 45):
+        colours = [to_hex(c) for c in plots._colours(count)]
+        assert len(set(colours)) == count
+    assert plots._MARKERS_UP_TO == 30
+
+
+def test_parallel_coordinates_use_a_colormap_dark_at_both_ends(sweep):
+    import matplotlib.pyplot as plt
+
+    data = plots._load(sweep.sweep_dir, None)
+    with plots._quiet():
+        figure, mpl_figure = plots._parallel(data)
+    assert figure.data[0].line.colorscale[0][1] == "#440154"  # viridis' darkest, not white
+    cmaps = {c.get_cmap().name for a in mpl_figure.axes for c in a.collections}
+    plt.close(mpl_figure)
+    assert cmaps == {"viridis"}

@@ -309,8 +309,9 @@ def test_early_stopping_acts_on_event_files_during_the_trial(settings, tmp_path)
     code.mkdir()
     spec = tensorboard_spec(
         code,
-        # Epochs long enough that a stop lands mid-trial on a loaded machine too.
-        {"x": {"choice": [6, 5, 4, 3, 2, 1]}, "epochs": 9, "sleep": 0.5},
+        # Epochs long enough that a stop lands mid-trial on a loaded machine too: a trial
+        # stopped at step 3 has 6 s to go (at 0.5 s, two loaded CI runs stopped it too late).
+        {"x": {"choice": [6, 5, 4, 3, 2, 1]}, "epochs": 9, "sleep": 1.0},
         early_stopping={"method": "asha", "max_steps": 9, "reduction_factor": 3},
     )
     result = run(spec, settings, echo=None)
