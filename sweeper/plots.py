@@ -129,6 +129,7 @@ def plot_sweep(
         names = [*PLOTS, PARETO_PLOT] if data.spec.search.multi_objective else list(PLOTS)
         figures = []
         page: Path | None = None
+        bundled = (out_dir / PLOTLY_FILE).exists()
         for name in names:
             try:
                 plotly_fig, mpl_fig = _DRAW[name](data)
@@ -140,6 +141,8 @@ def plot_sweep(
         if figures:
             page = _save_page(data.state.sweep, figures, out_dir, say)
             written += [page, out_dir / PLOTLY_FILE]
+            if not bundled:
+                say(f"wrote {out_dir / PLOTLY_FILE}")
     if log_to_mlflow and written:
         # The PNGs and the one page: the per-plot pages need plotly.min.js beside them.
         _log_artifacts(data, [p for p in written if p.suffix == ".png" or p == page], say)
@@ -336,12 +339,33 @@ def _parallel(data: _SweepData) -> tuple[Any, Any]:
         "plot_parallel_coordinate", data, params=list(data.spec.dimensions)
     )
     # Optuna colours by a light-to-dark blue: the worst trials all but vanish on white.
-    for trace in figure.data:
-        trace.line.colorscale = _COLORSCALE
+    _recolour_parallel(figure)
     for axes in mpl_fig.axes:
         for collection in axes.collections:
             collection.set_cmap(_COLORMAP)
     return figure, mpl_fig
+
+
+def _recolour_parallel(figure: Any) -> None:
+    """Optuna's parallel coordinates in :data:`_COLORSCALE`: its plotly figure is a line per
+    trial, coloured from the value in its ``customdata``, and a marker trace for the bar."""
+    from plotly.colors import sample_colorscale
+
+    bars = [t for t in figure.data if t.mode == "markers" and t.marker.colorscale is not None]
+    if not bars:
+        return
+    bar = bars[0]
+    low, high, flip = bar.marker.cmin, bar.marker.cmax, bool(bar.marker.reversescale)
+    bar.marker.colorscale = _COLORSCALE
+    for trace in figure.data:
+        if trace.mode != "lines" or not trace.customdata:
+            continue
+        try:
+            value = float(trace.customdata[0][1])
+        except (TypeError, ValueError, IndexError):
+            continue
+        at = 0.5 if high == low else min(1.0, max(0.0, (value - low) / (high - low)))
+        trace.line.color = sample_colorscale(_COLORSCALE, [1 - at if flip else at])[0]
 
 
 def _importance(data: _SweepData) -> tuple[Any, Any]:

@@ -137,7 +137,7 @@ def test_show_names_the_object_store_of_a_synced_sweep(finished, tmp_path):
     assert done.exit_code == 0, done.output
     lines = done.output.splitlines()
     assert lines[2] == f"store:   s3://bucket/team/{sweep_dir.name}"
-    assert lines[7:9] == [
+    assert lines[8:10] == [
         f"   folder: {sweep_dir / 'trials' / 'trial-0003'}",
         f"   store:  s3://bucket/team/{sweep_dir.name}/trial-0003",
     ]
@@ -186,17 +186,32 @@ def test_an_unknown_sweep_is_a_one_line_error(finished):
 def test_logs_prints_a_trials_log(finished):
     sweep = finished.result.sweep
     done = finished.sweeper("logs", sweep, "trial-0003")
-    assert (done.exit_code, done.output) == (
-        0,
-        "trial-0003 step 1\ntrial-0003 step 2\ntrial-0003 step 3\n",
-    )
+    assert done.exit_code == 0
+    lines = done.output.splitlines()
+    # What the program printed, with sweeper's lines: the start, each report, the end.
+    assert lines[0] == "sweeper: trial-0003 attempt 1 starts: x=3, epochs=3, sleep=0.05"
+    assert lines[1:7] == [
+        "trial-0003 step 1",
+        "sweeper: step 1 score=1.5",
+        "trial-0003 step 2",
+        "sweeper: step 2 score=2",
+        "trial-0003 step 3",
+        "sweeper: step 3 score=2.25",
+    ]
+    assert re.fullmatch(ENDED.format(trial="trial-0003"), lines[7])
+    assert len(lines) == 8
     done = finished.sweeper("logs", sweep, "3", "--lines", "2")
-    assert (done.exit_code, done.output) == (0, "trial-0003 step 2\ntrial-0003 step 3\n")
+    assert (done.exit_code, done.output.splitlines()) == (0, lines[-2:])
     done = finished.sweeper("logs", sweep, "trial-0002", "-n", "0")
     assert (done.exit_code, done.output) == (0, "")
     # The trial ended: --follow prints the log and returns.
     done = finished.sweeper("logs", sweep, "trial-0001", "--follow", "-n", "1")
-    assert (done.exit_code, done.output) == (0, "trial-0001 step 3\n")
+    assert done.exit_code == 0
+    assert re.fullmatch(ENDED.format(trial="trial-0001"), done.output.strip())
+
+
+# sweeper's last line of a trial's log.
+ENDED = r"sweeper: {trial} attempt 1 ended after \d+\.\ds"
 
 
 def test_logs_of_an_unknown_trial_names_the_sweeps_trials(finished):
@@ -227,7 +242,8 @@ def test_logs_follow_returns_when_the_driver_is_gone(finished, tmp_path):
     assert re.search(r"^trial-0003  running ", done.output, re.MULTILINE)
     started = time.time()
     done = CliRunner().invoke(GROUP, ["logs", str(sweep_dir), "3", "-f", "-n", "1"])
-    assert (done.exit_code, done.output) == (0, "trial-0003 step 3\n")
+    assert done.exit_code == 0
+    assert re.fullmatch(ENDED.format(trial="trial-0003"), done.output.strip())
     assert time.time() - started < 5
 
 
@@ -287,7 +303,9 @@ def test_status_and_logs_follow_a_running_sweep(tmp_path, cli):
     assert rows["trial-0002"][1] == "queued"
     # --follow printed the whole log, then what the trial wrote until it ended, and returned.
     assert follow.exit_code == 0, follow.output
-    assert follow.output == "".join(f"trial-0001 step {i}\n" for i in range(1, 9))
+    printed = [line for line in follow.output.splitlines() if not line.startswith("sweeper: ")]
+    assert printed == [f"trial-0001 step {i}" for i in range(1, 9)]
+    assert sum(1 for line in follow.output.splitlines() if "sweeper: step " in line) == 8
     assert "trial-0001 step 8" not in before
     assert ended in FINAL_STATES
     assert driver.returncode == 0, out + err

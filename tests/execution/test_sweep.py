@@ -200,10 +200,10 @@ def test_gpu_trials_queue_for_the_gpus_and_see_distinct_devices(settings, tmp_pa
 
 
 def test_trial_log_shows_progress_of_code_that_prints_nothing(settings):
-    spec = make_spec("quadratic", {"method": "grid"}, {"x": {"choice": [1.0, 2.0]}, "y": -1.0})
+    spec = make_spec("quadratic", {"method": "grid"}, {"x": {"choice": [1.0, 3.0]}, "y": -1.0})
     result = run(spec, settings, echo=None)
     log = (result.sweep_dir / "trials" / "trial-0002" / "trial.log").read_text().splitlines()
-    assert log[0] == "sweeper: trial-0002 attempt 1 starts: x=2, y=-1"
-    assert log[1] == "sweeper: step 1 score=0"
+    assert log[0] == "sweeper: trial-0002 attempt 1 starts: x=3, y=-1"
+    assert log[1] == "sweeper: step 1 score=-1"
     assert re.fullmatch(r"sweeper: trial-0002 attempt 1 ended after \d+\.\ds", log[2])
     assert len(log) == 3
