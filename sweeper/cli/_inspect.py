@@ -125,7 +125,9 @@ def status(sweep: str | None, config: Path | None) -> None:
     others = [o.name for o in found.objectives[1:]]
     marks = (["pareto"] if others else []) + (["feasible"] if found.constraints else [])
     head = ["trial", "state", "step", metric, "peak", *others, *marks]
-    rows = [[*head, "attempts", "duration", "gpu_s", "params"]]
+    # The Ray actor that runs (or last ran) each trial, as Ray's dashboard lists actors: a
+    # reused actor runs one trial after another, and its repr there is fixed when it starts.
+    rows = [[*head, "attempts", "duration", "gpu_s", "actor", "pid", "params"]]
     for row in found.rows:
         rows.append(
             [
@@ -139,12 +141,23 @@ def status(sweep: str | None, config: Path | None) -> None:
                 str(row["attempts"]),
                 duration(float(row["duration_s"])),
                 f"{float(row['gpu_seconds']):.1f}",
+                _cell(row.get("actor_id"), 12),
+                _cell(row.get("pid")),
                 _params(row, names),
             ]
         )
     click.echo("")
     for line in _table(rows):
         click.echo(line)
+
+
+def _cell(value: Any, width: int | None = None) -> str:
+    """A plain cell: ``-`` when missing, cut to ``width`` characters (an actor id's start,
+    which Ray's dashboard finds it by)."""
+    if value is None or is_missing(value):
+        return "-"
+    text = str(int(value)) if isinstance(value, float) else str(value)
+    return text[:width] if width else text
 
 
 def _mark(value: Any) -> str:

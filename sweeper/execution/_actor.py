@@ -74,6 +74,12 @@ def trainable_class(plan: TrialPlan, board: Any) -> type:
     class SweeperTrainable(base):
         _name = "sweeper"
 
+        def __repr__(self) -> str:
+            # Ray's dashboard shows an actor's repr as it is once the actor started (Ray 2.60
+            # does not read it again): the sweep, and the first trial of the actor, which Tune
+            # reuses for later ones (`sweeper status` names the actor of each trial).
+            return f"sweeper {plan.sweep}, from {self.trial_name}"
+
         def reset_config(self, new_config: dict[str, Any]) -> bool:
             # Tune's own reset calls the same with TUNE_FUNCTION_THREAD_TIMEOUT_S (2 s).
             _compat.wait_for_training(STOP_GRACE_S)

@@ -82,15 +82,21 @@ def test_status_prints_the_sweep_then_each_trial(finished):
     assert re.fullmatch(r"elapsed:  \d+(\.\d)?s|elapsed:  \d+m\d\ds", lines[5])
     assert lines[6] == ""
     assert lines[7].split() == [
-        "trial", "state", "step", "score", "peak", "attempts", "duration", "gpu_s", "params",
+        "trial", "state", "step", "score", "peak", "attempts", "duration", "gpu_s", "actor", "pid",
+        "params",
     ]  # fmt: skip
     rows = [line.split() for line in lines[8:]]
-    assert [row[:6] + row[7:] for row in rows] == [
+    assert [row[:6] + row[7:8] + row[10:] for row in rows] == [
         ["trial-0001", "completed", "3", "0.75", "0.75", "1", "0.0", "x=1"],
         ["trial-0002", "failed", "1", "1", "1", "1", "0.0", "x=2"],
         ["trial-0003", "completed", "3", "2.25", "2.25", "1", "0.0", "x=3"],
     ]
     assert all(re.fullmatch(r"\d+\.\ds", row[6]) for row in rows)  # durations
+    # The Ray actor of each trial, as Ray's dashboard lists it: the start of its id, its pid.
+    frame = finished.result.results.set_index("trial")
+    for row in rows:
+        assert row[8] == frame.loc[row[0], "actor_id"][:12]
+        assert row[9] == str(int(frame.loc[row[0], "pid"]))
 
 
 def test_status_says_why_a_sweep_ended(finished, tmp_path):

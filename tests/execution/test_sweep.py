@@ -207,3 +207,18 @@ def test_trial_log_shows_progress_of_code_that_prints_nothing(settings):
     assert log[1] == "sweeper: step 1 score=-1"
     assert re.fullmatch(r"sweeper: trial-0002 attempt 1 ended after \d+\.\ds", log[2])
     assert len(log) == 3
+
+
+def test_rays_dashboard_names_the_sweep_and_first_trial_of_each_actor(tmp_path):
+    # Ray reads an actor's repr once it started, for its dashboard's Actors page (its state
+    # API, which needs the dashboard this session's Ray runs without): the repr of a trainable.
+    from types import SimpleNamespace
+
+    from sweeper.execution._actor import trainable_class
+    from sweeper.execution._plan import TrialPlan
+
+    spec = make_spec("quadratic", {"method": "grid"}, {"x": {"choice": [1.0]}})
+    cls = trainable_class(TrialPlan(spec, "grow-20261206-101500", tmp_path, None, None), None)
+    actor = cls.__new__(cls)
+    actor._trial_info = SimpleNamespace(trial_name="trial-0007")
+    assert repr(actor) == "sweeper grow-20261206-101500, from trial-0007"
