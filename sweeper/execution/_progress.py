@@ -86,6 +86,9 @@ class SweepProgress:
         display = self._display
         if display is not None:  # above the live display, which redraws below it
             display.console.print(text, markup=False, highlight=False, soft_wrap=True)
+            # At once, not at its next tick: the block must agree with the line just printed
+            # (a trial said finished must not still be listed as running).
+            display.refresh()
         else:
             self.echo(text)
 
