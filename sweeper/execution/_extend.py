@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
-from sweeper._journal import SweepState, read_journal
-from sweeper._layout import SPEC_FILE, earlier_spec, find_sweep
-from sweeper.errors import SpecError, SweepError, UsageError
+from sweeper._journal import read_journal
+from sweeper._layout import SPEC_FILE, earlier_spec
+from sweeper.errors import SpecError, UsageError
 from sweeper.settings import Settings, load_settings
 from sweeper.spec import Spec, load_spec, parse_spec
 from sweeper.spec._search import MAX_TRIALS
@@ -179,6 +179,7 @@ def extend(
         reopen_tracker,
         settle,
         spec_hash,
+        stopped_sweep,
     )
     from sweeper.search import carry, grown_points, seed_study, study_name
     from sweeper.search._optuna import space_key
@@ -186,15 +187,7 @@ def extend(
     from sweeper.storage._sweep import SweepStore
 
     settings = settings or load_settings()
-    sweep_dir = find_sweep(sweep, settings)
-    state = SweepState.load(sweep_dir)
-    assert state is not None
-    if state.driver_alive:
-        raise SweepError(
-            f"sweep {state.sweep} must not be running to extend it, got a driver alive "
-            f"(pid {state.pid} on {state.host})",
-            hint=f"stop it first: sweeper stop {state.sweep}",
-        )
+    sweep_dir, state = stopped_sweep(sweep, settings, "extend")
     old = load_spec(sweep_dir / SPEC_FILE, base_dir=Path(state.base_dir or "."))
     given = load_spec(spec) if isinstance(spec, (str, Path)) else spec
     new, text, changes = extended_spec(

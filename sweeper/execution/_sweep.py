@@ -42,6 +42,7 @@ __all__ = [
     "settle",
     "spec_hash",
     "spec_text",
+    "stopped_sweep",
     "unfinished_sweep",
 ]
 
@@ -391,15 +392,7 @@ def resume(
         SweepError: If the sweep is running, or Ray or MLflow cannot be used.
     """
     settings = settings or load_settings()
-    sweep_dir = find_sweep(sweep, settings)
-    state = SweepState.load(sweep_dir)
-    assert state is not None
-    if state.driver_alive:
-        raise SweepError(
-            f"sweep {state.sweep} must not be running to resume it, got a driver alive "
-            f"(pid {state.pid} on {state.host})",
-            hint=f"stop it first: sweeper stop {state.sweep}",
-        )
+    sweep_dir, state = stopped_sweep(sweep, settings, "resume")
     if spec is None:
         spec = load_spec(sweep_dir / SPEC_FILE, base_dir=Path(state.base_dir or "."))
     elif spec_hash(spec) != state.spec_hash:
@@ -458,6 +451,25 @@ def _points(sweep_dir: Path, spec: Spec) -> list[dict[str, Any]] | None:
     interrupted before its spec was written leaves more)."""
     points = read_points(sweep_dir)
     return None if points is None else points[: spec.trial_count()]
+
+
+def stopped_sweep(sweep: str | Path, settings: Settings, doing: str) -> tuple[Path, SweepState]:
+    """The folder and state of a sweep no driver runs, for ``doing`` (resume, extend) to it.
+
+    Raises:
+        NotFoundError: If ``sweep`` names no sweep.
+        SweepError: If a driver runs it.
+    """
+    sweep_dir = find_sweep(sweep, settings)
+    state = SweepState.load(sweep_dir)
+    assert state is not None
+    if state.driver_alive:
+        raise SweepError(
+            f"sweep {state.sweep} must not be running to {doing} it, got a driver alive "
+            f"(pid {state.pid} on {state.host})",
+            hint=f"stop it first: sweeper stop {state.sweep}",
+        )
+    return sweep_dir, state
 
 
 def reopen_tracker(

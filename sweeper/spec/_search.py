@@ -56,22 +56,13 @@ class Search(Block):
                 )
         return {**data, "metric": first.get("name"), "mode": first.get("mode")}
 
-    @field_validator("constraints", mode="before")
+    @field_validator("constraints", "warm_start", mode="before")
     @classmethod
-    def _constraint_list(cls, value: Any) -> Any:
+    def _text_list(cls, value: Any) -> Any:
         if value is None:
             return []
         if isinstance(value, str):
-            return [value]  # one constraint written without a list
-        return value
-
-    @field_validator("warm_start", mode="before")
-    @classmethod
-    def _sweep_list(cls, value: Any) -> Any:
-        if value is None:
-            return []
-        if isinstance(value, str):
-            return [value]  # one sweep written without a list
+            return [value]  # one constraint, or one sweep, written without a list
         return value
 
     @field_validator("warm_start")
