@@ -63,6 +63,22 @@ def project(tmp_path: Path, settings, monkeypatch: pytest.MonkeyPatch) -> Projec
     return Project(tmp_path, settings)
 
 
+@pytest.fixture(scope="module")
+def two_trials(tmp_path_factory: pytest.TempPathFactory) -> tuple[Project, SweepResult]:
+    """A finished 2-trial sweep the refused extensions below leave as it was."""
+    from sweeper.settings import load_settings
+
+    folder = tmp_path_factory.mktemp("two-trials")
+    settings = load_settings(
+        environ={
+            "SWEEPER_MLFLOW_TRACKING_URI": f"sqlite:///{folder / 'mlflow.db'}",
+            "SWEEPER_RESULTS_DIR": str(folder / "results"),
+        }
+    )
+    project = Project(folder, settings)
+    return project, project.sweep(data(trials=2, seed=0))
+
+
 def test_extend_by_spec_name_says_which_sweep_and_runs_the_new_trials(project):
     first = project.sweep(data(trials=2, seed=0))
     done = project.sweeper("extend", "grow", "--trials", "+2")
@@ -113,8 +129,8 @@ def test_extend_by_spec_name_says_which_sweep_and_runs_the_new_trials(project):
         ),
     ],
 )
-def test_extend_refuses_bad_arguments_in_one_line(project, args, message):
-    first = project.sweep(data(trials=2, seed=0))
+def test_extend_refuses_bad_arguments_in_one_line(two_trials, args, message):
+    project, first = two_trials
     done = project.sweeper("extend", first.sweep, *args)
     assert done.exit_code == 2, done.output
     assert done.output.strip() == message.format(sweep=first.sweep)
