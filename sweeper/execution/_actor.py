@@ -193,6 +193,11 @@ def run_trial(config: dict[str, Any], plan: TrialPlan, board: Any = None) -> Non
     outcome = "failed"
     stored_elsewhere: list[str] | None = None  # learner 1 stored the folder on its node
     seen = _Seen(tune.report)
+    # Into the actor's own log, which Ray's dashboard shows beside the actor (its repr names
+    # only its first trial, as Tune reuses actors): the trial it runs now.
+    print(
+        f"sweeper: {name} of sweep {plan.sweep} starts (attempt {attempt}): {log_path}", flush=True
+    )
     try:
         with log_to(log_path):
             started = time.time()

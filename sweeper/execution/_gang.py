@@ -251,17 +251,47 @@ def _learners(gang: Any) -> dict[int, tuple[str, int, Any]]:
 
 
 def _stop(gang: Any, thread: threading.Thread) -> None:
-    """Stop every learner: at its next report, or killed after the grace."""
+    """Stop every learner: at its next report, or killed after the grace. The trial ends once
+    the learners on this node have exited (Ray ends a worker's process a moment after its
+    actor), so a halted sweep leaves no learner behind."""
+    learners = _learners(gang)
     with contextlib.suppress(Exception):
         ray.get(gang.stop.remote(), timeout=5)
     thread.join(_STOP_WAIT_S)
     if thread.is_alive():
-        for _node, _pid, actor in _learners(gang).values():
+        for _node, _pid, actor in learners.values():
             with contextlib.suppress(Exception):
                 ray.kill(actor)
         thread.join(_KILL_WAIT_S)
     with contextlib.suppress(Exception):
         ray.kill(gang)
+    here = ray.get_runtime_context().get_node_id()
+    _wait_gone([pid for node, pid, _ in learners.values() if node == here], _KILL_WAIT_S)
+
+
+def _wait_gone(pids: list[int], timeout: float) -> None:
+    """Wait up to ``timeout`` seconds for the processes ``pids`` to exit."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while pids and time.monotonic() < deadline:
+        pids = [pid for pid in pids if _running(pid)]
+        if pids:
+            time.sleep(0.1)
+
+
+def _running(pid: int) -> bool:
+    """Whether process ``pid`` runs (a zombie, exited but not yet reaped, does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _failure_text(exc: BaseException) -> str:

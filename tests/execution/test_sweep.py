@@ -222,3 +222,17 @@ def test_rays_dashboard_names_the_sweep_and_first_trial_of_each_actor(tmp_path):
     actor = cls.__new__(cls)
     actor._trial_info = SimpleNamespace(trial_name="trial-0007")
     assert repr(actor) == "sweeper grow-20261206-101500, from trial-0007"
+
+
+def test_an_actors_own_log_names_each_trial_it_runs(settings):
+    # What Ray's dashboard shows as the actor's log: a line per trial, actors reused or not.
+    import ray
+
+    spec = make_spec(
+        "quadratic", {"method": "grid", "concurrency": 1}, {"x": {"choice": [1.0, 2.0, 3.0]}}
+    )
+    result = run(spec, settings, echo=None)
+    session = Path(ray._private.worker._global_node.get_session_dir_path())
+    text = "".join(p.read_text(errors="replace") for p in (session / "logs").glob("worker-*.out"))
+    for trial in result.results["trial"]:
+        assert f"sweeper: {trial} of sweep {result.sweep} starts (attempt 1): " in text
