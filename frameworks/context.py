@@ -21,22 +21,13 @@ CHECKPOINT_KEY = "_sweeper_checkpoint"
 def _without_float32_noise(value: float) -> float:
     """A value computed in float32 (a torch or TensorFlow metric) as float32 prints it:
     0.98 rather than 0.9800000190734863, the same float32. A float64 value is kept."""
-    import struct
+    import numpy as np
 
-    if not math.isfinite(value) or value == 0.0:
+    if not math.isfinite(value) or abs(value) > float(np.finfo(np.float32).max):
         return value
-    try:
-        single = struct.unpack("f", struct.pack("f", value))[0]
-    except OverflowError:
-        return value  # beyond float32's range: not a float32
-    if single != value:
-        return value
-    # The shortest decimal that reads back as the same float32 (what numpy prints).
-    for digits in range(1, 10):
-        text = f"{value:.{digits}g}"
-        if struct.unpack("f", struct.pack("f", float(text)))[0] == single:
-            return float(text)
-    return value
+    single = np.float32(value)
+    # numpy prints a float32 as the shortest decimal that reads back as the same float32.
+    return float(str(single)) if float(single) == value else value
 
 
 class TrialContext:
